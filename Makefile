@@ -1,0 +1,85 @@
+# The pipeline's stages as real file targets: each reruns only when its inputs changed.
+#   make run-all            data -> train (with gradient probes) -> report, for EXP (default)
+#   make run-all EXP=quick  the same for experiments/quick.yaml
+# Run `make help` for every target.
+
+EXP      ?= default
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+EXECUTOR ?= local
+HOST     ?= 127.0.0.1
+PORT     ?= 5000
+PYTHON   ?= python3
+
+EXP_FILE := experiments/$(EXP).yaml
+VENV     := .venv
+PY       := $(VENV)/bin/python
+STAMP    := $(VENV)/.installed
+EXTRAS   ?= dev
+
+DATA     := data/$(EXP)/.done
+RESULTS  := results/$(EXP)/sweep.json
+REPORT   := reports/$(EXP)/report.html
+
+# what each stage's output depends on (besides the experiment file and the stage before)
+DATA_CODE   := pipeline/config.py pipeline/tasks.py pipeline/data.py
+TRAIN_CODE  := $(DATA_CODE) pipeline/models.py pipeline/probe.py pipeline/train.py \
+               pipeline/sweep.py pipeline/tracking.py
+REPORT_CODE := pipeline/report.py pipeline/tracking.py
+
+.DEFAULT_GOAL := help
+.PHONY: help install data train probe report run-all test lint bench mlflow-ui clean
+
+help: ## list the targets
+	@echo "usage: make <target> [EXP=name] [JOBS=n]   (EXP picks experiments/<name>.yaml)"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | \
+		awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install the pinned dependencies (only when they changed)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
+	touch $@
+
+$(EXP_FILE):
+	@echo "error: no experiment file $(EXP_FILE) (EXP=$(EXP)); see experiments/" >&2; exit 2
+
+data: $(DATA) ## write the task data for EXP under data/EXP/
+
+$(DATA): $(EXP_FILE) $(DATA_CODE) | $(STAMP)
+	$(PY) -m pipeline data --experiment $(EXP_FILE)
+	touch $@
+
+train: $(RESULTS) ## train every run of EXP (skips finished runs; JOBS=n workers)
+
+$(RESULTS): $(DATA) $(TRAIN_CODE) | $(STAMP)
+	$(PY) -m pipeline train --experiment $(EXP_FILE) --jobs $(JOBS) --executor $(EXECUTOR)
+
+probe: $(RESULTS) ## gradient probes (taken inside each training run: same as train)
+
+report: $(REPORT) ## write reports/EXP/ (report.html, report.md, CSVs, figures)
+
+$(REPORT): $(RESULTS) $(REPORT_CODE) | $(STAMP)
+	$(PY) -m pipeline report --experiment $(EXP_FILE)
+
+run-all: $(REPORT) ## every stage for EXP: data, train, report
+	@echo "report: $(abspath $(REPORT))"
+
+test: $(STAMP) ## run the test suite
+	$(PY) -m pytest
+
+lint: $(STAMP) ## ruff lint and format check
+	$(VENV)/bin/ruff check pipeline tests
+	$(VENV)/bin/ruff format --check pipeline tests
+
+bench: $(STAMP) ## benchmarks: pipeline vs plain PyTorch, sweep scaling, probe cost
+	$(PY) -m pipeline bench
+
+mlflow-ui: $(STAMP) ## serve the MLflow UI on HOST:PORT (default 127.0.0.1:5000)
+	mkdir -p mlruns
+	$(VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlruns/mlflow.db}" \
+		--default-artifact-root "$(CURDIR)/mlruns/artifacts" --host $(HOST) --port $(PORT)
+
+clean: ## remove generated outputs (data, results, reports, tracking store; not .venv)
+	rm -rf data results reports/*/ mlruns

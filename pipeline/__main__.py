@@ -1,0 +1,103 @@
+"""Command line: ``python -m pipeline <stage> --experiment experiments/<name>.yaml``.
+
+Exit codes: 0 done; 1 a stage failed (bad data, failed runs, unusable tracking store);
+2 a bad experiment file or bad arguments; 130 interrupted (rerun the same command to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+from pipeline import config
+from pipeline.errors import ConfigError, PipelineError
+
+EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def _data(args) -> None:
+    from pipeline import data
+
+    data.run(config.load(args.experiment))
+
+
+def _train(args) -> None:
+    from pipeline import sweep
+
+    sweep.run(config.load(args.experiment), jobs=args.jobs, executor=args.executor)
+
+
+def _report(args) -> None:
+    from pipeline import report
+
+    report.run(config.load(args.experiment))
+
+
+def _bench(args) -> None:
+    from pipeline import bench
+
+    bench.run(quick=args.quick)
+
+
+def _check(args) -> None:
+    config.load(args.experiment)
+    print(f"{args.experiment}: valid")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    stages = parser.add_subparsers(dest="stage", required=True, metavar="stage")
+
+    def stage(name: str, fn: Callable, help: str, experiment: bool = True):
+        p = stages.add_parser(name, help=help, description=help)
+        if experiment:
+            p.add_argument("--experiment", "-e", required=True, help="experiment YAML file")
+        p.set_defaults(fn=fn)
+        return p
+
+    stage("check", _check, "validate an experiment file and exit")
+    stage("data", _data, "write the task data of every (task, distance, seed)")
+    train = stage("train", _train, "train every run that has no result file yet")
+    train.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=int(os.environ.get("JOBS") or 0) or os.cpu_count() or 1,
+        help="worker processes (default: JOBS or cores)",
+    )
+    train.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default=os.environ.get("EXECUTOR") or "local",
+        help="where runs execute (default: EXECUTOR or local)",
+    )
+    stage("report", _report, "write reports/<experiment>/ from MLflow and the result files")
+    bench = stage("bench", _bench, "measure the pipeline against plain PyTorch", experiment=False)
+    bench.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if getattr(args, "jobs", 1) < 1:
+        print("error: --jobs must be at least 1", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        args.fn(args)
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_CONFIG if isinstance(e, ConfigError) else EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,313 @@
+"""Experiment files: typed, validated, frozen.
+
+An experiment file (``experiments/<name>.yaml``) lists only what differs from the defaults below.
+Loading validates everything before any work starts; any problem (malformed YAML, an unknown key,
+a wrong type, an out-of-range value, a duplicate name) raises :class:`ConfigError`, whose message
+names the file, the field and the bad value.
+
+The names here are the names everywhere: a field ``distance`` is the MLflow param ``distance``, the
+result column ``distance`` and the plot label ``distance``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from pipeline import tasks
+from pipeline.errors import ConfigError
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+PositiveInt = Annotated[StrictInt, Field(ge=1)]
+Distances = Annotated[list[PositiveInt], Field(min_length=1)]
+
+
+def _unique(values: list, what: str) -> list:
+    seen = [v for i, v in enumerate(values) if v in values[:i]]
+    if seen:
+        raise ValueError(f"duplicate {what} {seen[0]!r}")
+    return values
+
+
+class TaskBase(Frozen):
+    distances: Distances
+
+    @field_validator("distances")
+    @classmethod
+    def _distinct(cls, v: list[int]) -> list[int]:
+        return sorted(_unique(v, "distance"))
+
+    @model_validator(mode="after")
+    def _reachable(self):
+        low = self.build().min_distance
+        for i, d in enumerate(self.distances):
+            if d < low:
+                raise ValueError(
+                    f"distances[{i}]: {d} is below the {self.task} task's minimum distance {low}"
+                )
+        return self
+
+    def params(self) -> dict:
+        """The task's own parameters (what the generator takes), without task and distances."""
+        return self.model_dump(exclude={"task", "distances"})
+
+    def build(self) -> tasks.Task:
+        return tasks.TASKS[self.task](**self.params())
+
+
+class RecallConfig(TaskBase):
+    task: Literal["recall"]
+    n_keys: Annotated[StrictInt, Field(ge=2, le=len(tasks.PAIRS))] = 8
+    n_filler: Annotated[StrictInt, Field(ge=1, le=len(tasks.FILLER))] = 24
+
+
+class CopyConfig(TaskBase):
+    task: Literal["copy"]
+    n_symbols: Annotated[StrictInt, Field(ge=2, le=250)] = 8
+    copy_length: PositiveInt = 10
+
+
+class AddingConfig(TaskBase):
+    task: Literal["adding"]
+    tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.04
+
+
+TaskConfig = Annotated[RecallConfig | CopyConfig | AddingConfig, Field(discriminator="task")]
+
+
+class ModelConfig(Frozen):
+    """A named model variant. ``forget_bias`` and ``chrono_t_max`` are LSTM-only init options."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    cell: Literal["rnn", "lstm", "gru"]
+    hidden_size: PositiveInt | None = None  # None: the experiment's hidden_size
+    forget_bias: float | None = None  # None: 1.0 for an LSTM (PyTorch's own default is ~0)
+    chrono_t_max: Annotated[StrictInt, Field(ge=2)] | None = None  # Tallec & Ollivier 2018
+
+    @model_validator(mode="after")
+    def _lstm_only(self):
+        for option in ("forget_bias", "chrono_t_max"):
+            if getattr(self, option) is not None and self.cell != "lstm":
+                raise ValueError(
+                    f"{option}: an LSTM-only option, but model {self.name!r} has cell "
+                    f"{self.cell!r} (got {getattr(self, option)!r})"
+                )
+        if self.forget_bias is not None and self.chrono_t_max is not None:
+            raise ValueError(
+                "chrono_t_max: sets the forget-gate bias, as does forget_bias: pick one"
+            )
+        return self
+
+
+class TrainingConfig(Frozen):
+    optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
+    learning_rate: Annotated[float, Field(gt=0)] = 3e-3
+    batch_size: PositiveInt = 128
+    max_steps: PositiveInt = 2000
+    grad_clip: Annotated[float, Field(gt=0)] | None = 1.0  # clip by global norm; None: never
+    eval_every: PositiveInt = 100  # steps between validations
+    solved_accuracy: Annotated[float, Field(gt=0, le=1)] = 0.99  # validation accuracy to stop at
+    log_every: PositiveInt = 25  # steps between training-metric writes to MLflow
+    diverge_grad_norm: Annotated[float, Field(gt=0)] = 1e6  # pre-clip norm that counts as blown up
+
+
+class DataConfig(Frozen):
+    n_train: PositiveInt = 20_000
+    n_val: PositiveInt = 1_000
+    n_test: PositiveInt = 2_000
+
+
+class ProbeConfig(Frozen):
+    batch_size: PositiveInt = 128  # probe samples, from the validation split
+    every_evals: Annotated[StrictInt, Field(ge=0)] = 5  # also probe every N validations; 0: never
+
+
+class Experiment(Frozen):
+    """A whole experiment: tasks x models x distances x seeds, and how to train each."""
+
+    name: str = Field(exclude=True)
+    tasks: Annotated[list[TaskConfig], Field(min_length=1)]
+    models: Annotated[list[ModelConfig], Field(min_length=1)]
+    seeds: Annotated[list[StrictInt], Field(min_length=1)]
+    hidden_size: PositiveInt = 64
+    training: TrainingConfig = TrainingConfig()
+    data: DataConfig = DataConfig()
+    probe: ProbeConfig = ProbeConfig()
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        for s in v:
+            if s < 0:
+                raise ValueError(f"seed {s} is negative")
+        return _unique(v, "seed")
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks(cls, v: list) -> list:
+        _unique([t.task for t in v], "task")
+        return v
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, v: list[ModelConfig]) -> list[ModelConfig]:
+        _unique([m.name for m in v], "model name")
+        return v
+
+    @model_validator(mode="after")
+    def _probe_fits(self):
+        if self.probe.batch_size > self.data.n_val:
+            raise ValueError(
+                f"probe.batch_size: {self.probe.batch_size} exceeds data.n_val {self.data.n_val}"
+            )
+        return self
+
+    @cached_property
+    def runs(self) -> list[RunSpec]:
+        """Every run of the sweep, in a stable order: task, distance, seed, model."""
+        return [
+            RunSpec(
+                experiment=self.name,
+                task=t,
+                model=m,
+                distance=d,
+                seed=s,
+                hidden_size=m.hidden_size or self.hidden_size,
+                training=self.training,
+                data=self.data,
+                probe=self.probe,
+            )
+            for t in self.tasks
+            for d in t.distances
+            for s in self.seeds
+            for m in self.models
+        ]
+
+
+class RunSpec(BaseModel):
+    """One run: a task at one distance, one model variant, one seed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    experiment: str
+    task: RecallConfig | CopyConfig | AddingConfig
+    model: ModelConfig
+    distance: int
+    seed: int
+    hidden_size: int
+    training: TrainingConfig
+    data: DataConfig
+    probe: ProbeConfig
+
+    @property
+    def key(self) -> str:
+        """``recall/lstm_d20_s1``: unique within an experiment; names the result file."""
+        return f"{self.task.task}/{self.model.name}_d{self.distance}_s{self.seed}"
+
+    @property
+    def title(self) -> str:
+        """The MLflow run name, e.g. ``recall lstm d=20 s=1``."""
+        return f"{self.task.task} {self.model.name} d={self.distance} s={self.seed}"
+
+    @property
+    def forget_bias(self) -> float | None:
+        if self.model.cell != "lstm" or self.model.chrono_t_max is not None:
+            return None
+        return 1.0 if self.model.forget_bias is None else self.model.forget_bias
+
+    def params(self) -> dict:
+        """Every setting of the run, flat, under the config's own field names."""
+        flat = {
+            "experiment": self.experiment,
+            "task": self.task.task,
+            **self.task.params(),
+            "model": self.model.name,
+            "cell": self.model.cell,
+            "hidden_size": self.hidden_size,
+            "forget_bias": self.forget_bias,
+            "chrono_t_max": self.model.chrono_t_max,
+            "distance": self.distance,
+            "seed": self.seed,
+            **self.training.model_dump(),
+            **self.data.model_dump(),
+            **{f"probe_{k}": v for k, v in self.probe.model_dump().items()},
+        }
+        return {k: v for k, v in flat.items() if v is not None}
+
+    @property
+    def config_hash(self) -> str:
+        """Hash of everything that determines the run's outcome; a changed config reruns it."""
+        blob = json.dumps(self.params(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _location(loc: tuple) -> str:
+    """Pydantic's error location as a readable field path: ``models[1].cell``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in tasks.TASKS:  # the discriminated union's tag, not a field of the file
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _describe(path: Path, error: ValidationError) -> str:
+    lines = []
+    for e in error.errors():
+        where, msg = _location(e["loc"]), e["msg"].removeprefix("Value error, ")
+        own = re.match(r"^([a-z_.]+(?:\[\d+\])?): (.*)$", msg, re.S)
+        if own:  # a cross-field check that names its own field: "distances[0]: ..."
+            sub, msg = own.groups()
+            where = sub if where == "(top level)" else f"{where}.{sub}"
+            shown = ""
+        else:
+            value = e.get("input")
+            shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
+        lines.append(f"{path}: {where}: {msg[0].lower() + msg[1:]}{shown}")
+    return "\n".join(lines)
+
+
+def load(path: str | Path) -> Experiment:
+    """Read and validate ``path``; the experiment's name is the file's stem.
+
+    Raises ConfigError for a missing file, malformed YAML or any invalid field.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read experiment file ({e.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: malformed YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
+    if "name" in raw:
+        raise ConfigError(f"{path}: name: not a setting; the experiment is named by its file")
+    try:
+        return Experiment(name=path.stem, **raw)
+    except ValidationError as e:
+        raise ConfigError(_describe(path, e)) from None

@@ -1,0 +1,174 @@
+"""The data stage: write each (task, distance, seed) of an experiment as checked files.
+
+One folder per (task, distance, seed) under ``data/<experiment>/<task>/d<distance>_s<seed>/``:
+
+    train.npz, val.npz, test.npz   arrays ``x`` and ``y`` in the task's compact dtype
+    manifest.json                  task parameters, distance, seed, sizes, a SHA-256 per file
+    samples.txt                    a few samples rendered readably (recall task)
+
+Every model of the experiment at that (task, distance, seed) reads the same files, so model
+comparisons are paired. The three splits come from unrelated random streams. A folder is written
+under a temporary name and renamed into place once complete, so an interrupted stage leaves no
+folder that looks finished; readers verify the checksums and name any file that fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline import paths
+from pipeline.config import Experiment, RecallConfig, TaskBase
+from pipeline.errors import DataError
+from pipeline.tasks import stream_seed
+
+SPLITS = ("train", "val", "test")
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Split:
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+def folder(experiment: str, task: TaskBase, distance: int, seed: int) -> Path:
+    return paths.data_dir(experiment) / task.task / f"d{distance}_s{seed}"
+
+
+def _identity(task: TaskBase, distance: int, seed: int, sizes: dict[str, int]) -> dict:
+    return {
+        "format": FORMAT,
+        "task": task.task,
+        "params": task.params(),
+        "distance": distance,
+        "seed": seed,
+        "sizes": sizes,
+    }
+
+
+def _sizes(exp: Experiment) -> dict[str, int]:
+    return {"train": exp.data.n_train, "val": exp.data.n_val, "test": exp.data.n_test}
+
+
+def _npz_bytes(x: torch.Tensor, y: torch.Tensor) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, x=x.numpy(), y=y.numpy())
+    return buf.getvalue()
+
+
+def write(target: Path, task: TaskBase, distance: int, seed: int, sizes: dict[str, int]) -> int:
+    """Generate and write one folder atomically; returns the number of input tokens written."""
+    generator = task.build()
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    files, tokens = {}, 0
+    for split, n in sizes.items():
+        x, y = generator.generate(distance, n, stream_seed(task.task, distance, seed, split))
+        blob = _npz_bytes(x, y)
+        (tmp / f"{split}.npz").write_bytes(blob)
+        files[split] = {
+            "file": f"{split}.npz",
+            "sha256": hashlib.sha256(blob).hexdigest(),
+            "x_shape": list(x.shape),
+            "y_shape": list(y.shape),
+        }
+        tokens += x.shape[0] * x.shape[1]
+        if split == "val" and isinstance(task, RecallConfig):
+            (tmp / "samples.txt").write_text("\n".join(generator.render(x[:8], y[:8])) + "\n")
+    manifest = {**_identity(task, distance, seed, sizes), "files": files}
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    for f in tmp.iterdir():  # flush contents before the rename publishes them
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    return tokens
+
+
+def _manifest(target: Path) -> dict:
+    path = target / "manifest.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing; run the data stage (make data)") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: unreadable manifest ({e})") from None
+
+
+def load(target: Path, split: str) -> Split:
+    """Read one split after checking it against the manifest.
+
+    Raises DataError naming the file if it is missing, truncated or altered.
+    """
+    entry = _manifest(target)["files"][split]
+    path = target / entry["file"]
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing; run the data stage (make data)") from None
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != entry["sha256"]:
+        raise DataError(
+            f"{path}: checksum mismatch (expected {entry['sha256'][:16]}..., got "
+            f"{digest[:16]}...): the file is truncated or altered; delete {target} and rerun "
+            "the data stage (make data)"
+        )
+    with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
+        return Split(torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"]))
+
+
+def is_current(target: Path, task: TaskBase, distance: int, seed: int, sizes: dict) -> bool:
+    """True when the folder holds exactly this data and every file passes its checksum."""
+    try:
+        manifest = _manifest(target)
+        if {
+            k: manifest.get(k) for k in ("format", "task", "params", "distance", "seed", "sizes")
+        } != _identity(task, distance, seed, sizes):
+            return False
+        for split in SPLITS:
+            load(target, split)
+    except DataError:
+        return False
+    return True
+
+
+def run(exp: Experiment, log=print) -> dict:
+    """Write every (task, distance, seed) folder of ``exp`` that is missing or not current.
+
+    Returns counts and throughput: ``{"written", "kept", "tokens", "seconds"}``.
+    """
+    sizes, written, kept, tokens = _sizes(exp), 0, 0, 0
+    start = time.perf_counter()
+    for task in exp.tasks:
+        for distance in task.distances:
+            for seed in exp.seeds:
+                target = folder(exp.name, task, distance, seed)
+                if is_current(target, task, distance, seed, sizes):
+                    kept += 1
+                    continue
+                tokens += write(target, task, distance, seed, sizes)
+                written += 1
+    seconds = time.perf_counter() - start
+    rate = f", {tokens / seconds / 1e6:.1f} M tokens/s" if written else ""
+    log(
+        f"data: {written} written, {kept} already current under "
+        f"{paths.data_dir(exp.name)} ({seconds:.1f} s{rate})"
+    )
+    return {"written": written, "kept": kept, "tokens": tokens, "seconds": seconds}
+
+
+def load_run_data(exp_name: str, task: TaskBase, distance: int, seed: int) -> dict[str, Split]:
+    target = folder(exp_name, task, distance, seed)
+    return {split: load(target, split) for split in SPLITS}

@@ -1,0 +1,211 @@
+"""Full definition of the sequence models, and reference cells that spell out their equations.
+
+``SequenceModel`` is a plain ``nn.Module`` (nothing here knows about Lightning, MLflow or files):
+an input layer (an embedding for token tasks, a linear map for the adding task's two channels), a
+fused recurrent core picked by ``cell`` at construction (``nn.RNN`` with tanh, ``nn.LSTM``,
+``nn.GRU``; batch-first), and a linear head V read out at the last step or at every step.
+
+The reference cells write the seed's equations step by step (``../shared/seed/README.md``), with
+the seed's names: U input->hidden, W hidden->hidden, b bias, and for the LSTM the gates f, i, g, o
+and the cell c. ``reference_cell(model.core)`` copies a fused module's weights into one, so the
+gradient probe can unroll the trained network one step at a time and read dL/dh_t at every step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+CORES = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+class SequenceModel(nn.Module):
+    """x ``[B, T]`` token ids (or ``[B, T, n_inputs]`` floats) -> logits ``[B, n_outputs]``
+    (``readout="last"``) or ``[B, T, n_outputs]`` (``readout="all"``).
+    """
+
+    def __init__(
+        self,
+        cell: str,
+        n_inputs: int,
+        n_outputs: int,
+        hidden_size: int,
+        readout: str = "last",
+        tokens: bool = True,
+        forget_bias: float | None = None,
+        chrono_t_max: int | None = None,
+    ) -> None:
+        super().__init__()
+        if readout not in ("last", "all"):
+            raise ValueError(f"readout must be 'last' or 'all', got {readout!r}")
+        self.cell, self.readout, self.hidden_size = cell, readout, hidden_size
+        # token ids -> vectors of the hidden size; float channels -> the same width
+        self.encoder = (
+            nn.Embedding(n_inputs, hidden_size) if tokens else nn.Linear(n_inputs, hidden_size)
+        )
+        self.core = CORES[cell](hidden_size, hidden_size, batch_first=True)
+        self.V = nn.Linear(hidden_size, n_outputs)
+        if forget_bias is not None:
+            set_forget_bias(self.core, forget_bias)
+        if chrono_t_max is not None:
+            chrono_init(self.core, chrono_t_max)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The input vectors x_t the recurrence sees, ``[B, T, hidden_size]``."""
+        return self.encoder(x.long() if isinstance(self.encoder, nn.Embedding) else x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, _ = self.core(self.encode(x))  # h: [B, T, hidden_size]
+        return self.V(h[:, -1] if self.readout == "last" else h)
+
+
+def _gate(param: Tensor, index: int, hidden: int) -> Tensor:
+    return param[index * hidden : (index + 1) * hidden]
+
+
+def set_forget_bias(lstm: nn.LSTM, value: float) -> None:
+    """Give the LSTM's forget gate the bias ``value``.
+
+    ``nn.LSTM`` keeps two bias vectors, b_ih and b_hh, in the gate order i, f, g, o; the gate sees
+    their sum, so b_ih's f block is set to ``value`` and b_hh's to zero.
+    """
+    hidden = lstm.hidden_size
+    with torch.no_grad():
+        _gate(lstm.bias_ih_l0, 1, hidden).fill_(value)
+        _gate(lstm.bias_hh_l0, 1, hidden).zero_()
+
+
+def chrono_init(lstm: nn.LSTM, t_max: int, generator: torch.Generator | None = None) -> None:
+    """Chrono init (Tallec & Ollivier 2018): b_f = log(u), u ~ U[1, t_max - 1], and b_i = -b_f.
+
+    A forget bias of log(u) gives the cell a memory time scale of about u steps, so the units'
+    time scales spread over the range of dependencies the task has.
+    """
+    hidden = lstm.hidden_size
+    u = torch.rand(hidden, generator=generator) * (t_max - 2) + 1
+    with torch.no_grad():
+        _gate(lstm.bias_ih_l0, 1, hidden).copy_(torch.log(u))
+        _gate(lstm.bias_ih_l0, 0, hidden).copy_(-torch.log(u))
+        _gate(lstm.bias_hh_l0, 1, hidden).zero_()
+        _gate(lstm.bias_hh_l0, 0, hidden).zero_()
+
+
+class ElmanCell(nn.Module):
+    """h(t) = tanh(W h(t-1) + U x(t) + b). The seed leaves b out; here b = b_ih + b_hh."""
+
+    def __init__(self, U: Tensor, W: Tensor, b: Tensor) -> None:
+        super().__init__()
+        self.U, self.W, self.b = nn.Parameter(U), nn.Parameter(W), nn.Parameter(b)
+
+    def forward(self, x: Tensor, h: Tensor, c: Tensor | None = None) -> tuple[Tensor, None]:
+        return torch.tanh(h @ self.W.T + x @ self.U.T + self.b), None
+
+
+class LSTMCell(nn.Module):
+    """The seed's LSTM, one step::
+
+    f = sigma(W_f h + U_f x + b_f)     i = sigma(W_i h + U_i x + b_i)
+    g = tanh (W_g h + U_g x + b_g)     o = sigma(W_o h + U_o x + b_o)
+    c(t) = f * c(t-1) + i * g          h(t) = o * tanh(c(t))
+    """
+
+    GATES = ("i", "f", "g", "o")  # nn.LSTM's order
+
+    def __init__(self, U: dict[str, Tensor], W: dict[str, Tensor], b: dict[str, Tensor]) -> None:
+        super().__init__()
+        self.U = nn.ParameterDict({k: nn.Parameter(v) for k, v in U.items()})
+        self.W = nn.ParameterDict({k: nn.Parameter(v) for k, v in W.items()})
+        self.b = nn.ParameterDict({k: nn.Parameter(v) for k, v in b.items()})
+
+    def _pre(self, gate: str, x: Tensor, h: Tensor) -> Tensor:
+        return h @ self.W[gate].T + x @ self.U[gate].T + self.b[gate]
+
+    def forward(self, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        f = torch.sigmoid(self._pre("f", x, h))  # how much of c(t-1) to keep
+        i = torch.sigmoid(self._pre("i", x, h))  # how much new information to write
+        g = torch.tanh(self._pre("g", x, h))  # the new information
+        c = f * c + i * g
+        o = torch.sigmoid(self._pre("o", x, h))  # how much of the cell to show
+        return o * torch.tanh(c), c
+
+
+class GRUCell(nn.Module):
+    """PyTorch's GRU, one step (the seed names no GRU equations; these follow ``nn.GRU``)::
+
+    r = sigma(U_r x + W_r h + b_r)     z = sigma(U_z x + W_z h + b_z)
+    n = tanh(U_n x + b_in + r * (W_n h + b_hn))
+    h(t) = (1 - z) * n + z * h(t-1)
+    """
+
+    GATES = ("r", "z", "n")  # nn.GRU's order
+
+    def __init__(self, U: dict, W: dict, b: dict, b_in: Tensor, b_hn: Tensor) -> None:
+        super().__init__()
+        self.U = nn.ParameterDict({k: nn.Parameter(v) for k, v in U.items()})
+        self.W = nn.ParameterDict({k: nn.Parameter(v) for k, v in W.items()})
+        self.b = nn.ParameterDict({k: nn.Parameter(v) for k, v in b.items()})  # r and z
+        self.b_in, self.b_hn = nn.Parameter(b_in), nn.Parameter(b_hn)
+
+    def forward(self, x: Tensor, h: Tensor, c: Tensor | None = None) -> tuple[Tensor, None]:
+        r = torch.sigmoid(x @ self.U["r"].T + h @ self.W["r"].T + self.b["r"])
+        z = torch.sigmoid(x @ self.U["z"].T + h @ self.W["z"].T + self.b["z"])
+        n = torch.tanh(x @ self.U["n"].T + self.b_in + r * (h @ self.W["n"].T + self.b_hn))
+        return (1 - z) * n + z * h, None
+
+
+def _split(fused: nn.RNNBase, gates: tuple[str, ...]) -> tuple[dict, dict, dict, dict]:
+    """Per-gate U (from weight_ih), W (from weight_hh), b_ih and b_hh of a one-layer fused core."""
+    H = fused.hidden_size
+    U, W, b_ih, b_hh = {}, {}, {}, {}
+    for index, gate in enumerate(gates):
+        U[gate] = _gate(fused.weight_ih_l0, index, H).detach().clone()
+        W[gate] = _gate(fused.weight_hh_l0, index, H).detach().clone()
+        b_ih[gate] = _gate(fused.bias_ih_l0, index, H).detach().clone()
+        b_hh[gate] = _gate(fused.bias_hh_l0, index, H).detach().clone()
+    return U, W, b_ih, b_hh
+
+
+def reference_cell(fused: nn.RNNBase) -> nn.Module:
+    """A step-by-step cell holding a copy of a one-layer fused core's weights."""
+    if fused.num_layers != 1 or fused.bidirectional or not fused.bias:
+        raise ValueError("reference cells cover one-layer, one-way cores with biases")
+    if isinstance(fused, nn.LSTM):
+        U, W, b_ih, b_hh = _split(fused, LSTMCell.GATES)
+        return LSTMCell(U, W, {k: b_ih[k] + b_hh[k] for k in U})
+    if isinstance(fused, nn.GRU):
+        U, W, b_ih, b_hh = _split(fused, GRUCell.GATES)
+        b = {k: b_ih[k] + b_hh[k] for k in ("r", "z")}
+        return GRUCell(U, W, b, b_ih["n"], b_hh["n"])
+    if isinstance(fused, nn.RNN) and fused.nonlinearity == "tanh":
+        U, W, b_ih, b_hh = _split(fused, ("h",))
+        return ElmanCell(U["h"], W["h"], b_ih["h"] + b_hh["h"])
+    raise ValueError(f"no reference cell for {fused!r}")
+
+
+def unroll(cell: nn.Module, x: Tensor) -> tuple[list[Tensor], list[Tensor] | None]:
+    """Run ``cell`` over x ``[B, T, D]`` from a zero state; returns h_1..h_T (and c_1..c_T).
+
+    Each h_t is its own graph node, so ``h_t.retain_grad()`` followed by a backward pass yields
+    the total derivative dL/dh_t through every later step.
+    """
+    B, T, _ = x.shape
+    H = cell.W["f"].shape[0] if isinstance(cell, LSTMCell) else _hidden(cell)
+    h = x.new_zeros(B, H)
+    c = x.new_zeros(B, H) if isinstance(cell, LSTMCell) else None
+    hs, cs = [], [] if c is not None else None
+    for t in range(T):
+        h, c = cell(x[:, t], h, c)
+        hs.append(h)
+        if cs is not None:
+            cs.append(c)
+    return hs, cs
+
+
+def _hidden(cell: nn.Module) -> int:
+    return cell.W.shape[0] if isinstance(cell, ElmanCell) else cell.W["z"].shape[0]
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(math.prod(p.shape) for p in model.parameters())

@@ -1,0 +1,60 @@
+"""Every path the pipeline reads or writes, in one place.
+
+The project root is the folder holding ``experiments/``; ``PIPELINE_ROOT`` moves all outputs
+elsewhere (the tests point it at a temporary folder).
+
+    data/<experiment>/<task>/d<distance>_s<seed>/   task splits + manifest.json   (data stage)
+    results/<experiment>/<task>/<model>_d<distance>_s<seed>.json  one file per finished run
+    reports/<experiment>/                            report.html, report.md, CSVs, figures
+    mlruns/mlflow.db, mlruns/artifacts/              the embedded MLflow tracking store
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def root() -> Path:
+    return Path(os.environ.get("PIPELINE_ROOT", SOURCE_ROOT)).resolve()
+
+
+def experiments_dir() -> Path:
+    return SOURCE_ROOT / "experiments"
+
+
+def experiment_file(name: str) -> Path:
+    return experiments_dir() / f"{name}.yaml"
+
+
+def data_dir(experiment: str) -> Path:
+    return root() / "data" / experiment
+
+
+def results_dir(experiment: str) -> Path:
+    return root() / "results" / experiment
+
+
+def result_file(experiment: str, run_key: str) -> Path:
+    """The result file of one finished run, ``run_key`` like ``recall/lstm_d20_s1``."""
+    return results_dir(experiment) / f"{run_key}.json"
+
+
+def reports_dir(experiment: str) -> Path:
+    return root() / "reports" / experiment
+
+
+def mlruns_dir() -> Path:
+    return root() / "mlruns"
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the embedded SQLite store under ``mlruns/``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{mlruns_dir() / 'mlflow.db'}"
+
+
+def artifact_root() -> str:
+    """Where a new MLflow experiment keeps its artifacts when the store is the local default."""
+    return (mlruns_dir() / "artifacts").as_uri()

@@ -1,0 +1,330 @@
+"""The train stage: run every (task, model, distance, seed) of an experiment, resumably.
+
+Each finished run leaves ``results/<experiment>/<task>/<model>_d<distance>_s<seed>.json``; a rerun
+skips runs whose result file matches the run's config hash and the training code's version, so an
+interrupted sweep resumes where it stopped. Before any work, under a lock that keeps a second
+sweep of the same experiment out:
+
+- the tracking store is checked (an unreachable one fails fast) and the experiment created;
+- runs an interruption left RUNNING are marked KILLED (their runs are trained again);
+- a FINISHED run whose result file was not yet renamed into place is adopted from its
+  ``result.json`` artifact rather than trained twice.
+
+Runs are independent. ``jobs`` worker processes (one torch thread each) each train many runs, so
+the imports (about 5 s) are paid once per worker, not once per run. When every run has a result,
+``results/<experiment>/sweep.json`` is written: the file Make tracks.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import fcntl
+import hashlib
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from pipeline import paths, tracking
+from pipeline.config import Experiment, RunSpec
+from pipeline.errors import SweepError
+
+# the code a run's outcome depends on: a change to any of these retrains
+CODE_FILES = ("config.py", "tasks.py", "data.py", "models.py", "probe.py", "train.py")
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM during a sweep."""
+
+
+def code_version() -> str:
+    h = hashlib.sha256()
+    for name in CODE_FILES:
+        h.update((Path(__file__).parent / name).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=paths.SOURCE_ROOT,
+            text=True,
+            capture_output=True,
+            timeout=10,
+        )
+        commit = out.stdout.strip() or "unknown"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "pipeline"],
+            cwd=paths.SOURCE_ROOT,
+            text=True,
+            capture_output=True,
+            timeout=10,
+        )
+        return commit + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def result_path(spec: RunSpec) -> Path:
+    return paths.result_file(spec.experiment, spec.key)
+
+
+def read_result(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def is_done(spec: RunSpec, version: str) -> bool:
+    result = read_result(result_path(spec))
+    return (
+        bool(result)
+        and result.get(tracking.CONFIG_HASH) == spec.config_hash
+        and result.get(tracking.CODE_VERSION) == version
+    )
+
+
+@contextmanager
+def sweep_lock(experiment: str) -> Iterator[None]:
+    folder = paths.results_dir(experiment)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SweepError(
+                f"another sweep of experiment {experiment!r} is running "
+                f"(lock {folder / '.lock'}); wait for it or stop it"
+            ) from None
+        yield
+
+
+def adopt_finished(client, exp_id: str, todo: list[RunSpec], version: str) -> list[RunSpec]:
+    """Write result files for FINISHED runs that lack one (killed between finishing and the
+    rename); returns the specs that still need training.
+    """
+    finished = {}
+    for run in tracking.search(client, exp_id, "attributes.status = 'FINISHED'"):
+        tags = run.data.tags
+        if tags.get(tracking.CODE_VERSION) == version and tracking.RUN_KEY in tags:
+            finished[(tags[tracking.RUN_KEY], tags.get(tracking.CONFIG_HASH))] = run.info.run_id
+    left = []
+    for spec in todo:
+        run_id = finished.get((spec.key, spec.config_hash))
+        if run_id is None:
+            left.append(spec)
+            continue
+        import mlflow.artifacts
+
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="result.json", tracking_uri=client.tracking_uri
+        )
+        path = result_path(spec)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.adopt")
+        tmp.write_text(Path(local).read_text())
+        os.replace(tmp, path)
+    return left
+
+
+# ---- the worker side: one process trains many runs ----------------------------------------
+
+_worker: dict = {}
+
+
+def _init_worker(uri: str, exp_id: str, tags: dict, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    _worker.update(client=tracking.client(uri), exp_id=exp_id, tags=tags)
+
+
+def _init_pool_worker(*args) -> None:
+    """A pool worker: the parent alone answers Ctrl-C, and stops workers with SIGTERM."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    _init_worker(*args)
+
+
+def _raise_interrupt(signum, frame):
+    raise Interrupted(f"signal {signum}")
+
+
+def run_one(spec: RunSpec) -> dict:
+    """Train one run in this process (a worker, or the parent with jobs=1, or a Ray task)."""
+    from pipeline.train import train_run
+
+    return train_run(spec, _worker["client"], _worker["exp_id"], _worker["tags"])
+
+
+# ---- the parent side -----------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    total: int
+    done: int = 0
+    failed: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def _local_executor(jobs: int, init_args: tuple) -> cf.Executor:
+    ctx = multiprocessing.get_context("spawn")  # no forked torch/SQLite state in the workers
+    return cf.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=ctx, initializer=_init_pool_worker, initargs=init_args
+    )
+
+
+def _stop_workers(executor: cf.Executor) -> None:
+    processes = list(getattr(executor, "_processes", {}).values())
+    for p in processes:
+        if p.is_alive():
+            os.kill(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    for p in processes:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+    executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _run_parallel(
+    todo: list[RunSpec],
+    jobs: int,
+    init_args: tuple,
+    on_done: Callable[[RunSpec, dict | None, str | None], None],
+) -> None:
+    executor = _local_executor(jobs, init_args)
+    try:
+        futures = {executor.submit(run_one, spec): spec for spec in todo}
+        for future in cf.as_completed(futures):
+            spec = futures[future]
+            try:
+                on_done(spec, future.result(), None)
+            except cf.process.BrokenProcessPool:
+                raise SweepError(
+                    "a worker process died (killed, or out of memory); rerun the "
+                    "same command to resume"
+                ) from None
+            except Exception as e:
+                on_done(spec, None, f"{type(e).__name__}: {e}")
+        executor.shutdown(wait=True)
+    except BaseException:
+        _stop_workers(executor)
+        raise
+
+
+def _run_inline(todo: list[RunSpec], init_args: tuple, on_done) -> None:
+    _init_worker(*init_args)
+    for spec in todo:
+        try:
+            result = run_one(spec)
+        except Exception as e:
+            on_done(spec, None, f"{type(e).__name__}: {e}")
+        else:
+            on_done(spec, result, None)
+
+
+def run(exp: Experiment, jobs: int, executor: str = "local", log=print) -> Progress:
+    """Train every run of ``exp`` that has no current result file. Raises SweepError when runs
+    failed (the others are kept), Interrupted on SIGINT/SIGTERM, TrackingError for a bad store.
+    """
+    client = tracking.connect()
+    version = code_version()
+    with sweep_lock(exp.name):
+        exp_id = tracking.experiment_id(client, exp.name)
+        closed = tracking.close_stale_runs(client, exp_id)
+        if closed:
+            log(f"train: closed {len(closed)} run(s) left RUNNING by an interruption (now KILLED)")
+        todo = [s for s in exp.runs if not is_done(s, version)]
+        todo = adopt_finished(client, exp_id, todo, version)
+        progress = Progress(total=len(exp.runs), done=len(exp.runs) - len(todo))
+        if todo:
+            _train_all(exp, todo, jobs, executor, client, exp_id, version, progress, log)
+        if progress.failed:
+            raise SweepError(
+                f"{progress.failed} of {progress.total} runs failed:\n  "
+                + "\n  ".join(progress.failures)
+            )
+        _write_summary(exp, version)
+        log(
+            f"train: all {progress.total} runs of {exp.name!r} finished; results under "
+            f"{paths.results_dir(exp.name)}, MLflow experiment {exp.name!r} at "
+            f"{client.tracking_uri}"
+        )
+        return progress
+
+
+def _train_all(exp, todo, jobs, executor, client, exp_id, version, progress, log) -> None:
+    jobs = max(1, min(jobs, len(todo)))
+    tags = {tracking.CODE_VERSION: version, "code_commit": git_commit()}
+    init_args = (client.tracking_uri, exp_id, tags, 1)
+    bar = tqdm(
+        total=progress.total,
+        initial=progress.done,
+        unit="run",
+        dynamic_ncols=True,
+        desc=f"train {exp.name}",
+        file=sys.stderr,
+        mininterval=1.0,
+    )
+    bar.set_postfix(failed=0, running=jobs)
+
+    def on_done(spec, result, error):
+        if error is None:
+            progress.done += 1
+            bar.update(1)
+        else:
+            progress.failed += 1
+            progress.failures.append(f"{spec.key}: {error}")
+            bar.write(f"train: {spec.key} failed: {error}")
+        remaining = progress.total - progress.done - progress.failed
+        bar.set_postfix(failed=progress.failed, running=min(jobs, remaining))
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    try:
+        if executor == "ray":
+            from pipeline.ray_executor import run_ray
+
+            run_ray(todo, init_args, on_done)
+        elif jobs == 1:
+            _run_inline(todo, init_args, on_done)
+        else:
+            _run_parallel(todo, jobs, init_args, on_done)
+    except KeyboardInterrupt:
+        bar.close()
+        left = progress.total - progress.done
+        log(
+            f"train: interrupted; {progress.done} of {progress.total} runs finished, {left} "
+            "left. Run the same command again to resume."
+        )
+        raise Interrupted() from None
+    finally:
+        bar.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _write_summary(exp: Experiment, version: str) -> None:
+    summary = {
+        "experiment": exp.name,
+        tracking.CODE_VERSION: version,
+        "runs": {s.key: read_result(result_path(s))["run_id"] for s in exp.runs},
+    }
+    path = paths.results_dir(exp.name) / "sweep.json"
+    tmp = path.with_name(".sweep.json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)

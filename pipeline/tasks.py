@@ -1,0 +1,337 @@
+"""The long-gap tasks: pure functions of (parameters, distance, seed).
+
+Throughout the project **distance** is the number of time steps from the input step that carries
+the needed information (the *key step*) to the output step that is scored on it (the *scored
+step*): ``distance = scored_step - key_step``. Each task below says how its classic parameter maps
+onto distance.
+
+Every generator draws from its own ``torch.Generator`` (never global random state), is vectorised
+over samples, and returns ``(x, y)`` in a compact dtype. Each task also knows its loss, its
+accuracy, its chance accuracy and the loss of the best model with no memory (``baseline_loss``),
+so training and reports share one definition of each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# key -> answer pairs of the recall task (Olah's "i grew up in france ... i speak fluent french")
+PAIRS: tuple[tuple[str, str], ...] = (
+    ("france", "french"),
+    ("germany", "german"),
+    ("spain", "spanish"),
+    ("japan", "japanese"),
+    ("italy", "italian"),
+    ("china", "chinese"),
+    ("greece", "greek"),
+    ("sweden", "swedish"),
+    ("poland", "polish"),
+    ("turkey", "turkish"),
+    ("russia", "russian"),
+    ("finland", "finnish"),
+)
+# filler words: never a key, an answer, or a word of the two fixed phrases
+FILLER: tuple[str, ...] = (
+    "and",
+    "want",
+    "to",
+    "be",
+    "a",
+    "plumber",
+    "who",
+    "the",
+    "best",
+    "is",
+    "world",
+    "my",
+    "family",
+    "lived",
+    "there",
+    "for",
+    "many",
+    "years",
+    "we",
+    "often",
+    "went",
+    "walking",
+    "near",
+    "river",
+    "old",
+    "town",
+    "house",
+    "with",
+    "friends",
+    "every",
+    "summer",
+    "then",
+)
+PREFIX = ("i", "grew", "up", "in")  # the key follows this phrase
+QUERY = ("i", "speak", "fluent")  # the answer is asked for after this phrase
+
+
+def stream_seed(*parts: object) -> int:
+    """A 63-bit seed for one named random stream, e.g. ``stream_seed("recall", 20, 1, "train")``.
+
+    Different parts give unrelated streams, so the train, validation and test splits of one
+    (task, distance, seed) are drawn independently and never overlap by construction.
+    """
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class Recall:
+    """France -> French: recall which country came ``distance`` steps before the question.
+
+    A sequence is ``i grew up in <key> <filler x (distance - 3)> i speak fluent``; the target is
+    the key's answer, read out once at the last step (many-to-one, ``n_keys`` classes). Worked
+    example with distance 5 (two filler words)::
+
+        i grew up in france the river i speak fluent -> french
+        position:    4                          9      distance = 9 - 4 = 5
+
+    Filler words are drawn uniformly from ``n_filler`` words that are never keys or answers, so
+    the answer can be read from the key alone. Chance accuracy 1/K; the memoryless baseline loss
+    is ln K. Token ids index the sorted vocabulary; class ids index the sorted answers.
+    """
+
+    n_keys: int = 8
+    n_filler: int = 24
+
+    name: ClassVar[str] = "recall"
+    min_distance: ClassVar[int] = len(QUERY)  # the query phrase sits between key and output
+    readout: ClassVar[str] = "last"
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.n_keys <= len(PAIRS):
+            raise ValueError(f"n_keys must be between 2 and {len(PAIRS)}, got {self.n_keys}")
+        if not 1 <= self.n_filler <= len(FILLER):
+            raise ValueError(f"n_filler must be between 1 and {len(FILLER)}, got {self.n_filler}")
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(key for key, _ in PAIRS[: self.n_keys])
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        """Class names, sorted: class id ``c`` means ``answers[c]``."""
+        return tuple(sorted(answer for _, answer in PAIRS[: self.n_keys]))
+
+    @property
+    def filler(self) -> tuple[str, ...]:
+        return FILLER[: self.n_filler]
+
+    @property
+    def vocabulary(self) -> tuple[str, ...]:
+        """Input words, sorted: token id ``t`` means ``vocabulary[t]``."""
+        return tuple(sorted({*self.keys, *self.filler, *PREFIX, *QUERY}))
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.vocabulary)
+
+    @property
+    def n_outputs(self) -> int:
+        return self.n_keys
+
+    def length(self, distance: int) -> int:
+        return len(PREFIX) + 1 + (distance - len(QUERY)) + len(QUERY)
+
+    def key_step(self, distance: int) -> int:
+        return len(PREFIX)
+
+    def scored_step(self, distance: int) -> int:
+        return self.length(distance) - 1
+
+    def generate(self, distance: int, n: int, seed: int) -> tuple[Tensor, Tensor]:
+        """``x``: uint8 token ids ``[n, length]``; ``y``: uint8 class ids ``[n]``."""
+        g = generator(seed)
+        ids = {word: i for i, word in enumerate(self.vocabulary)}
+        key_class = torch.randint(self.n_keys, (n,), generator=g)  # which pair, per sample
+        filler_ids = torch.tensor([ids[w] for w in self.filler])
+        filler = filler_ids[torch.randint(self.n_filler, (n, distance - len(QUERY)), generator=g)]
+        key_ids = torch.tensor([ids[k] for k in self.keys])
+        prefix = torch.tensor([ids[w] for w in PREFIX]).expand(n, -1)
+        query = torch.tensor([ids[w] for w in QUERY]).expand(n, -1)
+        x = torch.cat([prefix, key_ids[key_class, None], filler, query], dim=1)
+        answer_class = {a: c for c, a in enumerate(self.answers)}
+        to_class = torch.tensor([answer_class[a] for _, a in PAIRS[: self.n_keys]])
+        return x.to(torch.uint8), to_class[key_class].to(torch.uint8)
+
+    def render(self, x: Tensor, y: Tensor) -> list[str]:
+        """Readable lines, ``i grew up in france the ... i speak fluent -> french``."""
+        return [
+            " ".join(self.vocabulary[t] for t in row.tolist()) + " -> " + self.answers[int(c)]
+            for row, c in zip(x, y, strict=True)
+        ]
+
+    def loss(self, out: Tensor, y: Tensor) -> Tensor:
+        return F.cross_entropy(out, y.long())
+
+    def scored_loss(self, out: Tensor, y: Tensor, distance: int) -> Tensor:
+        """Summed loss at the scored step, from that step's output ``[batch, n_outputs]``."""
+        return F.cross_entropy(out, y.long(), reduction="sum")
+
+    def correct(self, out: Tensor, y: Tensor) -> Tensor:
+        """Per-sample 0/1 correctness, ``[batch]``."""
+        return (out.argmax(-1) == y.long()).float()
+
+    def chance_accuracy(self, distance: int) -> float:
+        return 1 / self.n_keys
+
+    def baseline_loss(self, distance: int) -> float:
+        return math.log(self.n_keys)
+
+
+@dataclass(frozen=True)
+class Copy:
+    """Copying memory (Arjovsky, Shah & Bengio 2016).
+
+    Input: ``copy_length`` symbols drawn from ``n_symbols``, then T-1 blanks, a delimiter and
+    ``copy_length`` blanks (length T + 2 * copy_length). Target: blanks for T + copy_length steps,
+    then the symbols. Symbol j is read at step j and written at step T + copy_length + j, so
+    **distance = T + copy_length** (T = distance - 10 in the classic set-up). Worked example with
+    3 symbols from 4 and T = 2 (distance 5; 0 blank, 1-4 symbols, 5 delimiter)::
+
+        x: 3 1 4 0 5 0 0 0
+        y: 0 0 0 0 0 3 1 4
+
+    Accuracy counts only the ``copy_length`` recall steps (chance 1/n_symbols); the memoryless
+    baseline loss over all steps is ``copy_length * ln(n_symbols) / (T + 2 * copy_length)``.
+    """
+
+    n_symbols: int = 8
+    copy_length: int = 10
+
+    name: ClassVar[str] = "copy"
+    readout: ClassVar[str] = "all"
+
+    @property
+    def min_distance(self) -> int:
+        return self.copy_length + 1  # T >= 1
+
+    @property
+    def n_inputs(self) -> int:
+        return self.n_symbols + 2  # blank, symbols, delimiter
+
+    @property
+    def n_outputs(self) -> int:
+        return self.n_symbols + 1  # blank, symbols
+
+    def length(self, distance: int) -> int:
+        return distance + self.copy_length
+
+    def key_step(self, distance: int) -> int:
+        return 0  # the first symbol; the probe scores its recall step
+
+    def scored_step(self, distance: int) -> int:
+        return distance
+
+    def generate(self, distance: int, n: int, seed: int) -> tuple[Tensor, Tensor]:
+        """``x``, ``y``: uint8 ``[n, distance + copy_length]``."""
+        g = generator(seed)
+        length, m = self.length(distance), self.copy_length
+        symbols = torch.randint(1, self.n_symbols + 1, (n, m), generator=g)
+        x = torch.zeros(n, length, dtype=torch.uint8)
+        y = torch.zeros(n, length, dtype=torch.uint8)
+        x[:, :m] = symbols
+        x[:, length - m - 1] = self.n_symbols + 1  # the delimiter, step T + m - 1
+        y[:, length - m :] = symbols
+        return x, y
+
+    def loss(self, out: Tensor, y: Tensor) -> Tensor:
+        return F.cross_entropy(out.flatten(0, 1), y.long().flatten())
+
+    def scored_loss(self, out: Tensor, y: Tensor, distance: int) -> Tensor:
+        """Summed loss at the first recall step (the first symbol's), ``out``: that step's."""
+        return F.cross_entropy(out, y[:, self.scored_step(distance)].long(), reduction="sum")
+
+    def correct(self, out: Tensor, y: Tensor) -> Tensor:
+        m = self.copy_length
+        return (out[:, -m:].argmax(-1) == y[:, -m:].long()).float().mean(-1)
+
+    def chance_accuracy(self, distance: int) -> float:
+        return 1 / self.n_symbols
+
+    def baseline_loss(self, distance: int) -> float:
+        return self.copy_length * math.log(self.n_symbols) / self.length(distance)
+
+
+@dataclass(frozen=True)
+class Adding:
+    """The adding problem (Hochreiter & Schmidhuber 1997; Arjovsky et al. 2016).
+
+    Two input channels: values drawn from U[0, 1] and a marker channel holding two 1s. The target,
+    read at the last step, is the sum of the two marked values (loss MSE). The sequence has
+    ``distance + 1`` steps: the first marker is at step 0, exactly ``distance`` before the scored
+    step, the second uniformly in the later half (the classic T is ``distance + 1``, with the first
+    marker at the far end of its half). Worked example with distance 3::
+
+        values:  0.31 0.90 0.12 0.55
+        markers: 1    0    1    0        -> 0.31 + 0.12 = 0.43
+
+    Predicting 1 scores MSE 1/6 (the variance of a sum of two uniforms); remembering only the
+    second value scores 1/12. A sequence counts as correct when the absolute error is below
+    ``tolerance``.
+    """
+
+    tolerance: float = 0.04
+
+    name: ClassVar[str] = "adding"
+    min_distance: ClassVar[int] = 2
+    readout: ClassVar[str] = "last"
+    n_inputs: ClassVar[int] = 2
+    n_outputs: ClassVar[int] = 1
+
+    def length(self, distance: int) -> int:
+        return distance + 1
+
+    def key_step(self, distance: int) -> int:
+        return 0
+
+    def scored_step(self, distance: int) -> int:
+        return distance
+
+    def generate(self, distance: int, n: int, seed: int) -> tuple[Tensor, Tensor]:
+        """``x``: float32 ``[n, distance + 1, 2]`` (value, marker); ``y``: float32 ``[n]``."""
+        g = generator(seed)
+        length = self.length(distance)
+        values = torch.rand(n, length, generator=g)
+        low = max(1, math.ceil(length / 2))
+        second = torch.randint(low, length, (n,), generator=g)
+        markers = torch.zeros(n, length)
+        markers[:, 0] = 1.0
+        markers[torch.arange(n), second] = 1.0
+        y = values[:, 0] + values[torch.arange(n), second]
+        return torch.stack([values, markers], dim=-1), y
+
+    def loss(self, out: Tensor, y: Tensor) -> Tensor:
+        return F.mse_loss(out.squeeze(-1), y)
+
+    def scored_loss(self, out: Tensor, y: Tensor, distance: int) -> Tensor:
+        return ((out.squeeze(-1) - y) ** 2).sum()
+
+    def correct(self, out: Tensor, y: Tensor) -> Tensor:
+        return ((out.squeeze(-1) - y).abs() < self.tolerance).float()
+
+    def chance_accuracy(self, distance: int) -> float:
+        """P(|S - 1| < tol) for S the sum of two uniforms: the constant best guess's accuracy."""
+        return 1 - (1 - self.tolerance) ** 2
+
+    def baseline_loss(self, distance: int) -> float:
+        return 1 / 6
+
+
+Task = Recall | Copy | Adding
+TASKS: dict[str, type[Task]] = {t.name: t for t in (Recall, Copy, Adding)}

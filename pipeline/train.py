@@ -1,0 +1,435 @@
+"""Train one run (a task at one distance, a model variant, a seed) in Lightning, logged to MLflow.
+
+``train_run(spec, ...)`` is the whole life of one run, and the unit every executor runs:
+
+1. an MLflow run opens (RUNNING) with every setting as a param and the run's identity as tags;
+2. Lightning trains until validation accuracy reaches ``solved_accuracy``, the loss or the
+   gradient blows up (diverged), or ``max_steps``; the gradient probe runs before the first
+   update, every ``probe.every_evals`` validations and after training;
+3. the test split is scored, final metrics and artifacts (config, weights, probe curves, the
+   result) are logged;
+4. the result file is written to a temporary name, the run is marked FINISHED, and the file is
+   renamed into place. A run that fails is marked FAILED and leaves no result file; a run that
+   is interrupted is marked KILLED.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import yaml
+from mlflow.entities import Metric, Param, RunTag
+from torch import nn
+
+from pipeline import data, paths, tracking
+from pipeline.config import RunSpec
+from pipeline.models import SequenceModel
+from pipeline.probe import Profile, gradient_profile
+
+log = logging.getLogger(__name__)
+
+
+class Batches:
+    """Endless shuffled mini-batches of a split, from the run's own generator (one epoch is one
+    pass over a fresh permutation). No per-sample collation: a batch is one index of the tensors.
+    """
+
+    def __init__(self, split: data.Split, batch_size: int, seed: int) -> None:
+        self.split, self.batch_size, self.seed = split, batch_size, seed
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed)
+        n = len(self.split.y)
+        while True:
+            order = torch.randperm(n, generator=g)
+            for start in range(0, n - self.batch_size + 1, self.batch_size):
+                idx = order[start : start + self.batch_size]
+                yield self.split.x[idx], self.split.y[idx]
+
+
+class Chunks:
+    """A split in consecutive batches of ``size``: one pass, in order (validation and test)."""
+
+    def __init__(self, split: data.Split, size: int) -> None:
+        self.split, self.size = split, size
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.split.y) / self.size)
+
+    def __iter__(self):
+        for i in range(0, len(self.split.y), self.size):
+            yield self.split.x[i : i + self.size], self.split.y[i : i + self.size]
+
+
+class Recorder:
+    """Buffers metric points and writes them to MLflow in batches (one write per validation), so
+    logging costs a small share of a step: a write per step roughly doubles a small LSTM's step.
+    """
+
+    def __init__(self, client, run_id: str) -> None:
+        self.client, self.run_id, self.points = client, run_id, []
+
+    def add(self, step: int, **values: float) -> None:
+        stamp = int(time.time() * 1000)
+        self.points += [Metric(k, float(v), stamp, step) for k, v in values.items()]
+
+    def flush(self) -> None:
+        for start in range(0, len(self.points), 1000):  # MLflow's batch limit
+            batch = self.points[start : start + 1000]
+            tracking.retry(lambda b=batch: self.client.log_batch(self.run_id, metrics=b))
+        self.points = []
+
+
+class LitSequenceModel(pl.LightningModule):
+    """Lightning around a plain ``SequenceModel``: the step, clipping, validation and stopping.
+
+    Training metrics are averaged over windows of ``log_every`` steps; gradient norms are taken
+    before clipping.
+    """
+
+    def __init__(self, spec: RunSpec, model: SequenceModel, probe_batch, recorder: Recorder):
+        super().__init__()
+        self.spec, self.model, self.recorder = spec, model, recorder
+        self.task = spec.task.build()
+        self.probe_batch = probe_batch
+        self.window: list[torch.Tensor] = []  # per step: [loss, accuracy, grad_norm]
+        self.grad_norm_sum, self.grad_norm_steps = 0.0, 0
+        self.val_sums = torch.zeros(3)  # loss * n, correct, n
+        self.evals = 0
+        self.best_val_accuracy = 0.0
+        self.steps_to_solve: int | None = None
+        self.diverged_step: int | None = None
+        self.profiles: list[tuple[str, int, Profile]] = []
+
+    def forward(self, x):
+        return self.model(x)
+
+    def probe(self, phase: str) -> None:
+        x, y = self.probe_batch
+        self.model.eval()
+        profile = gradient_profile(
+            self.model, self.task, x.to(self.device), y.to(self.device), self.spec.distance
+        )
+        self.model.train()
+        self.profiles.append((phase, self.global_step, profile))
+        self.recorder.add(
+            self.global_step,
+            **{f"probe/{k}": v for k, v in profile.summary.items() if math.isfinite(v)},
+        )
+
+    def on_train_start(self) -> None:
+        self.probe("init")
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        out = self.model(x)
+        loss = self.task.loss(out, y)
+        if not torch.isfinite(loss):
+            self._diverge("non-finite loss")
+            return None  # Lightning skips the update
+        self.window.append(torch.stack([loss.detach(), self.task.correct(out.detach(), y).mean()]))
+        return loss
+
+    def configure_gradient_clipping(
+        self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None
+    ) -> None:
+        clip = self.spec.training.grad_clip or math.inf
+        norm = nn.utils.clip_grad_norm_(self.parameters(), clip)  # the norm before clipping
+        norm_value = norm.item()
+        if not math.isfinite(norm_value) or norm_value > self.spec.training.diverge_grad_norm:
+            self._diverge(f"gradient norm {norm_value:.3g}")
+            optimizer.zero_grad(set_to_none=True)  # no update from a blown-up gradient
+            return
+        self.grad_norm_sum += norm_value
+        self.grad_norm_steps += 1
+        self.window[-1] = torch.cat([self.window[-1], norm.detach().reshape(1)])
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        step = self.global_step
+        if self.window and (step % self.spec.training.log_every == 0 or self.trainer.should_stop):
+            full = [w for w in self.window if len(w) == 3]
+            if full:
+                loss, acc, norm = torch.stack(full).mean(0).tolist()
+                self.recorder.add(step, train_loss=loss, train_accuracy=acc, grad_norm=norm)
+            self.window = []
+
+    def _diverge(self, why: str) -> None:
+        if self.diverged_step is None:
+            self.diverged_step = self.global_step
+            log.info("%s diverged at step %d: %s", self.spec.key, self.global_step, why)
+        self.trainer.should_stop = True
+
+    def validation_step(self, batch, batch_idx) -> None:
+        x, y = batch
+        out = self.model(x)
+        n = len(y)
+        self.val_sums += torch.stack(
+            [
+                self.task.loss(out, y).detach().cpu() * n,
+                self.task.correct(out, y).sum().cpu(),
+                torch.tensor(float(n)),
+            ]
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        loss_sum, correct, n = self.val_sums.tolist()
+        self.val_sums.zero_()
+        accuracy, step = correct / n, self.global_step
+        self.best_val_accuracy = max(self.best_val_accuracy, accuracy)
+        self.recorder.add(step, val_loss=loss_sum / n, val_accuracy=accuracy)
+        self.evals += 1
+        if accuracy >= self.spec.training.solved_accuracy and self.steps_to_solve is None:
+            self.steps_to_solve = step
+            self.trainer.should_stop = True
+        elif self.spec.probe.every_evals and self.evals % self.spec.probe.every_evals == 0:
+            self.probe(f"step_{step}")
+        self.recorder.flush()
+
+    def configure_optimizers(self):
+        t = self.spec.training
+        optimizers = {
+            "adam": torch.optim.Adam,
+            "sgd": torch.optim.SGD,
+            "rmsprop": torch.optim.RMSprop,
+        }
+        return optimizers[t.optimizer](self.model.parameters(), lr=t.learning_rate)
+
+
+def build_model(spec: RunSpec) -> SequenceModel:
+    task = spec.task.build()
+    return SequenceModel(
+        cell=spec.model.cell,
+        n_inputs=task.n_inputs,
+        n_outputs=task.n_outputs,
+        hidden_size=spec.hidden_size,
+        readout=task.readout,
+        tokens=spec.task.task != "adding",
+        forget_bias=spec.forget_bias,
+        chrono_t_max=spec.model.chrono_t_max,
+    )
+
+
+def evaluate(model: SequenceModel, task, split: data.Split, device, batch: int = 1000):
+    """Mean loss and accuracy of ``model`` on a whole split."""
+    loss_sum, correct, model_was_training = 0.0, 0.0, model.training
+    model.eval()
+    with torch.inference_mode():
+        for x, y in Chunks(split, batch):
+            x, y = x.to(device), y.to(device)
+            out = model(x)
+            loss_sum += task.loss(out, y).item() * len(y)
+            correct += task.correct(out, y).sum().item()
+    model.train(model_was_training)
+    n = len(split.y)
+    return loss_sum / n, correct / n
+
+
+def make_trainer(spec: RunSpec, accelerator: str = "auto") -> pl.Trainer:
+    t = spec.training
+    return pl.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        max_steps=t.max_steps,
+        max_epochs=-1,
+        val_check_interval=t.eval_every,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        deterministic=True,
+        gradient_clip_val=None,  # LitSequenceModel.configure_gradient_clipping clips and records
+    )
+
+
+def _profiles_csv(path: Path, profiles) -> None:
+    with open(path, "w", newline="") as f:
+        writer = None
+        for phase, step, profile in profiles:
+            for row in profile.rows():
+                row = {"phase": phase, "step": step, **row}
+                if writer is None:
+                    writer = csv.DictWriter(f, fieldnames=list(row))
+                    writer.writeheader()
+                writer.writerow(row)
+
+
+def _curve_metrics(profiles) -> list[Metric]:
+    """The init and final curves as metric histories whose step is k (chartable in the UI)."""
+    stamp, out = int(time.time() * 1000), []
+    for phase, _, profile in profiles:
+        if phase not in ("init", "final"):
+            continue
+        for state, stats in (("h", profile.h), ("c", profile.c)):
+            if stats is None:
+                continue
+            out += [
+                Metric(f"probe_curve/{phase}/{state}", v, stamp, k)
+                for k, v in zip(profile.k, stats["median"], strict=True)
+                if math.isfinite(v)
+            ]
+    return out
+
+
+def _quiet_lightning() -> None:
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+
+
+def _atomic_json(path: Path, payload: dict) -> Path:
+    """Write ``payload`` to a temporary file beside ``path`` (fsynced); returns the temp path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return tmp
+
+
+def train_run(
+    spec: RunSpec, client, exp_id: str, tags: dict[str, str], accelerator: str = "auto"
+) -> dict:
+    """Train, probe and record one run; returns its result (also written to its result file).
+
+    Raises data.DataError for bad data files; any failure marks the MLflow run FAILED (KILLED on
+    interruption) and leaves no result file.
+    """
+    _quiet_lightning()
+    splits = data.load_run_data(spec.experiment, spec.task, spec.distance, spec.seed)
+    run = tracking.retry(
+        lambda: client.create_run(
+            exp_id,
+            run_name=spec.title,
+            tags={
+                **tags,
+                "experiment": spec.experiment,
+                "task": spec.task.task,
+                "model": spec.model.name,
+                "cell": spec.model.cell,
+                "distance": str(spec.distance),
+                "seed": str(spec.seed),
+                tracking.RUN_KEY: spec.key,
+                tracking.CONFIG_HASH: spec.config_hash,
+            },
+        )
+    )
+    run_id = run.info.run_id
+    path = paths.result_file(spec.experiment, spec.key)
+    try:
+        result = _train(spec, splits, client, run_id, tags, accelerator)
+        tmp = _atomic_json(path, result)  # fails here (disk full): the run is not FINISHED
+        tracking.retry(lambda: client.set_terminated(run_id, "FINISHED"))
+        os.replace(tmp, path)
+        return result
+    except BaseException as e:
+        status = "KILLED" if isinstance(e, KeyboardInterrupt | SystemExit) else "FAILED"
+        error = RunTag("error", repr(e)[:4000])
+        try:
+            tracking.retry(lambda: client.log_batch(run_id, tags=[error]))
+            tracking.retry(lambda: client.set_terminated(run_id, status))
+        finally:
+            raise
+
+
+def _train(spec: RunSpec, splits: dict, client, run_id: str, tags: dict, accelerator: str) -> dict:
+    started = time.perf_counter()
+    params = spec.params()
+    tracking.retry(
+        lambda: client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    )
+    pl.seed_everything(spec.seed, workers=False, verbose=False)
+    model = build_model(spec)
+    task = spec.task.build()
+    recorder = Recorder(client, run_id)
+    val = splits["val"]
+    probe_batch = (val.x[: spec.probe.batch_size], val.y[: spec.probe.batch_size])
+    lit = LitSequenceModel(spec, model, probe_batch, recorder)
+    trainer = make_trainer(spec, accelerator)
+    train_batches = Batches(splits["train"], spec.training.batch_size, spec.seed)
+    try:
+        trainer.fit(lit, train_dataloaders=train_batches, val_dataloaders=Chunks(val, 1000))
+    except SystemExit:  # Lightning turns Ctrl-C (and our SIGTERM) into sys.exit(1)
+        raise KeyboardInterrupt("interrupted during training") from None
+    lit.probe("final")
+    test_loss, test_accuracy = evaluate(model, task, splits["test"], lit.device)
+    steps = trainer.global_step
+    diverged = lit.diverged_step is not None
+    solved = lit.steps_to_solve is not None and not diverged
+    final = {p: v for p, v in lit.profiles[-1][2].summary.items()}
+    init = {p: v for p, v in lit.profiles[0][2].summary.items()}
+    result = {
+        "run_id": run_id,
+        tracking.RUN_KEY: spec.key,
+        tracking.CONFIG_HASH: spec.config_hash,
+        tracking.CODE_VERSION: tags.get(tracking.CODE_VERSION),
+        "experiment": spec.experiment,
+        "task": spec.task.task,
+        "model": spec.model.name,
+        "cell": spec.model.cell,
+        "distance": spec.distance,
+        "seed": spec.seed,
+        "status": "diverged" if diverged else "solved" if solved else "unsolved",
+        "solved": solved,
+        "steps": steps,
+        "steps_to_solve": lit.steps_to_solve,
+        "diverged_step": lit.diverged_step,
+        "test_accuracy": test_accuracy,
+        "test_loss": test_loss,
+        "best_val_accuracy": lit.best_val_accuracy,
+        "chance_accuracy": task.chance_accuracy(spec.distance),
+        "baseline_loss": task.baseline_loss(spec.distance),
+        "mean_grad_norm": lit.grad_norm_sum / max(lit.grad_norm_steps, 1),
+        "wall_time": time.perf_counter() - started,
+        **{f"probe_init_{k}": _finite_or_none(v) for k, v in init.items()},
+        **{f"probe_final_{k}": _finite_or_none(v) for k, v in final.items()},
+    }
+    _log_outcome(client, run_id, spec, model, lit, result)
+    return result
+
+
+def _finite_or_none(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
+def _log_outcome(client, run_id, spec, model, lit, result) -> None:
+    numbers = {
+        k: float(v)
+        for k, v in result.items()
+        if isinstance(v, int | float)
+        and not isinstance(v, bool)
+        and v is not None
+        and k not in ("distance", "seed")
+    }
+    numbers |= {
+        "solved": float(result["solved"]),
+        "diverged": float(result["diverged_step"] is not None),
+    }
+    stamp = int(time.time() * 1000)
+    metrics = [Metric(k, v, stamp, result["steps"]) for k, v in numbers.items() if math.isfinite(v)]
+    metrics += _curve_metrics(lit.profiles)
+    lit.recorder.points += metrics
+    lit.recorder.flush()
+    tracking.retry(lambda: client.set_tag(run_id, "status", result["status"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "config.yaml").write_text(yaml.safe_dump(spec.params(), sort_keys=False))
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp / "model.pt")
+        _profiles_csv(tmp / "probe.csv", lit.profiles)
+        (tmp / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+        tracking.retry(lambda: client.log_artifacts(run_id, str(tmp)))
