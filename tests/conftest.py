@@ -1,0 +1,65 @@
+"""Shared fixtures: temporary pipeline roots (data, results, reports and a real SQLite MLflow
+store under a temporary folder) and one small real sweep that several test modules read.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline import config
+
+TINY = {
+    "tasks": [{"task": "recall", "distances": [4, 8], "n_keys": 4, "n_filler": 8}],
+    "models": [
+        {"name": "rnn", "cell": "rnn"},
+        {"name": "lstm", "cell": "lstm", "forget_bias": 2.0},
+    ],
+    "seeds": [0, 1],
+    "hidden_size": 16,
+    "training": {"max_steps": 60, "eval_every": 20, "log_every": 10, "solved_accuracy": 0.99},
+    "data": {"n_train": 512, "n_val": 128, "n_test": 128},
+    "probe": {"batch_size": 32, "every_evals": 1},
+}
+
+
+def write_experiment(folder: Path, name: str, settings: dict) -> Path:
+    """Write ``settings`` as ``folder/<name>.yaml`` and return its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def pipeline_root(tmp_path, monkeypatch) -> Path:
+    """A fresh PIPELINE_ROOT (and the default SQLite store under it) for one test."""
+    monkeypatch.setenv("PIPELINE_ROOT", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory) -> tuple[Path, config.Experiment]:
+    """A finished real sweep of TINY (8 runs) in its own root; returns (root, experiment).
+
+    Read-only for the tests that use it: copy the root before changing anything.
+    """
+    from pipeline import data, sweep
+
+    root = tmp_path_factory.mktemp("tiny_root")
+    saved = os.environ.get("PIPELINE_ROOT")
+    os.environ["PIPELINE_ROOT"] = str(root)
+    try:
+        exp = config.load(write_experiment(root / "experiments", "tiny", TINY))
+        data.run(exp, log=lambda *_: None)
+        sweep.run(exp, jobs=2, log=lambda *_: None)
+    finally:
+        if saved is None:
+            os.environ.pop("PIPELINE_ROOT", None)
+        else:
+            os.environ["PIPELINE_ROOT"] = saved
+    return root, exp

@@ -1,0 +1,129 @@
+"""The train stage against a real SQLite MLflow store: runs, params, histories, artifacts, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from pipeline import config, data, paths, sweep, tracking
+from tests.conftest import TINY, write_experiment
+
+
+def _finished_runs(exp_name: str) -> list:
+    client = tracking.client()
+    exp_id = tracking.experiment_id(client, exp_name)
+    return tracking.search(client, exp_id, "attributes.status = 'FINISHED'")
+
+
+def test_one_finished_run_per_cell_with_params_tags_histories(tiny_sweep, monkeypatch):
+    root, exp = tiny_sweep
+    monkeypatch.setenv("PIPELINE_ROOT", str(root))
+    runs = _finished_runs(exp.name)
+    keys = sorted(r.data.tags[tracking.RUN_KEY] for r in runs)
+    assert keys == sorted(s.key for s in exp.runs)  # 2 distances x 2 seeds x 2 models, once each
+
+    client = tracking.client()
+    for run in runs:
+        spec = next(s for s in exp.runs if s.key == run.data.tags[tracking.RUN_KEY])
+        assert run.info.run_name == spec.title
+        # every config field under its own name, as the string MLflow stores
+        assert run.data.params == {k: str(v) for k, v in spec.params().items()}
+        for tag in ("task", "model", "cell", "distance", "seed", "code_commit", "config_hash"):
+            assert tag in run.data.tags
+        assert run.data.tags["cell"] == spec.model.cell
+        for key in ("train_loss", "train_accuracy", "grad_norm", "val_loss", "val_accuracy"):
+            history = client.get_metric_history(run.info.run_id, key)
+            assert len(history) >= 2, key  # a history, not one number
+            steps = [m.step for m in history]
+            assert steps == sorted(steps)
+        for key in ("test_accuracy", "test_loss", "best_val_accuracy", "wall_time"):
+            assert key in run.data.metrics
+        assert 0.0 <= run.data.metrics["test_accuracy"] <= 1.0
+
+
+def test_weights_artifact_loads_as_plain_state_dict(tiny_sweep, monkeypatch, tmp_path):
+    import mlflow.artifacts
+
+    from pipeline.train import build_model
+
+    root, exp = tiny_sweep
+    monkeypatch.setenv("PIPELINE_ROOT", str(root))
+    run = _finished_runs(exp.name)[0]
+    spec = next(s for s in exp.runs if s.key == run.data.tags[tracking.RUN_KEY])
+    local = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="model.pt", dst_path=str(tmp_path)
+    )
+    state = torch.load(local, weights_only=True)
+    model = build_model(spec)
+    model.load_state_dict(state)  # raises on any missing or unexpected key
+    assert set(state) == set(model.state_dict())
+
+
+def test_result_files_match_mlflow(tiny_sweep, monkeypatch):
+    root, exp = tiny_sweep
+    monkeypatch.setenv("PIPELINE_ROOT", str(root))
+    by_id = {r.info.run_id: r for r in _finished_runs(exp.name)}
+    for spec in exp.runs:
+        result = json.loads(paths.result_file(exp.name, spec.key).read_text())
+        run = by_id[result["run_id"]]
+        assert result["test_accuracy"] == pytest.approx(run.data.metrics["test_accuracy"])
+        assert result["status"] in ("solved", "unsolved", "diverged")
+        assert result["solved"] == (result["status"] == "solved")
+        assert result[tracking.CONFIG_HASH] == spec.config_hash
+    summary = json.loads((paths.results_dir(exp.name) / "sweep.json").read_text())
+    assert set(summary["runs"]) == {s.key for s in exp.runs}
+
+
+def test_rerun_creates_no_new_runs(tiny_sweep, monkeypatch, tmp_path):
+    import shutil
+
+    root, exp = tiny_sweep
+    copy = tmp_path / "root"
+    shutil.copytree(root, copy)
+    monkeypatch.setenv("PIPELINE_ROOT", str(copy))
+    before = len(_finished_runs(exp.name))
+    progress = sweep.run(exp, jobs=2, log=lambda *_: None)
+    assert progress.done == len(exp.runs) and progress.failed == 0
+    assert len(_finished_runs(exp.name)) == before
+
+
+def test_changed_training_setting_reruns_only_that_experiment(pipeline_root):
+    settings = {**TINY, "seeds": [0], "training": {**TINY["training"], "max_steps": 20}}
+    settings["tasks"] = [{**TINY["tasks"][0], "distances": [4]}]
+    path = write_experiment(pipeline_root / "experiments", "small", settings)
+    exp = config.load(path)
+    data.run(exp, log=lambda *_: None)
+    sweep.run(exp, jobs=1, log=lambda *_: None)
+    first = {r.info.run_id for r in _finished_runs("small")}
+    settings["training"]["max_steps"] = 40
+    exp2 = config.load(write_experiment(pipeline_root / "experiments", "small", settings))
+    sweep.run(exp2, jobs=1, log=lambda *_: None)
+    second = _finished_runs("small")
+    assert len(second) == 2 * len(first)  # each run again, under its new config hash
+    results = [json.loads(paths.result_file("small", s.key).read_text()) for s in exp2.runs]
+    assert all(r["steps"] <= 40 and r[tracking.CONFIG_HASH] == s.config_hash
+               for r, s in zip(results, exp2.runs, strict=True))  # fmt: skip
+
+
+def test_divergence_is_recorded_and_the_sweep_finishes(pipeline_root):
+    settings = {  # a regression head with a huge unclipped step overflows within a few updates
+        **TINY,
+        "tasks": [{"task": "adding", "distances": [4]}],
+        "seeds": [0],
+        "models": [{"name": "rnn", "cell": "rnn"}, {"name": "lstm", "cell": "lstm"}],
+        "training": {**TINY["training"], "optimizer": "sgd", "learning_rate": 1e4, "grad_clip": None},
+    }
+    exp = config.load(write_experiment(pipeline_root / "experiments", "boom", settings))
+    data.run(exp, log=lambda *_: None)
+    progress = sweep.run(exp, jobs=1, log=lambda *_: None)
+    assert progress.failed == 0 and progress.done == len(exp.runs)
+    for spec in exp.runs:
+        result = json.loads(paths.result_file("boom", spec.key).read_text())
+        assert result["status"] == "diverged"
+        assert result["solved"] is False
+        assert isinstance(result["diverged_step"], int)
+    runs = _finished_runs("boom")
+    assert {r.data.tags["status"] for r in runs} == {"diverged"}
+    assert all(r.data.metrics["diverged"] == 1.0 for r in runs)
