@@ -21,6 +21,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -37,6 +38,14 @@ class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
+def _number(value: object) -> object:
+    """Floats accept numbers and numeric strings (YAML reads ``3e-3`` as a string), not booleans."""
+    if isinstance(value, bool):
+        raise ValueError("input should be a number, not a boolean")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_number)]
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 Distances = Annotated[list[PositiveInt], Field(min_length=1)]
 
@@ -59,10 +68,10 @@ class TaskBase(Frozen):
     @model_validator(mode="after")
     def _reachable(self):
         low = self.build().min_distance
-        for i, d in enumerate(self.distances):
+        for d in self.distances:  # sorted by now: an index would not point into the file
             if d < low:
                 raise ValueError(
-                    f"distances[{i}]: {d} is below the {self.task} task's minimum distance {low}"
+                    f"distances: {d} is below the {self.task} task's minimum distance {low}"
                 )
         return self
 
@@ -88,7 +97,7 @@ class CopyConfig(TaskBase):
 
 class AddingConfig(TaskBase):
     task: Literal["adding"]
-    tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.04
+    tolerance: Annotated[Number, Field(gt=0, lt=1)] = 0.04
 
 
 TaskConfig = Annotated[RecallConfig | CopyConfig | AddingConfig, Field(discriminator="task")]
@@ -100,7 +109,7 @@ class ModelConfig(Frozen):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
     cell: Literal["rnn", "lstm", "gru"]
     hidden_size: PositiveInt | None = None  # None: the experiment's hidden_size
-    forget_bias: float | None = None  # None: 1.0 for an LSTM (PyTorch's own default is ~0)
+    forget_bias: Number | None = None  # None: 1.0 for an LSTM (PyTorch's own default is ~0)
     chrono_t_max: Annotated[StrictInt, Field(ge=2)] | None = None  # Tallec & Ollivier 2018
 
     @model_validator(mode="after")
@@ -120,14 +129,14 @@ class ModelConfig(Frozen):
 
 class TrainingConfig(Frozen):
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
-    learning_rate: Annotated[float, Field(gt=0)] = 3e-3
+    learning_rate: Annotated[Number, Field(gt=0)] = 3e-3
     batch_size: PositiveInt = 128
     max_steps: PositiveInt = 2000
-    grad_clip: Annotated[float, Field(gt=0)] | None = 1.0  # clip by global norm; None: never
+    grad_clip: Annotated[Number, Field(gt=0)] | None = 1.0  # clip by global norm; None: never
     eval_every: PositiveInt = 100  # steps between validations
-    solved_accuracy: Annotated[float, Field(gt=0, le=1)] = 0.99  # validation accuracy to stop at
+    solved_accuracy: Annotated[Number, Field(gt=0, le=1)] = 0.99  # validation accuracy to stop at
     log_every: PositiveInt = 25  # steps between training-metric writes to MLflow
-    diverge_grad_norm: Annotated[float, Field(gt=0)] = 1e6  # pre-clip norm that counts as blown up
+    diverge_grad_norm: Annotated[Number, Field(gt=0)] = 1e6  # pre-clip norm that counts as blown up
 
 
 class DataConfig(Frozen):
@@ -278,7 +287,7 @@ def _describe(path: Path, error: ValidationError) -> str:
     for e in error.errors():
         where, msg = _location(e["loc"]), e["msg"].removeprefix("Value error, ")
         own = re.match(r"^([a-z_.]+(?:\[\d+\])?): (.*)$", msg, re.S)
-        if own:  # a cross-field check that names its own field: "distances[0]: ..."
+        if own:  # a cross-field check that names its own field: "distances: ..."
             sub, msg = own.groups()
             where = sub if where == "(top level)" else f"{where}.{sub}"
             shown = ""

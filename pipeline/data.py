@@ -129,19 +129,43 @@ def load(target: Path, split: str) -> Split:
         return Split(torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"]))
 
 
+def check(target: Path, task: TaskBase, distance: int, seed: int, sizes: dict) -> None:
+    """Raise DataError (naming the file) unless the folder holds exactly this data and every
+    file passes its checksum.
+    """
+    expected = _identity(task, distance, seed, sizes)
+    manifest = _manifest(target)
+    if {k: manifest.get(k) for k in expected} != expected:
+        raise DataError(
+            f"{target / 'manifest.json'}: written for other settings than the experiment's; "
+            "rerun the data stage (make data)"
+        )
+    for split in SPLITS:
+        load(target, split)
+
+
 def is_current(target: Path, task: TaskBase, distance: int, seed: int, sizes: dict) -> bool:
-    """True when the folder holds exactly this data and every file passes its checksum."""
     try:
-        manifest = _manifest(target)
-        if {
-            k: manifest.get(k) for k in ("format", "task", "params", "distance", "seed", "sizes")
-        } != _identity(task, distance, seed, sizes):
-            return False
-        for split in SPLITS:
-            load(target, split)
+        check(target, task, distance, seed, sizes)
     except DataError:
         return False
     return True
+
+
+def verify(exp: Experiment) -> None:
+    """Check every data file of ``exp``; raises DataError naming the first missing, truncated or
+    altered file. The train stage calls this before any run starts.
+    """
+    for task in exp.tasks:
+        for distance in task.distances:
+            for seed in exp.seeds:
+                check(folder(exp.name, task, distance, seed), task, distance, seed, _sizes(exp))
+
+
+def _remove_partial(exp_name: str) -> None:
+    """Remove folders an interrupted data stage left under their temporary names."""
+    for tmp in paths.data_dir(exp_name).glob("*/.*.tmp*"):
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run(exp: Experiment, log=print) -> dict:
@@ -151,6 +175,7 @@ def run(exp: Experiment, log=print) -> dict:
     """
     sizes, written, kept, tokens = _sizes(exp), 0, 0, 0
     start = time.perf_counter()
+    _remove_partial(exp.name)
     for task in exp.tasks:
         for distance in task.distances:
             for seed in exp.seeds:

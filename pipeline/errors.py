@@ -13,6 +13,10 @@ class DataError(PipelineError):
     """A data file that is missing, truncated or altered."""
 
 
+class WeightsError(PipelineError):
+    """A weights file that is not a plain state dict of tensors."""
+
+
 class TrackingError(PipelineError):
     """A tracking store that is malformed, unreachable or unusable."""
 

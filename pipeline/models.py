@@ -65,12 +65,20 @@ def _gate(param: Tensor, index: int, hidden: int) -> Tensor:
     return param[index * hidden : (index + 1) * hidden]
 
 
+def _require_lstm(core: nn.Module, option: str) -> None:
+    # the f block of a GRU's biases is its update gate z, and an RNN's is empty: never a no-op
+    if not isinstance(core, nn.LSTM):
+        raise ValueError(f"{option} is an LSTM-only option, got {type(core).__name__}")
+
+
 def set_forget_bias(lstm: nn.LSTM, value: float) -> None:
     """Give the LSTM's forget gate the bias ``value``.
 
     ``nn.LSTM`` keeps two bias vectors, b_ih and b_hh, in the gate order i, f, g, o; the gate sees
-    their sum, so b_ih's f block is set to ``value`` and b_hh's to zero.
+    their sum, so b_ih's f block is set to ``value`` and b_hh's to zero. Raises ValueError for a
+    core that is not an LSTM.
     """
+    _require_lstm(lstm, "forget_bias")
     hidden = lstm.hidden_size
     with torch.no_grad():
         _gate(lstm.bias_ih_l0, 1, hidden).fill_(value)
@@ -81,8 +89,10 @@ def chrono_init(lstm: nn.LSTM, t_max: int, generator: torch.Generator | None = N
     """Chrono init (Tallec & Ollivier 2018): b_f = log(u), u ~ U[1, t_max - 1], and b_i = -b_f.
 
     A forget bias of log(u) gives the cell a memory time scale of about u steps, so the units'
-    time scales spread over the range of dependencies the task has.
+    time scales spread over the range of dependencies the task has. Raises ValueError for a core
+    that is not an LSTM.
     """
+    _require_lstm(lstm, "chrono_t_max")
     hidden = lstm.hidden_size
     u = torch.rand(hidden, generator=generator) * (t_max - 2) + 1
     with torch.no_grad():

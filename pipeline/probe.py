@@ -61,9 +61,12 @@ def fit_decay(k: list[int] | Tensor, norms: list[float] | Tensor, k_max: int) ->
 
 
 def efold(rho: float) -> float:
-    """Steps for the gradient to shrink by e: -1 / ln(rho); inf when it does not shrink."""
+    """Steps for the gradient to shrink by e: -1 / ln(rho); inf when it does not shrink, 0 when
+    it vanishes in one step (rho = 0, the limit of -1 / ln(rho))."""
     if math.isnan(rho):
         return math.nan
+    if rho == 0:
+        return 0.0
     return math.inf if rho >= 1 else -1 / math.log(rho)
 
 

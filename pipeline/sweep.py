@@ -151,19 +151,38 @@ def _init_worker(uri: str, exp_id: str, tags: dict, threads: int) -> None:
 
 
 def _init_pool_worker(*args) -> None:
-    """A pool worker: the parent alone answers Ctrl-C, and stops workers with SIGTERM."""
+    """A pool worker: the parent alone answers Ctrl-C and stops workers with SIGTERM; a worker
+    dies with its parent (SIGKILL), so no orphan finishes a run that a resumed sweep retrains.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    _die_with_parent()
     _init_worker(*args)
 
 
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: orphans end when their queue closes
+        pass
+    if os.getppid() == 1:  # the parent died before the call above
+        os._exit(1)
+
+
 def _raise_interrupt(signum, frame):
+    _worker["stopping"] = True
     raise Interrupted(f"signal {signum}")
 
 
 def run_one(spec: RunSpec) -> dict:
     """Train one run in this process (a worker, or the parent with jobs=1, or a Ray task)."""
     from pipeline.train import train_run
+
+    if _worker.get("stopping"):  # stopped: start no new run from the queue
+        raise Interrupted("the sweep is stopping")
 
     return train_run(spec, _worker["client"], _worker["exp_id"], _worker["tags"])
 
@@ -242,6 +261,9 @@ def run(exp: Experiment, jobs: int, executor: str = "local", log=print) -> Progr
     """
     client = tracking.connect()
     version = code_version()
+    from pipeline import data  # verify every data file before any training: fail fast
+
+    data.verify(exp)
     with sweep_lock(exp.name):
         exp_id = tracking.experiment_id(client, exp.name)
         closed = tracking.close_stale_runs(client, exp_id)

@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 from pipeline import paths
@@ -89,9 +90,9 @@ def connect(uri: str | None = None):
             f"MLFLOW_TRACKING_URI={uri!r}: file stores are not supported by "
             "MLflow 3; use sqlite:///path/mlflow.db or a tracking server"
         )
-    if is_local_sqlite(uri) and uri == paths.tracking_uri():
-        paths.mlruns_dir().mkdir(parents=True, exist_ok=True)
     try:
+        if is_local_sqlite(uri):
+            _create_sqlite(uri)
         with _fail_fast():
             c = client(uri)
             retry(lambda: c.search_experiments(max_results=1))
@@ -101,6 +102,25 @@ def connect(uri: str | None = None):
             f"tracking store {uri} is unreachable or unusable: {first[:300]}"
         ) from None
     return c
+
+
+def _create_sqlite(uri: str) -> None:
+    """Create a missing SQLite store under a temporary name, then rename it into place.
+
+    MLflow builds a new database by running its schema migrations; an interruption half-way
+    leaves a database that no later run can open. Built aside, the store appears whole or not
+    at all.
+    """
+    from mlflow import MlflowClient
+
+    path = Path(uri.removeprefix("sqlite:///"))
+    if str(path) in ("", ":memory:") or path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    MlflowClient(tracking_uri=f"sqlite:///{tmp}").search_experiments(max_results=1)
+    os.replace(tmp, path)
 
 
 def experiment_id(c, name: str) -> str:

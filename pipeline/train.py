@@ -33,6 +33,7 @@ from torch import nn
 
 from pipeline import data, paths, tracking
 from pipeline.config import RunSpec
+from pipeline.errors import WeightsError
 from pipeline.models import SequenceModel
 from pipeline.probe import Profile, gradient_profile
 
@@ -232,6 +233,24 @@ def evaluate(model: SequenceModel, task, split: data.Split, device, batch: int =
     model.train(model_was_training)
     n = len(split.y)
     return loss_sum / n, correct / n
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a ``model.pt`` artifact as a state dict of tensors, never unpickling code.
+
+    Raises WeightsError naming the file when it is unreadable, holds anything but a mapping of
+    names to tensors, or would need arbitrary code to load (``weights_only=True`` refuses it).
+    """
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as e:  # UnpicklingError for code, RuntimeError/EOFError for bad files
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(f"{path}: not a plain state dict ({first[:200]})") from None
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise WeightsError(f"{path}: not a state dict (expected names -> tensors)")
+    return state
 
 
 def make_trainer(spec: RunSpec, accelerator: str = "auto") -> pl.Trainer:

@@ -63,3 +63,11 @@ def tiny_sweep(tmp_path_factory) -> tuple[Path, config.Experiment]:
         else:
             os.environ["PIPELINE_ROOT"] = saved
     return root, exp
+
+
+def pytest_configure(config) -> None:
+    # one torch thread per test process, as in the sweep's workers: on a small shared machine,
+    # two threads per process fight over the cores and make the suite several times slower
+    import torch
+
+    torch.set_num_threads(1)

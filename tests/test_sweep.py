@@ -1,4 +1,4 @@
-"""The train stage against a real SQLite MLflow store: runs, params, histories, artifacts, resume."""
+"""The train stage on a real SQLite MLflow store: runs, params, histories, artifacts, reruns."""
 
 from __future__ import annotations
 
@@ -103,8 +103,10 @@ def test_changed_training_setting_reruns_only_that_experiment(pipeline_root):
     second = _finished_runs("small")
     assert len(second) == 2 * len(first)  # each run again, under its new config hash
     results = [json.loads(paths.result_file("small", s.key).read_text()) for s in exp2.runs]
-    assert all(r["steps"] <= 40 and r[tracking.CONFIG_HASH] == s.config_hash
-               for r, s in zip(results, exp2.runs, strict=True))  # fmt: skip
+    assert all(
+        r["steps"] <= 40 and r[tracking.CONFIG_HASH] == s.config_hash
+        for r, s in zip(results, exp2.runs, strict=True)
+    )
 
 
 def test_divergence_is_recorded_and_the_sweep_finishes(pipeline_root):
@@ -113,7 +115,12 @@ def test_divergence_is_recorded_and_the_sweep_finishes(pipeline_root):
         "tasks": [{"task": "adding", "distances": [4]}],
         "seeds": [0],
         "models": [{"name": "rnn", "cell": "rnn"}, {"name": "lstm", "cell": "lstm"}],
-        "training": {**TINY["training"], "optimizer": "sgd", "learning_rate": 1e4, "grad_clip": None},
+        "training": {
+            **TINY["training"],
+            "optimizer": "sgd",
+            "learning_rate": 1e4,
+            "grad_clip": None,
+        },
     }
     exp = config.load(write_experiment(pipeline_root / "experiments", "boom", settings))
     data.run(exp, log=lambda *_: None)

@@ -1,0 +1,315 @@
+"""Experiment files: every bad file stops with one message naming the file, the field and the bad
+value; the shipped files load; config names are the run's param names.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import pipeline
+from pipeline import config
+from pipeline.config import ConfigError
+
+GOOD = {
+    "tasks": [{"task": "recall", "distances": [4, 8]}],
+    "models": [{"name": "rnn", "cell": "rnn"}, {"name": "lstm", "cell": "lstm"}],
+    "seeds": [0, 1],
+}
+
+
+def changed(edit) -> dict:
+    settings = copy.deepcopy(GOOD)
+    edit(settings)
+    return settings
+
+
+def write(folder: Path, settings: dict | str, name: str = "bad") -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(settings if isinstance(settings, str) else yaml.safe_dump(settings))
+    return path
+
+
+# (case id, edit of GOOD, the field the message must name, the bad value it must show after it)
+BAD = [
+    ("unknown key", lambda s: s.update(epochs=3), "epochs", "3"),
+    (
+        "unknown nested key",
+        lambda s: s.update(training={"learnin_rate": 0.1}),
+        "training.learnin_rate",
+        "0.1",
+    ),
+    ("wrong type", lambda s: s.update(hidden_size="big"), "hidden_size", "'big'"),
+    (
+        "wrong type in a list",
+        lambda s: s["tasks"][0].update(distances=[4, "far"]),
+        "tasks[0].distances[1]",
+        "'far'",
+    ),
+    (
+        "distance below the recall minimum",
+        lambda s: s["tasks"][0].update(distances=[8, 2]),
+        "tasks[0].distances",
+        "2 is below the recall task's minimum distance 3",
+    ),
+    (
+        "distance below the copy minimum",
+        lambda s: s.update(tasks=[{"task": "copy", "distances": [20, 10], "copy_length": 10}]),
+        "tasks[0].distances",
+        "10 is below the copy task's minimum distance 11",
+    ),
+    ("empty seeds", lambda s: s.update(seeds=[]), "seeds", "0"),
+    ("empty distances", lambda s: s["tasks"][0].update(distances=[]), "tasks[0].distances", "0"),
+    ("empty models", lambda s: s.update(models=[]), "models", "0"),
+    (
+        "negative learning rate",
+        lambda s: s.update(training={"learning_rate": -0.001}),
+        "training.learning_rate",
+        "-0.001",
+    ),
+    ("non-integer seed", lambda s: s.update(seeds=[0, 1.5]), "seeds[1]", "1.5"),
+    ("seed as text", lambda s: s.update(seeds=["one"]), "seeds[0]", "'one'"),
+    ("negative seed", lambda s: s.update(seeds=[0, -1]), "seeds", "-1"),
+    ("duplicate seeds", lambda s: s.update(seeds=[3, 3]), "seeds", "3"),
+    (
+        "unknown cell",
+        lambda s: s["models"][1].update(cell="transformer"),
+        "models[1].cell",
+        "'transformer'",
+    ),
+    (
+        "duplicate model names",
+        lambda s: s["models"][1].update(name="rnn"),
+        "models",
+        "'rnn'",
+    ),
+    (
+        "duplicate distances",
+        lambda s: s["tasks"][0].update(distances=[8, 4, 8]),
+        "tasks[0].distances",
+        "8",
+    ),
+    (
+        "forget_bias on an rnn",
+        lambda s: s["models"][0].update(forget_bias=3.0),
+        "models[0].forget_bias",
+        "3.0",
+    ),
+    (
+        "chrono_t_max on a gru",
+        lambda s: s["models"][0].update(cell="gru", chrono_t_max=50),
+        "models[0].chrono_t_max",
+        "50",
+    ),
+    (
+        "unknown task",
+        lambda s: s.update(tasks=[{"task": "sort", "distances": [10]}]),
+        "tasks[0]",
+        "'sort'",
+    ),
+    (
+        "n_keys out of range",
+        lambda s: s["tasks"][0].update(n_keys=40),
+        "tasks[0].n_keys",
+        "40",
+    ),
+    (
+        "probe batch larger than the validation split",
+        lambda s: s.update(data={"n_val": 50}, probe={"batch_size": 64}),
+        "probe.batch_size",
+        "64",
+    ),
+    ("name is not a setting", lambda s: s.update(name="other"), "name", "not a setting"),
+]
+
+
+@pytest.mark.parametrize(("edit", "field", "value"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+def test_bad_config_names_file_field_and_value(tmp_path, edit, field, value):
+    path = write(tmp_path, changed(edit))
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith(f"{path}: ")
+    assert f"{field}:" in message or f"{field}[" in message
+    assert value in message.split(f"{field}", 1)[1]  # the value comes with its field
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("tasks: [recall, copy\n", "malformed YAML"),
+        ("models:\n  - name: rnn\n   cell: rnn\n", "malformed YAML"),
+        ("- recall\n- copy\n", "got list"),
+        ("just text\n", "got str"),
+        ("", "got NoneType"),
+    ],
+    ids=["unclosed list", "bad indent", "top-level list", "top-level scalar", "empty file"],
+)
+def test_unreadable_files(tmp_path, text, expect):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=expect) as caught:
+        config.load(path)
+    assert str(caught.value).startswith(f"{path}: ")
+
+
+def test_an_index_in_a_message_points_into_the_file(tmp_path):
+    """Distances are sorted once validated; a message about one must not cite a sorted index."""
+    path = write(tmp_path, changed(lambda s: s["tasks"][0].update(distances=[8, 6, 2])))
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert "distances[0]" not in str(caught.value)
+
+
+def test_malformed_yaml_says_where(tmp_path):
+    path = write(tmp_path, "tasks: [recall, copy\n")
+    with pytest.raises(ConfigError, match=r"line \d+"):
+        config.load(path)
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nowhere.yaml"
+    with pytest.raises(ConfigError, match="cannot read") as caught:
+        config.load(path)
+    assert str(path) in str(caught.value)
+
+
+def test_yaml_is_read_safely(tmp_path):
+    path = write(tmp_path, "tasks: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(ConfigError, match="malformed YAML"):
+        config.load(path)
+
+
+def test_cli_rejects_a_bad_file_with_code_2_and_writes_nothing(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    path = write(tmp_path, changed(lambda s: s.update(training={"learning_rate": -1.0})))
+    source = Path(pipeline.__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "PIPELINE_ROOT": str(root),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")])),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "data", "--experiment", str(path)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "training.learning_rate" in lines[0] and "-1.0" in lines[0] and str(path) in lines[0]
+    assert done.stdout == ""
+    assert list(root.iterdir()) == []  # no data/ folder, nothing at all
+
+
+# --- the shipped experiments ---
+
+
+@pytest.mark.parametrize("name", ["quick", "default", "full"])
+def test_shipped_experiments_load(name):
+    path = Path(pipeline.__file__).resolve().parent.parent / "experiments" / f"{name}.yaml"
+    exp = config.load(path)
+    assert exp.name == name
+    n_cells = sum(len(t.distances) for t in exp.tasks) * len(exp.seeds) * len(exp.models)
+    assert len(exp.runs) == n_cells
+    assert len({r.key for r in exp.runs}) == n_cells
+
+
+def test_defaults_fill_what_the_file_leaves_out(tmp_path):
+    exp = config.load(write(tmp_path, GOOD, "good"))
+    assert exp.training == config.TrainingConfig()
+    assert exp.hidden_size == 64
+    assert exp.tasks[0].params() == {"n_keys": 8, "n_filler": 24}
+
+
+def test_config_is_frozen(tmp_path):
+    exp = config.load(write(tmp_path, GOOD, "good"))
+    with pytest.raises(ValueError, match="frozen"):
+        exp.training.learning_rate = 1.0
+
+
+# --- one name for one thing ---
+
+
+def run_of(tmp_path, settings: dict, model: str) -> config.RunSpec:
+    exp = config.load(write(tmp_path, settings, "names"))
+    return next(r for r in exp.runs if r.model.name == model)
+
+
+def test_run_params_use_the_config_field_names(tmp_path):
+    settings = changed(lambda s: s["models"][1].update(forget_bias=2.5, hidden_size=32))
+    spec = run_of(tmp_path, settings, "lstm")
+    params = spec.params()
+    for field in ("distance", "seed", "hidden_size"):
+        assert params[field] == getattr(spec, field)
+    assert params["cell"] == "lstm"
+    assert params["forget_bias"] == 2.5
+    assert params["hidden_size"] == 32  # the model's own size wins over the experiment's
+    for section in (spec.training, spec.data):
+        for field, value in section.model_dump().items():
+            if value is not None:
+                assert params[field] == value, field
+    for field, value in spec.task.params().items():
+        assert params[field] == value
+    for field, value in spec.probe.model_dump().items():
+        assert params[f"probe_{field}"] == value
+    known = (
+        {"experiment", "task", "model", "distance", "seed", "hidden_size"}
+        | set(config.ModelConfig.model_fields)
+        | set(config.TrainingConfig.model_fields)
+        | set(config.DataConfig.model_fields)
+        | set(config.RecallConfig.model_fields)
+        | {f"probe_{f}" for f in config.ProbeConfig.model_fields}
+    )
+    assert set(params) <= known
+
+
+def test_lstm_forget_bias_defaults_to_one_and_is_absent_elsewhere(tmp_path):
+    exp = config.load(write(tmp_path, GOOD, "good"))
+    by_model = {r.model.name: r.params() for r in exp.runs}
+    assert by_model["lstm"]["forget_bias"] == 1.0
+    assert "forget_bias" not in by_model["rnn"]
+    assert "chrono_t_max" not in by_model["lstm"]
+
+
+def test_chrono_replaces_the_forget_bias(tmp_path):
+    spec = run_of(tmp_path, changed(lambda s: s["models"][1].update(chrono_t_max=40)), "lstm")
+    assert spec.params()["chrono_t_max"] == 40
+    assert "forget_bias" not in spec.params()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("optimizer", "sgd"),
+        ("learning_rate", 1e-3),
+        ("batch_size", 64),
+        ("max_steps", 500),
+        ("grad_clip", None),
+        ("eval_every", 10),
+        ("solved_accuracy", 0.9),
+        ("log_every", 5),
+        ("diverge_grad_norm", 1e3),
+    ],
+)
+def test_config_hash_changes_with_every_training_field(tmp_path, field, value):
+    spec = config.load(write(tmp_path, GOOD, "good")).runs[0]
+    again = config.load(write(tmp_path, GOOD, "good")).runs[0]
+    assert again.config_hash == spec.config_hash
+    other = spec.model_copy(update={"training": spec.training.model_copy(update={field: value})})
+    assert other.config_hash != spec.config_hash
+
+
+def test_config_hash_differs_between_runs_of_one_experiment(tmp_path):
+    exp = config.load(write(tmp_path, GOOD, "good"))
+    assert len({r.config_hash for r in exp.runs}) == len(exp.runs)

@@ -1,0 +1,221 @@
+"""The models: the reference cells follow the seed's equations and agree with the fused PyTorch
+modules step for step; init options set what they say; the sequence model has the right shapes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from pipeline import models
+from pipeline.models import SequenceModel, chrono_init, reference_cell, set_forget_bias, unroll
+
+H, B, STEPS = 16, 4, 250
+
+
+def fused_core(cell: str, seed: int = 0) -> nn.RNNBase:
+    torch.manual_seed(seed)
+    return models.CORES[cell](H, H, batch_first=True)
+
+
+def with_forget_bias(core: nn.LSTM) -> nn.LSTM:
+    set_forget_bias(core, 3.0)
+    return core
+
+
+def with_chrono(core: nn.LSTM) -> nn.LSTM:
+    chrono_init(core, STEPS, generator=torch.Generator().manual_seed(1))
+    return core
+
+
+VARIANTS = {
+    "rnn": lambda: fused_core("rnn"),
+    "gru": lambda: fused_core("gru"),
+    "lstm": lambda: fused_core("lstm"),
+    "lstm_forget_bias_3": lambda: with_forget_bias(fused_core("lstm")),
+    "lstm_chrono": lambda: with_chrono(fused_core("lstm")),
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_reference_cell_agrees_with_fused_core_over_250_steps(variant):
+    core = VARIANTS[variant]()
+    x = torch.randn(B, STEPS, H, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        out, state = core(x)  # out: [B, T, H]
+        hs, cs = unroll(reference_cell(core), x)
+    assert len(hs) == STEPS
+    assert torch.allclose(torch.stack(hs, dim=1), out, atol=1e-5, rtol=0)
+    h_n = state[0] if isinstance(core, nn.LSTM) else state
+    assert torch.allclose(hs[-1], h_n[0], atol=1e-5, rtol=0)
+    if isinstance(core, nn.LSTM):
+        assert len(cs) == STEPS
+        assert torch.allclose(cs[-1], state[1][0], atol=1e-5, rtol=0)
+    else:
+        assert cs is None
+
+
+def test_reference_cell_agrees_inside_the_sequence_model():
+    torch.manual_seed(3)
+    model = SequenceModel("lstm", n_inputs=10, n_outputs=5, hidden_size=H, forget_bias=2.0)
+    x = torch.randint(10, (B, 220))
+    with torch.no_grad():
+        hs, _ = unroll(reference_cell(model.core), model.encode(x))
+        assert torch.allclose(model.V(hs[-1]), model(x), atol=1e-5, rtol=0)
+
+
+def test_reference_cell_is_a_copy():
+    core = fused_core("lstm")
+    cell = reference_cell(core)
+    with torch.no_grad():
+        core.weight_hh_l0.zero_()
+    assert cell.W["f"].abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "core",
+    [
+        nn.LSTM(4, 4, num_layers=2),
+        nn.GRU(4, 4, bidirectional=True),
+        nn.RNN(4, 4, bias=False),
+        nn.RNN(4, 4, nonlinearity="relu"),
+    ],
+    ids=["two layers", "bidirectional", "no bias", "relu"],
+)
+def test_reference_cell_refuses_what_it_does_not_cover(core):
+    with pytest.raises(ValueError):
+        reference_cell(core)
+
+
+# --- the seed's equations, by hand ---
+
+
+def test_elman_cell_is_tanh_of_W_h_plus_U_x_plus_b():
+    core = fused_core("rnn")
+    x, h = torch.randn(B, H), torch.randn(B, H)
+    U, W = core.weight_ih_l0, core.weight_hh_l0
+    b = core.bias_ih_l0 + core.bias_hh_l0
+    by_hand = torch.tanh(h @ W.T + x @ U.T + b)
+    with torch.no_grad():
+        fused, _ = core(x[:, None], h[None])
+        ref, _ = reference_cell(core)(x, h)
+    assert torch.allclose(fused[:, 0], by_hand, atol=1e-6)
+    assert torch.allclose(ref, by_hand, atol=1e-6)
+
+
+def test_lstm_cell_is_the_seeds_equations():
+    core = fused_core("lstm")
+    x, h, c = torch.randn(B, H), torch.randn(B, H), torch.randn(B, H)
+    # nn.LSTM stacks the gates i, f, g, o; the gate bias is b_ih + b_hh
+    U = dict(zip("ifgo", core.weight_ih_l0.chunk(4), strict=True))
+    W = dict(zip("ifgo", core.weight_hh_l0.chunk(4), strict=True))
+    b = dict(zip("ifgo", (core.bias_ih_l0 + core.bias_hh_l0).chunk(4), strict=True))
+    pre = {k: h @ W[k].T + x @ U[k].T + b[k] for k in "ifgo"}
+    f, i, o = (torch.sigmoid(pre[k]) for k in "fio")
+    g = torch.tanh(pre["g"])
+    c_next = f * c + i * g
+    h_next = o * torch.tanh(c_next)
+    with torch.no_grad():
+        _, (h_fused, c_fused) = core(x[:, None], (h[None], c[None]))
+        h_ref, c_ref = reference_cell(core)(x, h, c)
+    assert torch.allclose(h_fused[0], h_next, atol=1e-6)
+    assert torch.allclose(c_fused[0], c_next, atol=1e-6)
+    assert torch.allclose(h_ref, h_next, atol=1e-6)
+    assert torch.allclose(c_ref, c_next, atol=1e-6)
+
+
+# --- init options ---
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0, 3.0, -2.5])
+def test_set_forget_bias_sets_the_sum_of_the_two_biases(value):
+    core = fused_core("lstm")
+    before_ih, before_hh = core.bias_ih_l0.detach().clone(), core.bias_hh_l0.detach().clone()
+    set_forget_bias(core, value)
+    f = slice(H, 2 * H)
+    assert torch.allclose(core.bias_ih_l0[f] + core.bias_hh_l0[f], torch.full((H,), value))
+    others = torch.ones(4 * H, dtype=torch.bool)
+    others[f] = False
+    assert torch.equal(core.bias_ih_l0[others], before_ih[others])
+    assert torch.equal(core.bias_hh_l0[others], before_hh[others])
+    assert reference_cell(core).b["f"].tolist() == pytest.approx([value] * H)
+
+
+def test_chrono_init_spreads_time_scales_up_to_t_max():
+    core = fused_core("lstm")
+    t_max = 100
+    chrono_init(core, t_max, generator=torch.Generator().manual_seed(0))
+    b = reference_cell(core).b
+    assert (b["f"] >= 0).all() and (b["f"] <= math.log(t_max - 1) + 1e-6).all()
+    assert torch.allclose(b["i"], -b["f"])
+    assert b["f"].std() > 0.3  # spread, not one value
+
+
+def test_sequence_model_forget_bias_option():
+    torch.manual_seed(0)
+    model = SequenceModel("lstm", 10, 4, H, forget_bias=3.0)
+    assert torch.allclose(reference_cell(model.core).b["f"], torch.full((H,), 3.0))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_lstm_only_init_options_refuse_other_cores(cell):
+    """A GRU's second bias block is its update gate: setting it as a forget gate is an error."""
+    core = fused_core(cell)
+    before = core.bias_ih_l0.detach().clone()
+    with pytest.raises(ValueError, match="LSTM-only"):
+        set_forget_bias(core, 3.0)
+    with pytest.raises(ValueError, match="LSTM-only"):
+        chrono_init(core, 50)
+    assert torch.equal(core.bias_ih_l0, before)
+    with pytest.raises(ValueError, match="LSTM-only"):
+        SequenceModel(cell, 4, 2, H, forget_bias=3.0)
+
+
+# --- the sequence model ---
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("readout", ["last", "all"])
+def test_sequence_model_shapes_for_tokens(cell, readout):
+    model = SequenceModel(cell, n_inputs=12, n_outputs=5, hidden_size=H, readout=readout)
+    x = torch.randint(12, (3, 7), dtype=torch.uint8)
+    assert model.encode(x).shape == (3, 7, H)
+    assert model(x).shape == ((3, 5) if readout == "last" else (3, 7, 5))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_sequence_model_shapes_for_float_inputs(cell):
+    model = SequenceModel(cell, n_inputs=2, n_outputs=1, hidden_size=H, tokens=False)
+    x = torch.rand(3, 9, 2)
+    assert isinstance(model.encoder, nn.Linear)
+    assert model(x).shape == (3, 1)
+
+
+def test_last_readout_is_the_last_step_of_all():
+    torch.manual_seed(0)
+    last = SequenceModel("gru", 12, 5, H, readout="last")
+    every = SequenceModel("gru", 12, 5, H, readout="all")
+    every.load_state_dict(last.state_dict())
+    x = torch.randint(12, (3, 7))
+    assert torch.allclose(every(x)[:, -1], last(x))
+
+
+def test_sequence_model_rejects_unknown_readout():
+    with pytest.raises(ValueError, match="readout"):
+        SequenceModel("rnn", 4, 2, H, readout="first")
+
+
+def test_one_model_class_for_every_cell():
+    cores = {cell: type(SequenceModel(cell, 4, 2, H).core) for cell in ("rnn", "lstm", "gru")}
+    assert cores == {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+    assert SequenceModel("rnn", 4, 2, H).core.nonlinearity == "tanh"
+    assert SequenceModel("rnn", 4, 2, H).core.batch_first
+
+
+def test_parameter_count():
+    model = SequenceModel("lstm", n_inputs=10, n_outputs=3, hidden_size=H)
+    embedding, lstm, head = 10 * H, 4 * H * (H + H + 2), H * 3 + 3
+    assert models.parameter_count(model) == embedding + lstm + head
