@@ -32,7 +32,7 @@ def _train(args) -> None:
 def _report(args) -> None:
     from pipeline import report
 
-    report.run(config.load(args.experiment))
+    report.run(config.load(args.experiment), experiment_file=args.experiment)
 
 
 def _bench(args) -> None:

@@ -1,0 +1,382 @@
+"""The report stage on a small real sweep (``tiny_sweep``): the files it writes, their agreement
+with MLflow, the figures, the page, the findings, and runs that are not clean (no probe data,
+diverged, failed, missing), down to an experiment with no finished run at all.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import hashlib
+import io
+import json
+import re
+import shutil
+import sqlite3
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from pipeline import report, tracking
+from pipeline.config import Experiment
+from pipeline.errors import ReportError
+
+
+def copy_root(source: Path, target: Path) -> Path:
+    """Copy a pipeline root; returns the copy, fully independent of ``source``.
+
+    The MLflow store records absolute artifact locations, so they are pointed at the copy:
+    otherwise the report's summary run would write its artifacts into the shared original.
+    """
+    shutil.copytree(source, target)
+    old = (source.resolve() / "mlruns" / "artifacts").as_uri()
+    new = (target.resolve() / "mlruns" / "artifacts").as_uri()
+    with sqlite3.connect(target / "mlruns" / "mlflow.db") as db:
+        db.execute(
+            "UPDATE experiments SET artifact_location = replace(artifact_location, ?, ?)",
+            (old, new),
+        )
+        db.execute("UPDATE runs SET artifact_uri = replace(artifact_uri, ?, ?)", (old, new))
+    return target
+
+
+def write_report(root: Path, exp: Experiment) -> Path:
+    """Run the report stage against ``root``; returns the report folder."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PIPELINE_ROOT", str(root))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        page = report.run(exp, experiment_file=root / "experiments" / f"{exp.name}.yaml")
+    return page.parent
+
+
+def result_path(root: Path, exp: Experiment, key: str) -> Path:
+    return root / "results" / exp.name / f"{key}.json"
+
+
+def mlflow_client(root: Path):
+    return tracking.client(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+
+
+class Page(HTMLParser):
+    """What a test needs from the page: image sources, links, figure captions, list items."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images, self.links, self.captions, self.items = [], [], 0, []
+        self._item: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs["src"])
+        elif tag == "a":
+            self.links.append(attrs["href"])
+        elif tag == "figcaption":
+            self.captions += 1
+        elif tag == "li":
+            self._item = []
+
+    def handle_data(self, data):
+        if self._item is not None:
+            self._item.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "li" and self._item is not None:
+            self.items.append("".join(self._item))
+            self._item = None
+
+
+def findings_of(folder: Path) -> str:
+    """The Findings section of report.md."""
+    text = (folder / "report.md").read_text()
+    return text.split("## Findings", 1)[1].split("\n## ", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def clean(tiny_sweep, tmp_path_factory):
+    """(root, exp, report folder) for a copy of the tiny sweep, reported once."""
+    source, exp = tiny_sweep
+    root = copy_root(source, tmp_path_factory.mktemp("report") / "root")
+    return root, exp, write_report(root, exp)
+
+
+@pytest.fixture(scope="module")
+def damaged(tiny_sweep, tmp_path_factory):
+    """A copy of the tiny sweep with one run of each kind of trouble, reported; returns (root,
+    exp, folder, {kind: run key}).
+    """
+    source, exp = tiny_sweep
+    root = copy_root(source, tmp_path_factory.mktemp("damaged") / "root")
+    keys = [spec.key for spec in exp.runs]
+    kinds = {"unprobed": keys[0], "diverged": keys[1], "failed": keys[2], "missing": keys[3]}
+
+    unprobed = result_path(root, exp, kinds["unprobed"])  # a run from before the probe existed
+    result = json.loads(unprobed.read_text())
+    unprobed.write_text(json.dumps({k: v for k, v in result.items() if "probe" not in k}))
+
+    diverged = result_path(root, exp, kinds["diverged"])
+    result = json.loads(diverged.read_text())
+    result |= {"status": "diverged", "solved": False, "steps_to_solve": None, "diverged_step": 7}
+    diverged.write_text(json.dumps(result))
+
+    result_path(root, exp, kinds["missing"]).unlink()
+    result_path(root, exp, kinds["failed"]).unlink()
+    client = mlflow_client(root)
+    exp_id = client.get_experiment_by_name(exp.name).experiment_id
+    attempt = client.create_run(exp_id, tags={tracking.RUN_KEY: kinds["failed"]})
+    client.set_tag(attempt.info.run_id, "error", "RuntimeError('out of memory')")
+    client.set_terminated(attempt.info.run_id, "FAILED")
+    return root, exp, write_report(root, exp), kinds
+
+
+# ---- a clean sweep ------------------------------------------------------------------------
+
+
+def test_every_file_is_written(clean):
+    _, _, folder = clean
+    for name in ("report.html", "report.md", "results.csv", "probe.csv"):
+        assert (folder / name).stat().st_size > 0, name
+    pngs = sorted((folder / "figures").glob("*.png"))
+    # accuracy, gradient curves (one task), key share, grad norm, steps to solve, learning curves
+    assert len(pngs) == 6
+    for png in pngs:
+        with Image.open(png) as image:
+            image.verify()
+            assert image.format == "PNG"
+    assert not list(folder.parent.glob(f".{folder.name}.*")), "staging folders left behind"
+
+
+def test_results_have_one_row_per_run_and_match_mlflow(clean):
+    root, exp, folder = clean
+    results = pd.read_csv(folder / "results.csv")
+    assert sorted(results["run_key"]) == sorted(spec.key for spec in exp.runs)
+    assert set(results["status"]) <= {"solved", "unsolved", "diverged"}
+    client = mlflow_client(root)
+    for row in results.itertuples(index=False):
+        run = client.get_run(row.run_id)
+        assert run.data.tags[tracking.RUN_KEY] == row.run_key
+        assert run.data.tags["status"] == row.status
+        assert run.data.metrics["test_accuracy"] == pytest.approx(row.test_accuracy, rel=1e-12)
+        assert run.data.metrics["steps"] == row.steps
+        assert run.data.metrics["probe_init_h_key_share"] == pytest.approx(
+            row.probe_init_h_key_share, rel=1e-12
+        )
+
+
+def test_probe_csv_holds_each_runs_curves(clean):
+    _, exp, folder = clean
+    curves = pd.read_csv(folder / "probe.csv")
+    results = pd.read_csv(folder / "results.csv")
+    assert set(curves["run_id"]) == set(results["run_id"])
+    assert {"init", "final"} <= set(curves["phase"])
+    for run in results.itertuples(index=False):  # the key step is on every curve
+        mine = curves[(curves["run_id"] == run.run_id) & (curves["phase"] == "init")]
+        assert run.distance in set(mine["k"])
+        assert (mine["h_median"] > 0).all()
+        assert mine["c_median"].notna().all() == (run.cell == "lstm")
+
+
+def test_page_parses_and_shows_every_figure(clean):
+    _, _, folder = clean
+    page = Page()
+    page.feed((folder / "report.html").read_text())
+    assert len(page.images) == len(list((folder / "figures").glob("*.png")))
+    assert page.captions == len(page.images)
+    for src in page.images:
+        if src.startswith("data:image/png;base64,"):
+            data = base64.b64decode(src.split(",", 1)[1])
+            with Image.open(io.BytesIO(data)) as image:
+                image.verify()
+        else:
+            assert (folder / src).is_file(), src
+    for href in page.links:
+        assert (folder / href).is_file(), href
+    markdown = (folder / "report.md").read_text()
+    for src in re.findall(r"!\[[^]]*\]\(([^)]+)\)", markdown):
+        assert (folder / src).is_file(), src
+
+
+def test_findings_quote_the_numbers_of_results_csv(clean):
+    _, exp, folder = clean
+    results = pd.read_csv(folder / "results.csv")
+    text = findings_of(folder)
+    for model, mine in results.groupby("model"):
+        solved = mine.groupby("distance")["status"].apply(lambda s: (s == "solved").sum())
+        n = len(exp.seeds)
+        if (solved == n).all():
+            expected = [f"{model} solved every distance up to {solved.index.max()} in {n}/{n}"]
+        else:
+            expected = [f"{d}: {s}/{n}" for d, s in solved.items()]
+        sentence = next(line for line in text.splitlines() if line.startswith(f"- {model} "))
+        for part in expected:
+            assert part in sentence, (part, sentence)
+    d = int(re.search(r"At distance (\d+)\b", text).group(1))
+    assert d in set(results["distance"])
+    for model, mine in results[results["distance"] == d].groupby("model"):
+        share = mine["probe_init_h_key_share"].median()
+        assert f"{share:.1e} for {model}" in text
+
+
+def test_provenance_names_the_experiment_file_and_runs(clean):
+    root, exp, folder = clean
+    provenance = (folder / "report.md").read_text().split("## Provenance", 1)[1]
+    digest = hashlib.sha256((root / "experiments" / "tiny.yaml").read_bytes()).hexdigest()
+    assert f"(sha256 {digest})." in provenance
+    assert "before clipping" in provenance
+    budget = exp.training.max_steps * exp.training.batch_size
+    assert f"{budget:,} sequences" in provenance
+    for run_id in pd.read_csv(folder / "results.csv")["run_id"]:
+        assert run_id in provenance  # in the table of all runs, which follows
+
+
+def test_summary_run_is_replaced_not_piled_up(clean):
+    root, exp, folder = clean
+    client = mlflow_client(root)
+    exp_id = client.get_experiment_by_name(exp.name).experiment_id
+    query = f"tags.{tracking.SUMMARY_TAG} = 'true'"
+    (first,) = tracking.search(client, exp_id, query)
+    write_report(root, exp)
+    (second,) = tracking.search(client, exp_id, query)
+    assert second.info.run_id != first.info.run_id
+    assert second.info.status == "FINISHED"
+    assert second.info.run_name == "report"
+    logged = {a.path for a in client.list_artifacts(second.info.run_id)}
+    assert {"report.html", "report.md", "results.csv", "probe.csv", "figures"} <= logged
+    assert len(tracking.search(client, exp_id)) == len(exp.runs) + 1  # the old one is deleted
+    assert not (root / "mlruns" / "artifacts" / exp.name / first.info.run_id).exists()
+    assert (root / "mlruns" / "artifacts" / exp.name / second.info.run_id).is_dir()
+
+
+# ---- runs that are not clean ---------------------------------------------------------------
+
+
+def test_troubled_runs_are_listed_with_their_status(damaged):
+    _, exp, folder, kinds = damaged
+    results = pd.read_csv(folder / "results.csv").set_index("run_key")
+    assert len(results) == len(exp.runs)
+    assert results.loc[kinds["diverged"], "status"] == "diverged"
+    assert results.loc[kinds["failed"], "status"] == "failed"
+    assert "out of memory" in results.loc[kinds["failed"], "note"]
+    assert results.loc[kinds["missing"], "status"] == "missing"
+    assert results.loc[kinds["unprobed"], "status"] in ("solved", "unsolved")
+    assert not results.loc[kinds["unprobed"], "probe_data"]
+    assert results.loc[kinds["unprobed"], report.PROBE_COLUMNS].isna().all()
+
+    markdown = (folder / "report.md").read_text()
+    problems = markdown.split("## Problem runs", 1)[1].split("\n## ", 1)[0]
+    for kind, key in kinds.items():
+        assert key in problems, kind
+    line = next(row for row in problems.splitlines() if kinds["unprobed"] in row)
+    assert report.NO_PROBE in line
+    all_runs = markdown.split("## All runs", 1)[1]
+    run_id = results.loc[kinds["unprobed"], "run_id"]
+    assert report.NO_PROBE in next(row for row in all_runs.splitlines() if run_id in row)
+    assert "1 diverged" in findings_of(folder)
+    assert "1 failed, 1 missing" in findings_of(folder)
+
+
+def test_troubled_report_still_draws_every_figure(damaged):
+    _, _, folder, _ = damaged
+    page = Page()
+    page.feed((folder / "report.html").read_text())
+    assert len(page.images) == 6
+    curves = pd.read_csv(folder / "probe.csv")
+    assert len(set(curves["run_key"])) == 8 - 3  # no curves: unprobed, failed, missing
+
+
+def test_no_finished_runs_is_an_error(tiny_sweep, tmp_path):
+    source, exp = tiny_sweep
+    root = copy_root(source, tmp_path / "root")
+    shutil.rmtree(root / "results")
+    with pytest.raises(ReportError, match="no finished runs"):
+        write_report(root, exp)
+    assert not (root / "reports").exists() or not any((root / "reports").iterdir())
+
+
+def test_stale_results_do_not_count_as_finished(tiny_sweep, tmp_path):
+    source, exp = tiny_sweep
+    root = copy_root(source, tmp_path / "root")
+    for path in (root / "results").rglob("*_s*.json"):
+        result = json.loads(path.read_text())
+        path.write_text(json.dumps(result | {tracking.CONFIG_HASH: "another"}))
+    with pytest.raises(ReportError, match="no finished runs"):
+        write_report(root, exp)
+
+
+def test_deleted_experiment_is_an_error(tiny_sweep, tmp_path):
+    source, exp = tiny_sweep
+    root = copy_root(source, tmp_path / "root")
+    client = mlflow_client(root)
+    client.delete_experiment(client.get_experiment_by_name(exp.name).experiment_id)
+    with pytest.raises(ReportError, match="no MLflow experiment"):
+        write_report(root, exp)
+    assert not (root / "reports").exists()
+
+
+def test_report_reads_results_never_training_code():
+    tree = ast.parse(Path(report.__file__).read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    training = ("torch", "pipeline.train", "pipeline.models", "pipeline.probe", "pipeline.sweep")
+    for name in imported:
+        assert not any(name == t or name.startswith(f"{t}.") for t in training), name
+    assert "pipeline.tracking" in imported  # the check sees the report's own imports
+
+
+# ---- the numbers, on hand-made tables --------------------------------------------------------
+
+
+def counts(rows: list[tuple[str, int, int, int]]) -> pd.DataFrame:
+    """(model, distance, solved, planned) -> a success_counts frame of task ``t``."""
+    frame = pd.DataFrame(rows, columns=["model", "distance", "solved", "planned"])
+    return frame.assign(task="t", finished=frame["planned"])
+
+
+def test_horizon_is_the_largest_distance_solved_in_half_the_seeds():
+    table = counts(
+        [
+            ("a", 10, 3, 3),
+            ("a", 20, 1, 3),  # 1 of 3: below half
+            ("a", 40, 2, 3),
+            ("b", 10, 0, 3),
+            ("c", 10, 1, 2),  # exactly half counts
+            ("c", 20, 0, 2),
+        ]
+    )
+    assert report.horizons(table) == {("t", "a"): 40, ("t", "b"): None, ("t", "c"): 10}
+
+
+def test_parting_distances_are_where_the_holding_models_change():
+    table = counts(
+        [
+            ("rnn", 10, 3, 3),
+            ("rnn", 20, 0, 3),
+            ("rnn", 40, 0, 3),
+            ("rnn", 80, 0, 3),
+            ("lstm", 10, 3, 3),
+            ("lstm", 20, 3, 3),
+            ("lstm", 40, 2, 3),
+            ("lstm", 80, 1, 3),  # below half: from 80 on, no model holds
+        ]
+    )
+    assert report.parting_distances(table) == {20: ["rnn"]}
+    same = table.assign(solved=0)
+    assert report.parting_distances(same) == {80: []}  # never part: the longest distance
+
+
+def test_few_distances_keep_both_ends():
+    assert report.few([10, 20, 40]) == [10, 20, 40]
+    assert report.few([10, 20, 40, 80, 160, 320], 4) == [10, 40, 80, 320]
+
+
+def test_efold_of_a_decay_and_of_none():
+    assert report.efold(0.5) == pytest.approx(1.4427, rel=1e-4)
+    assert report.efold(1.0) == float("inf")
+    assert pd.isna(report.efold(None))
