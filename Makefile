@@ -14,7 +14,13 @@ EXP_FILE := experiments/$(EXP).yaml
 VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
+RAY      := $(VENV)/.installed-ray
 EXTRAS   ?= dev
+# make mlflow-server: where the tracking server keeps runs and artifacts, and which Host
+# headers it answers (MLflow's default: localhost and private IP addresses)
+BACKEND_STORE_URI     ?= sqlite:///$(CURDIR)/mlruns/server.db
+ARTIFACTS_DESTINATION ?= $(CURDIR)/mlruns/server-artifacts
+ALLOWED_HOSTS         ?=
 
 DATA     := data/$(EXP)/.done
 RESULTS  := results/$(EXP)/sweep.json
@@ -24,10 +30,10 @@ REPORT   := reports/$(EXP)/report.html
 DATA_CODE   := pipeline/config.py pipeline/tasks.py pipeline/data.py
 TRAIN_CODE  := $(DATA_CODE) pipeline/models.py pipeline/probe.py pipeline/train.py \
                pipeline/sweep.py pipeline/tracking.py
-REPORT_CODE := pipeline/report.py pipeline/tracking.py
+REPORT_CODE := pipeline/report.py pipeline/figures.py pipeline/findings.py pipeline/tracking.py
 
 .DEFAULT_GOAL := help
-.PHONY: help install data train probe report run-all test lint bench mlflow-ui clean
+.PHONY: help install data train probe report run-all test lint bench mlflow-ui mlflow-server clean
 
 help: ## list the targets
 	@echo "usage: make <target> [EXP=name] [JOBS=n]   (EXP picks experiments/<name>.yaml)"
@@ -53,7 +59,7 @@ $(DATA): $(EXP_FILE) $(DATA_CODE) | $(STAMP)
 
 train: $(RESULTS) ## train every run of EXP (skips finished runs; JOBS=n workers)
 
-$(RESULTS): $(DATA) $(TRAIN_CODE) | $(STAMP)
+$(RESULTS): $(DATA) $(TRAIN_CODE) | $(STAMP) $(if $(filter ray,$(EXECUTOR)),$(RAY))
 	$(PY) -m pipeline train --experiment $(EXP_FILE) --jobs $(JOBS) --executor $(EXECUTOR)
 
 probe: $(RESULTS) ## gradient probes (taken inside each training run: same as train)
@@ -66,7 +72,12 @@ $(REPORT): $(RESULTS) $(REPORT_CODE) | $(STAMP)
 run-all: $(REPORT) ## every stage for EXP: data, train, report
 	@echo "report: $(abspath $(REPORT))"
 
-test: $(STAMP) ## run the test suite
+# the optional Ray extra: for EXECUTOR=ray, and for the tests, which cover it
+$(RAY): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS),ray]"
+	touch $@
+
+test: $(RAY) ## run the test suite (installs the Ray extra too, to test EXECUTOR=ray)
 	$(PY) -m pytest
 
 lint: $(STAMP) ## ruff lint and format check
@@ -80,6 +91,13 @@ mlflow-ui: $(STAMP) ## serve the MLflow UI on HOST:PORT (default 127.0.0.1:5000)
 	mkdir -p mlruns
 	$(VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlruns/mlflow.db}" \
 		--default-artifact-root "$(CURDIR)/mlruns/artifacts" --host $(HOST) --port $(PORT)
+
+mlflow-server: $(STAMP) ## a tracking server on HOST:PORT for Ray workers (BACKEND_STORE_URI, ARTIFACTS_DESTINATION)
+	mkdir -p mlruns
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow server \
+		--backend-store-uri "$(BACKEND_STORE_URI)" \
+		--serve-artifacts --artifacts-destination "$(ARTIFACTS_DESTINATION)" \
+		--host $(HOST) --port $(PORT) $(if $(ALLOWED_HOSTS),--allowed-hosts "$(ALLOWED_HOSTS)")
 
 clean: ## remove generated outputs (data, results, reports, tracking store; not .venv)
 	rm -rf data results reports/*/ mlruns

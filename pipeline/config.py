@@ -150,6 +150,15 @@ class ProbeConfig(Frozen):
     every_evals: Annotated[StrictInt, Field(ge=0)] = 5  # also probe every N validations; 0: never
 
 
+class ResourcesConfig(Frozen):
+    """What one run asks for. Not part of a run's identity: moving a sweep elsewhere does not
+    retrain finished runs.
+    """
+
+    cpus_per_run: PositiveInt = 1  # CPUs (and torch threads) per run, locally and on Ray
+    gpus_per_run: Annotated[Number, Field(ge=0)] = 0  # Ray: 0.25 lets 4 runs share a GPU
+
+
 class Experiment(Frozen):
     """A whole experiment: tasks x models x distances x seeds, and how to train each."""
 
@@ -161,6 +170,7 @@ class Experiment(Frozen):
     training: TrainingConfig = TrainingConfig()
     data: DataConfig = DataConfig()
     probe: ProbeConfig = ProbeConfig()
+    resources: ResourcesConfig = ResourcesConfig()
 
     @field_validator("seeds")
     @classmethod
@@ -204,6 +214,7 @@ class Experiment(Frozen):
                 training=self.training,
                 data=self.data,
                 probe=self.probe,
+                resources=self.resources,
             )
             for t in self.tasks
             for d in t.distances
@@ -226,6 +237,7 @@ class RunSpec(BaseModel):
     training: TrainingConfig
     data: DataConfig
     probe: ProbeConfig
+    resources: ResourcesConfig = ResourcesConfig()
 
     @property
     def key(self) -> str:

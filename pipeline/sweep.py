@@ -259,6 +259,10 @@ def run(exp: Experiment, jobs: int, executor: str = "local", log=print) -> Progr
     """Train every run of ``exp`` that has no current result file. Raises SweepError when runs
     failed (the others are kept), Interrupted on SIGINT/SIGTERM, TrackingError for a bad store.
     """
+    if executor == "ray":  # before anything touches the store: a cluster cannot share SQLite
+        from pipeline.ray_executor import check_store
+
+        check_store(paths.tracking_uri())
     client = tracking.connect()
     version = code_version()
     from pipeline import data  # verify every data file before any training: fail fast
@@ -291,7 +295,7 @@ def run(exp: Experiment, jobs: int, executor: str = "local", log=print) -> Progr
 def _train_all(exp, todo, jobs, executor, client, exp_id, version, progress, log) -> None:
     jobs = max(1, min(jobs, len(todo)))
     tags = {tracking.CODE_VERSION: version, "code_commit": git_commit()}
-    init_args = (client.tracking_uri, exp_id, tags, 1)
+    init_args = (client.tracking_uri, exp_id, tags, exp.resources.cpus_per_run)
     bar = tqdm(
         total=progress.total,
         initial=progress.done,

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipeline import report, tracking
+from pipeline import figures, findings, report, tracking
 from pipeline.config import Experiment
 from pipeline.errors import ReportError
 
@@ -270,10 +270,10 @@ def test_troubled_runs_are_listed_with_their_status(damaged):
     for kind, key in kinds.items():
         assert key in problems, kind
     line = next(row for row in problems.splitlines() if kinds["unprobed"] in row)
-    assert report.NO_PROBE in line
+    assert findings.NO_PROBE in line
     all_runs = markdown.split("## All runs", 1)[1]
     run_id = results.loc[kinds["unprobed"], "run_id"]
-    assert report.NO_PROBE in next(row for row in all_runs.splitlines() if run_id in row)
+    assert findings.NO_PROBE in next(row for row in all_runs.splitlines() if run_id in row)
     assert "1 diverged" in findings_of(folder)
     assert "1 failed, 1 missing" in findings_of(folder)
 
@@ -316,18 +316,28 @@ def test_deleted_experiment_is_an_error(tiny_sweep, tmp_path):
     assert not (root / "reports").exists()
 
 
-def test_report_reads_results_never_training_code():
-    tree = ast.parse(Path(report.__file__).read_text())
+def imports_of(module) -> set[str]:
+    """Every module name ``module``'s source imports (``a.b`` and ``a.b.name`` for ``from``)."""
     imported = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(Path(module.__file__).read_text())):
         if isinstance(node, ast.Import):
             imported |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             imported |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return imported
+
+
+@pytest.mark.parametrize(
+    ("module", "known"),
+    [(report, "pipeline.tracking"), (figures, "pipeline.findings"), (findings, "pipeline.config")],
+    ids=["report", "figures", "findings"],
+)
+def test_report_reads_results_never_training_code(module, known):
+    imported = imports_of(module)
     training = ("torch", "pipeline.train", "pipeline.models", "pipeline.probe", "pipeline.sweep")
     for name in imported:
         assert not any(name == t or name.startswith(f"{t}.") for t in training), name
-    assert "pipeline.tracking" in imported  # the check sees the report's own imports
+    assert known in imported  # the check sees the module's own imports
 
 
 # ---- the numbers, on hand-made tables --------------------------------------------------------
@@ -350,7 +360,7 @@ def test_horizon_is_the_largest_distance_solved_in_half_the_seeds():
             ("c", 20, 0, 2),
         ]
     )
-    assert report.horizons(table) == {("t", "a"): 40, ("t", "b"): None, ("t", "c"): 10}
+    assert findings.horizons(table) == {("t", "a"): 40, ("t", "b"): None, ("t", "c"): 10}
 
 
 def test_parting_distances_are_where_the_holding_models_change():
@@ -366,17 +376,17 @@ def test_parting_distances_are_where_the_holding_models_change():
             ("lstm", 80, 1, 3),  # below half: from 80 on, no model holds
         ]
     )
-    assert report.parting_distances(table) == {20: ["rnn"]}
+    assert findings.parting_distances(table) == {20: ["rnn"]}
     same = table.assign(solved=0)
-    assert report.parting_distances(same) == {80: []}  # never part: the longest distance
+    assert findings.parting_distances(same) == {80: []}  # never part: the longest distance
 
 
 def test_few_distances_keep_both_ends():
-    assert report.few([10, 20, 40]) == [10, 20, 40]
-    assert report.few([10, 20, 40, 80, 160, 320], 4) == [10, 40, 80, 320]
+    assert figures.few([10, 20, 40]) == [10, 20, 40]
+    assert figures.few([10, 20, 40, 80, 160, 320], 4) == [10, 40, 80, 320]
 
 
 def test_efold_of_a_decay_and_of_none():
-    assert report.efold(0.5) == pytest.approx(1.4427, rel=1e-4)
-    assert report.efold(1.0) == float("inf")
-    assert pd.isna(report.efold(None))
+    assert findings.efold(0.5) == pytest.approx(1.4427, rel=1e-4)
+    assert findings.efold(1.0) == float("inf")
+    assert pd.isna(findings.efold(None))

@@ -1,0 +1,308 @@
+"""The Ray executor against a real MLflow tracking server on loopback.
+
+The cluster tests start ``mlflow server`` (SQLite backend, served artifacts) and a local Ray with
+2 CPUs; they are slow (about a minute each on 2 cores). The whole module is skipped where Ray,
+an optional extra, is not installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from pipeline import config, data, paths, ray_executor, sweep, tracking
+from pipeline.errors import DataError, SweepError
+from tests.conftest import TINY, write_experiment
+
+ray = pytest.importorskip("ray")
+
+# what a run's result holds that is not an outcome of training: its identity and its timing
+NOT_OUTCOMES = {"run_id", "wall_time", tracking.CODE_VERSION}
+
+
+def _quiet(*_) -> None:
+    pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """End ``proc`` and every process it started (it leads its own process group): SIGTERM, then
+    SIGKILL for whatever is left after a few seconds.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.fixture(scope="module")
+def tracking_server(tmp_path_factory):
+    """A real ``mlflow server`` on 127.0.0.1 (SQLite backend, artifacts served); yields its URI."""
+    folder = tmp_path_factory.mktemp("mlflow_server")
+    port = _free_port()
+    with open(folder / "server.log", "w") as log:  # the server keeps its own copy open
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+             "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
+             "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            # no job runner (the server's GenAI jobs): two processes instead of nine
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180  # a cold start on 2 busy cores takes tens of seconds
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start:\n{(folder / 'server.log').read_text()}")
+            time.sleep(0.5)
+        yield uri
+    finally:
+        _stop_group(proc)
+
+
+@pytest.fixture
+def local_ray(tmp_path, monkeypatch):
+    """A local Ray with 2 CPUs whose workers stand for other machines: the pipeline's code is
+    shipped to them, and their PIPELINE_ROOT is a folder of their own. Yields that folder.
+    """
+    worker_root = tmp_path / "worker_root"
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        runtime_env={
+            "env_vars": {"PIPELINE_ROOT": str(worker_root)},
+            "py_modules": [str(paths.SOURCE_ROOT / "pipeline")],
+            "excludes": ["__pycache__"],
+        },
+    )
+    try:
+        yield worker_root
+    finally:
+        ray.shutdown()
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _results(root: Path, experiment: str) -> dict[str, dict]:
+    """The result files under the pipeline root ``root``, by run key."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PIPELINE_ROOT", str(root))
+        folder = paths.results_dir(experiment)
+    return {r[tracking.RUN_KEY]: r for r in map(sweep.read_result, folder.glob("*/*.json"))}
+
+
+def _runs_by_key(uri: str, experiment: str) -> dict[str, list]:
+    client = tracking.client(uri)
+    runs: dict[str, list] = {}
+    for run in tracking.search(client, tracking.experiment_id(client, experiment)):
+        runs.setdefault(run.data.tags[tracking.RUN_KEY], []).append(run)
+    return runs
+
+
+# ---- a local Ray against the tracking server -----------------------------------------------
+
+
+@pytest.mark.slow
+def test_ray_cells_match_a_local_run_one_for_one(
+    tiny_sweep, tracking_server, local_ray, tmp_path, monkeypatch
+):
+    local_root, local_exp = tiny_sweep
+    local = _results(local_root, local_exp.name)
+
+    driver_root = tmp_path / "driver_root"
+    monkeypatch.setenv("PIPELINE_ROOT", str(driver_root))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    exp = config.load(write_experiment(driver_root / "experiments", "tiny", TINY))
+    data.run(exp, log=_quiet)
+    sweep.run(exp, jobs=2, executor="ray", log=_quiet)
+
+    remote = _results(driver_root, exp.name)
+    assert sorted(remote) == sorted(local) == sorted(s.key for s in exp.runs)
+    for key, result in remote.items():
+        outcome = {k: v for k, v in result.items() if k not in NOT_OUTCOMES}
+        # same seed, same data, one torch thread each: training is bit for bit the same
+        assert outcome == {k: v for k, v in local[key].items() if k not in NOT_OUTCOMES}, key
+
+    # the workers had their own filesystem: they wrote the data they lacked, identical to the
+    # driver's, and their own result files; the driver wrote its result files from the results
+    worker = _results(local_ray, exp.name)
+    assert {k: r["run_id"] for k, r in worker.items()} == {
+        k: r["run_id"] for k, r in remote.items()
+    }
+    for spec in exp.runs:
+        relative = data.folder(exp.name, spec.task, spec.distance, spec.seed).relative_to(
+            driver_root
+        )
+        assert (local_ray / relative / "manifest.json").read_text() == (
+            driver_root / relative / "manifest.json"
+        ).read_text()
+    assert (paths.results_dir(exp.name) / "sweep.json").exists()
+
+    # the tracking server holds one finished run per cell, the one each result file names
+    runs = _runs_by_key(tracking_server, exp.name)
+    assert sorted(runs) == sorted(remote)
+    for key, found in runs.items():
+        assert [r.info.status for r in found] == ["FINISHED"], key
+        assert found[0].info.run_id == remote[key]["run_id"]
+        assert found[0].data.metrics["test_accuracy"] == remote[key]["test_accuracy"]
+    import mlflow.artifacts
+
+    some = remote[exp.runs[0].key]
+    served = mlflow.artifacts.download_artifacts(
+        run_id=some["run_id"],
+        artifact_path="result.json",
+        dst_path=str(tmp_path / "download"),
+        tracking_uri=tracking_server,
+    )
+    assert json.loads(Path(served).read_text()) == some  # artifacts went through the server
+
+
+@pytest.mark.slow
+def test_killed_ray_sweep_resumes_without_duplicate_runs(tracking_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPELINE_ROOT", str(tmp_path))
+    exp_file = write_experiment(tmp_path / "experiments", "killed", TINY)
+    exp = config.load(exp_file)
+    data.run(exp, log=_quiet)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a local Ray
+    env |= {
+        "PIPELINE_ROOT": str(tmp_path),
+        "MLFLOW_TRACKING_URI": tracking_server,
+        "RAY_USAGE_STATS_ENABLED": "0",
+        # the local Ray's workers import the pipeline from the checkout, installed or not
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(paths.SOURCE_ROOT), env.get("PYTHONPATH")])
+        ),
+    }
+    command = [sys.executable, "-m", "pipeline", "train", "-e", str(exp_file), "--executor", "ray"]
+    log = tmp_path / "train.log"
+    results = paths.results_dir(exp.name)
+
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            command, cwd=paths.SOURCE_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not list(results.glob("*/*.json")):
+            assert proc.poll() is None, f"the sweep ended early:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"no result in time:\n{log.read_text()}"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)  # the driver dies at once: no cancelling, no cleanup
+        proc.wait()
+    finally:
+        _stop_group(proc)  # the local Ray it started, workers included
+    at_kill = len(list(results.glob("*/*.json")))
+    assert 1 <= at_kill < len(exp.runs)  # killed mid-sweep
+
+    resumed = subprocess.run(
+        command, cwd=paths.SOURCE_ROOT, env=env, capture_output=True, text=True, timeout=400
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+
+    finished = _results(tmp_path, exp.name)
+    assert sorted(finished) == sorted(s.key for s in exp.runs)
+    runs = _runs_by_key(tracking_server, exp.name)
+    statuses = {key: Counter(r.info.status for r in found) for key, found in runs.items()}
+    for spec in exp.runs:
+        assert statuses[spec.key]["FINISHED"] == 1, (spec.key, statuses[spec.key])
+        assert statuses[spec.key]["RUNNING"] == 0, (spec.key, statuses[spec.key])
+        (done,) = [r for r in runs[spec.key] if r.info.status == "FINISHED"]
+        assert done.info.run_id == finished[spec.key]["run_id"]
+    assert json.loads((results / "sweep.json").read_text())["runs"] == {
+        k: r["run_id"] for k, r in finished.items()
+    }
+
+
+# ---- the store check and the data a node lacks (no cluster needed) --------------------------
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["sqlite:////srv/mlruns/mlflow.db", "http://127.0.0.1:5000", "http://localhost:5000"],
+)
+@pytest.mark.parametrize("address", ["10.1.2.3:6379", "ray://head.example:10001"])
+def test_a_remote_cluster_refuses_a_store_only_this_machine_reaches(uri, address):
+    with pytest.raises(SweepError) as refused:
+        ray_executor.check_store(uri, address)
+    message = str(refused.value)
+    assert uri in message and address in message
+    assert "make mlflow-server" in message and "MLFLOW_TRACKING_URI=http://" in message
+
+
+@pytest.mark.parametrize(
+    ("uri", "address"),
+    [
+        ("sqlite:////srv/mlruns/mlflow.db", None),  # a local Ray
+        ("sqlite:////srv/mlruns/mlflow.db", "local"),
+        ("sqlite:////srv/mlruns/mlflow.db", "127.0.0.1:6379"),  # a head on this machine
+        ("http://tracking.example:5000", "10.1.2.3:6379"),
+        ("postgresql://mlflow@db.example/mlflow", "ray://head.example:10001"),
+    ],
+)
+def test_a_store_the_cluster_can_share_is_accepted(uri, address, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    ray_executor.check_store(uri, address)
+
+
+def test_the_store_check_reads_ray_address_and_hides_passwords(monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "head.example:6379")
+    with pytest.raises(SweepError) as refused:
+        ray_executor.check_store("postgresql://mlflow:s3cret@localhost/mlflow")
+    assert "s3cret" not in str(refused.value) and "RAY_ADDRESS=head.example:6379" in str(
+        refused.value
+    )
+
+
+def _one_cell(root: Path) -> config.RunSpec:
+    exp = config.load(write_experiment(root / "experiments", "tiny", TINY))
+    return exp.runs[0]
+
+
+def test_a_node_without_the_data_writes_the_drivers_bytes(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPELINE_ROOT", str(tmp_path / "driver"))
+    spec = _one_cell(tmp_path / "driver")
+    data.run(config.load(tmp_path / "driver" / "experiments" / "tiny.yaml"), log=_quiet)
+    expected = ray_executor._manifest(spec)
+    driver_folder = data.folder(spec.experiment, spec.task, spec.distance, spec.seed)
+
+    monkeypatch.setenv("PIPELINE_ROOT", str(tmp_path / "node"))
+    node_folder = data.folder(spec.experiment, spec.task, spec.distance, spec.seed)
+    assert not node_folder.exists()
+    ray_executor._stage_data(spec, expected)
+    for name in ("manifest.json", "train.npz", "val.npz", "test.npz"):
+        assert (node_folder / name).read_bytes() == (driver_folder / name).read_bytes(), name
+
+    tampered = json.loads(json.dumps(expected))
+    tampered["files"]["train"]["sha256"] = "0" * 64
+    with pytest.raises(DataError, match="differs from the driver's"):
+        ray_executor._stage_data(spec, tampered)
