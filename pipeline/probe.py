@@ -73,7 +73,8 @@ def efold(rho: float) -> float:
 def _stats(grads: list[Tensor], s: int) -> dict[str, list[float]]:
     """Per-sample norms of dL/dstate_t for t = s, s-1, ..., 0 -> quantiles over the batch."""
     norms = torch.stack([grads[t].norm(dim=-1) for t in range(s, -1, -1)])  # [s + 1, B]
-    q = torch.quantile(norms.double(), torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64), dim=1)
+    levels = torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64, device=norms.device)
+    q = torch.quantile(norms.double(), levels, dim=1)
     return {"q25": q[0].tolist(), "median": q[1].tolist(), "q75": q[2].tolist()}
 
 

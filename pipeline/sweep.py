@@ -150,14 +150,27 @@ def _init_worker(uri: str, exp_id: str, tags: dict, threads: int) -> None:
     _worker.update(client=tracking.client(uri), exp_id=exp_id, tags=tags)
 
 
-def _init_pool_worker(*args) -> None:
+def _init_pool_worker() -> None:
     """A pool worker: the parent alone answers Ctrl-C and stops workers with SIGTERM; a worker
     dies with its parent (SIGKILL), so no orphan finishes a run that a resumed sweep retrains.
+    The pool starts before the parent sets up the store, so the workers' imports (about 5 s)
+    overlap the parent's: nothing here touches the store.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     _die_with_parent()
-    _init_worker(*args)
+    import pipeline.train  # noqa: F401  torch, Lightning and MLflow: the slow imports
+
+
+def _warm() -> None:
+    """A no-op task: submitting one per worker starts the worker processes now."""
+
+
+def _pool_run(spec: RunSpec, init_args: tuple) -> dict:
+    if _worker.get("init_args") != init_args:  # once per worker process
+        _init_worker(*init_args)
+        _worker["init_args"] = init_args
+    return run_one(spec)
 
 
 def _die_with_parent() -> None:
@@ -198,15 +211,17 @@ class Progress:
     failures: list[str] = field(default_factory=list)
 
 
-def _local_executor(jobs: int, init_args: tuple) -> cf.Executor:
+def _local_pool(jobs: int) -> cf.ProcessPoolExecutor:
+    """``jobs`` worker processes, started now (they import while the parent sets up)."""
     ctx = multiprocessing.get_context("spawn")  # no forked torch/SQLite state in the workers
-    return cf.ProcessPoolExecutor(
-        max_workers=jobs, mp_context=ctx, initializer=_init_pool_worker, initargs=init_args
-    )
+    pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_pool_worker)
+    for _ in range(jobs):
+        pool.submit(_warm)
+    return pool
 
 
 def _stop_workers(executor: cf.Executor) -> None:
-    processes = list(getattr(executor, "_processes", {}).values())
+    processes = list((getattr(executor, "_processes", None) or {}).values())
     for p in processes:
         if p.is_alive():
             os.kill(p.pid, signal.SIGTERM)
@@ -220,13 +235,15 @@ def _stop_workers(executor: cf.Executor) -> None:
 
 def _run_parallel(
     todo: list[RunSpec],
-    jobs: int,
+    pool: cf.ProcessPoolExecutor,
     init_args: tuple,
     on_done: Callable[[RunSpec, dict | None, str | None], None],
 ) -> None:
-    executor = _local_executor(jobs, init_args)
+    executor = pool
     try:
-        futures = {executor.submit(run_one, spec): spec for spec in todo}
+        # longest first (cost grows with distance), so no long run starts last and runs alone
+        ordered = sorted(todo, key=lambda spec: -spec.distance)
+        futures = {executor.submit(_pool_run, spec, init_args): spec for spec in ordered}
         for future in cf.as_completed(futures):
             spec = futures[future]
             try:
@@ -263,8 +280,20 @@ def run(exp: Experiment, jobs: int, executor: str = "local", log=print) -> Progr
         from pipeline.ray_executor import check_store
 
         check_store(paths.tracking_uri())
-    client = tracking.connect()
     version = code_version()
+    waiting = sum(not is_done(s, version) for s in exp.runs)
+    jobs = max(1, min(jobs, waiting))
+    pool = _local_pool(jobs) if executor == "local" and jobs > 1 else None
+    try:
+        return _run(exp, jobs, executor, pool, version, log)
+    except BaseException:
+        if pool is not None:
+            _stop_workers(pool)
+        raise
+
+
+def _run(exp: Experiment, jobs: int, executor: str, pool, version: str, log) -> Progress:
+    client = tracking.connect()
     from pipeline import data  # verify every data file before any training: fail fast
 
     data.verify(exp)
@@ -277,7 +306,9 @@ def run(exp: Experiment, jobs: int, executor: str = "local", log=print) -> Progr
         todo = adopt_finished(client, exp_id, todo, version)
         progress = Progress(total=len(exp.runs), done=len(exp.runs) - len(todo))
         if todo:
-            _train_all(exp, todo, jobs, executor, client, exp_id, version, progress, log)
+            _train_all(exp, todo, jobs, executor, pool, client, exp_id, version, progress, log)
+        elif pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         if progress.failed:
             raise SweepError(
                 f"{progress.failed} of {progress.total} runs failed:\n  "
@@ -292,8 +323,7 @@ def run(exp: Experiment, jobs: int, executor: str = "local", log=print) -> Progr
         return progress
 
 
-def _train_all(exp, todo, jobs, executor, client, exp_id, version, progress, log) -> None:
-    jobs = max(1, min(jobs, len(todo)))
+def _train_all(exp, todo, jobs, executor, pool, client, exp_id, version, progress, log) -> None:
     tags = {tracking.CODE_VERSION: version, "code_commit": git_commit()}
     init_args = (client.tracking_uri, exp_id, tags, exp.resources.cpus_per_run)
     bar = tqdm(
@@ -326,10 +356,10 @@ def _train_all(exp, todo, jobs, executor, client, exp_id, version, progress, log
             from pipeline.ray_executor import run_ray
 
             run_ray(todo, init_args, on_done)
-        elif jobs == 1:
+        elif pool is None:
             _run_inline(todo, init_args, on_done)
         else:
-            _run_parallel(todo, jobs, init_args, on_done)
+            _run_parallel(todo, pool, init_args, on_done)
     except KeyboardInterrupt:
         bar.close()
         left = progress.total - progress.done

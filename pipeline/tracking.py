@@ -67,12 +67,11 @@ def is_local_sqlite(uri: str) -> bool:
 
 def client(uri: str | None = None):
     """An MlflowClient for ``uri`` (default: ``paths.tracking_uri()``), with no checks."""
-    import mlflow
     from mlflow import MlflowClient
 
-    uri = uri or paths.tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    return MlflowClient(tracking_uri=uri)
+    # explicit, never mlflow.set_tracking_uri: that also rewrites MLFLOW_TRACKING_URI in the
+    # process environment, which would redirect every later paths.tracking_uri()
+    return MlflowClient(tracking_uri=uri or paths.tracking_uri())
 
 
 def connect(uri: str | None = None):

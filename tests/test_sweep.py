@@ -53,7 +53,10 @@ def test_weights_artifact_loads_as_plain_state_dict(tiny_sweep, monkeypatch, tmp
     run = _finished_runs(exp.name)[0]
     spec = next(s for s in exp.runs if s.key == run.data.tags[tracking.RUN_KEY])
     local = mlflow.artifacts.download_artifacts(
-        run_id=run.info.run_id, artifact_path="model.pt", dst_path=str(tmp_path)
+        run_id=run.info.run_id,
+        artifact_path="model.pt",
+        dst_path=str(tmp_path),
+        tracking_uri=tracking.client().tracking_uri,
     )
     state = torch.load(local, weights_only=True)
     model = build_model(spec)

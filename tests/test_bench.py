@@ -1,0 +1,242 @@
+"""The benchmark's arithmetic, its report files, and its measurements on tiny settings.
+
+No test asserts a time: only that figures are finite, positive and paired as documented.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from pipeline import bench, config, tracking
+
+
+def _measured() -> dict:
+    """Raw measurements shaped as ``bench.run`` collects them (values made up)."""
+    overhead = [
+        {
+            "setting": f"{cell} d={d}",
+            "cell": cell,
+            "distance": d,
+            "steps": 101,
+            "pipeline_steps_per_s": [90.0 * k, 80.0 * k],
+            "plain_steps_per_s": [100.0 * k, 100.0 * k],
+            "ratios": [0.9, 0.8 + 0.1 * (k == 2)],
+            "pipeline_cpu_steps_per_s": [95.0 * k, 85.0 * k],
+            "plain_cpu_steps_per_s": [100.0 * k, 100.0 * k],
+            "cpu_ratios": [0.95, 0.85],
+        }
+        for k, (cell, d) in enumerate([("rnn", 20), ("lstm", 80)], start=1)
+    ]
+    sweep = {
+        "jobs": None,
+        "wall_s": 20.0,
+        "fixed_share": 0.4,
+        "before_first_run_s": 6.0,
+        "after_last_run_s": 2.0,
+        "runs": 8,
+    }
+    return {
+        "overhead": overhead,
+        "setup": {"store_setup_s": 5.0},
+        "sweep": {
+            "experiment": "quick",
+            "runs": 8,
+            "speedups": [1.5, 1.6, 1.4],
+            "span_speedups": [1.8, 1.9, 1.7],
+            "fixed_shares": {"1": [0.3, 0.3, 0.3], "2": [0.4, 0.5, 0.45]},
+            "sweeps": {"1": [sweep] * 3, "2": [sweep] * 3},
+            "data_stage_s": 3.0,
+            "import_s": 4.0,
+        },
+        "probe": [
+            {
+                "setting": "rnn d=20",
+                "probe_s": [0.01, 0.012],
+                "step_s": 0.005,
+                "probes": 6,
+                "steps": 2000,
+                "shares": [0.006, 0.007],
+            },
+            {
+                "setting": "lstm d=80",
+                "probe_s": [0.05, 0.06],
+                "step_s": 0.03,
+                "probes": 6,
+                "steps": 2000,
+                "shares": [0.005, 0.02],
+            },
+        ],
+        "fused": [
+            {
+                "setting": "lstm d=20",
+                "length": 25,
+                "fused_s": [0.01, 0.01],
+                "reference_s": [0.03, 0.02],
+                "ratios": [3.0, 2.0],
+            }
+        ],
+    }
+
+
+# ---- arithmetic -------------------------------------------------------------------------------
+
+
+def test_summary_reports_median_range_and_relative_spread():
+    s = bench.summary([2.0, 1.0, 4.0])
+    assert (s["median"], s["min"], s["max"], s["n"]) == (2.0, 1.0, 4.0, 3)
+    assert s["spread"] == pytest.approx(1.5)  # (4 - 1) / 2
+    assert bench.summary([3.0])["spread"] == 0.0
+    with pytest.raises(ValueError):
+        bench.summary([])
+
+
+def test_paired_ratios_divide_repetition_by_repetition():
+    assert bench.paired_ratios([1.0, 3.0], [2.0, 4.0]) == [0.5, 0.75]
+    with pytest.raises(ValueError, match="unpaired"):
+        bench.paired_ratios([1.0], [1.0, 2.0])
+
+
+def test_n_probes_counts_init_final_and_every_few_validations():
+    # the default experiment: 2000 steps, a validation every 100, a probe every 5 validations
+    assert bench.n_probes(2000, 100, 5) == 6
+    assert bench.n_probes(2000, 100, 0) == 2  # 0: no probes between init and final
+    assert bench.n_probes(450, 100, 5) == 2  # no fifth validation yet
+
+
+def test_probe_share_is_the_probes_fraction_of_the_run():
+    assert bench.probe_share(1.0, 0.01, 100, 1) == pytest.approx(0.5)
+    assert bench.probe_share(0.05, 0.005, 2000, 6) == pytest.approx(0.3 / (0.3 + 10.0))
+    assert bench.probe_share(0.0, 0.01, 100, 6) == 0.0
+
+
+def test_fixed_cost_share_counts_time_before_the_first_and_after_the_last_run():
+    # launched at 100 s, runs from 103 to 117 (overlapping), exited at 120
+    share = bench.fixed_cost_share(100.0, 120.0, [103.0, 104.0, 110.0], [109.0, 112.0, 117.0])
+    assert share == pytest.approx((3.0 + 3.0) / 20.0)
+
+
+@pytest.mark.parametrize(
+    ("key", "good", "bad"),
+    [
+        ("pipeline_vs_plain", 0.9, 0.89),
+        ("sweep_speedup_jobs2", 1.7, 1.69),
+        ("sweep_fixed_cost_share", 0.099, 0.1),
+        ("probe_share", 0.05, 0.051),
+    ],
+)
+def test_targets_compare_the_right_way(key, good, bad):
+    assert bench.meets(key, good)
+    assert not bench.meets(key, bad)
+
+
+def test_headline_takes_the_worst_configuration_and_reports_noise():
+    h = bench.headline(_measured())
+    assert h["pipeline_vs_plain"] == pytest.approx(0.85)  # rnn d=20: median of 0.9 and 0.8
+    assert h["worst_setting"]["pipeline_vs_plain"] == "rnn d=20"
+    assert h["sweep_speedup_jobs2"] == pytest.approx(1.5)
+    assert h["sweep_fixed_cost_share"] == pytest.approx(0.45)  # jobs=2
+    assert h["probe_share"] == pytest.approx(0.0125)  # lstm d=80, the larger median
+    assert h["worst_setting"]["probe_share"] == "lstm d=80"
+    assert h["met"] == {
+        "pipeline_vs_plain": False,
+        "sweep_speedup_jobs2": False,
+        "sweep_fixed_cost_share": False,
+        "probe_share": True,
+    }
+    assert h["noise"]["pipeline_vs_plain"] == pytest.approx(0.1 / 0.85)
+    assert set(h["noise"]) == set(bench.TARGETS)
+
+
+# ---- the report files -------------------------------------------------------------------------
+
+
+def test_outputs_hold_the_stable_keys_the_table_and_the_plot(tmp_path):
+    measured = _measured()
+    report = {
+        **bench.headline(measured),
+        "quick": True,
+        "when": "2026-01-01T00:00:00+00:00",
+        "seconds": 1.0,
+        "machine": bench.machine(torch.device("cpu")),
+        "measurements": measured,
+    }
+    rows = bench.table_rows(measured)
+    files = bench.write_outputs(report, rows, tmp_path / "bench")
+
+    saved = json.loads(files["json"].read_text())
+    for key in ("pipeline_vs_plain", "sweep_speedup_jobs2", "sweep_fixed_cost_share"):
+        assert isinstance(saved[key], float)
+    assert saved["probe_share"] == pytest.approx(0.0125)
+    for key in ("cpu_count", "torch", "device"):
+        assert key in saved["machine"]
+    assert saved["measurements"]["overhead"][0]["ratios"] == [0.9, 0.8]
+
+    table = files["md"].read_text()
+    assert "| rnn d=20 | 0.85x |" in table
+    assert "MISSED" in table and "(met)" in table
+    assert files["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(rows) == 2 + 2 + 2 + 2 + 2 + 1  # overhead, speedups, shares, parts, probe, fused
+
+
+# ---- measurements on tiny settings --------------------------------------------------------------
+
+
+def _tiny_spec(cell: str = "lstm", steps: int = 7):
+    base = config.Experiment(
+        name="tiny",
+        tasks=[{"task": "recall", "distances": [5], "n_keys": 4, "n_filler": 8}],
+        models=[{"name": cell, "cell": cell}],
+        seeds=[0],
+        hidden_size=8,
+        training={"batch_size": 16, "eval_every": 3, "log_every": 2},
+        data={"n_train": 64, "n_val": 32, "n_test": 32},
+        probe={"batch_size": 16},
+    )
+    return bench.overhead_spec(cell, 5, steps, base)
+
+
+def test_overhead_spec_cannot_stop_early_and_takes_no_periodic_probe():
+    spec = _tiny_spec(steps=7)
+    assert spec.training.max_steps == 7
+    assert spec.training.solved_accuracy > 1
+    assert spec.probe.every_evals == 0
+    assert spec.training.eval_every == 3  # the base experiment's cadence is kept
+    splits = bench.run_splits(spec)
+    assert len(splits["train"].y) == 64 and len(splits["val"].y) == 32
+
+
+def test_plain_loop_and_probe_timings_are_positive():
+    spec = _tiny_spec()
+    splits = bench.run_splits(spec)
+    wall, cpu = bench.plain_rate(spec, splits, torch.device("cpu"))
+    assert wall > 0 and cpu > 0 and math.isfinite(wall)
+    times = bench.probe_seconds(spec, splits, 2, torch.device("cpu"))
+    assert len(times) == 2 and all(t > 0 for t in times)
+
+
+def test_fused_and_reference_are_timed_in_pairs():
+    r = bench.fused_and_reference(5, 3, torch.device("cpu"), hidden=8, batch=4)
+    assert len(r["fused_s"]) == len(r["reference_s"]) == len(r["ratios"]) == 3
+    assert r["length"] > 5  # the whole recall sequence, not just the distance
+    assert all(x > 0 for x in r["ratios"])
+
+
+@pytest.mark.slow
+def test_pipeline_rate_trains_through_a_real_store(tmp_path, monkeypatch):
+    spec = _tiny_spec(steps=7)  # validations at steps 3 and 6 fall inside the timed window
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    # MLflow sets this variable when a client picks a store; undone after the test
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = tracking.connect(uri)
+    exp_id = client.create_experiment("bench", artifact_location=tmp_path.as_uri())
+    wall, cpu = bench.pipeline_rate(spec, bench.run_splits(spec), client, exp_id)
+    assert wall > 0 and cpu > 0
+    (run,) = client.search_runs([exp_id])
+    assert run.info.status == "FINISHED"
+    # the Recorder wrote at the default cadence: val every 3 steps, train every 2
+    assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == 2
+    assert len(client.get_metric_history(run.info.run_id, "train_loss")) == 3
