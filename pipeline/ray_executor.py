@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 from pipeline import sweep, tracking
 from pipeline.config import RunSpec
 from pipeline.errors import DataError, SweepError
+from pipeline.files import write_json
 
 CANCEL_GRACE_S = 5.0  # how long interrupted tasks get to mark their runs KILLED before a kill
 # reruns of a task whose worker process or node died (a failed run is not rerun); the dead
@@ -181,14 +182,7 @@ def _keep_result(spec: RunSpec, result: dict) -> None:
     path = sweep.result_path(spec)
     if (sweep.read_result(path) or {}).get("run_id") == result.get("run_id"):
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_json(path, result)
 
 
 def _describe(ray, error: BaseException) -> str:

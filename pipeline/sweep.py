@@ -37,6 +37,7 @@ from tqdm import tqdm
 from pipeline import paths, tracking
 from pipeline.config import Experiment, RunSpec
 from pipeline.errors import SweepError
+from pipeline.files import write_json
 
 # the code a run's outcome depends on: a change to any of these retrains
 CODE_FILES = ("config.py", "tasks.py", "data.py", "models.py", "probe.py", "train.py")
@@ -130,11 +131,7 @@ def adopt_finished(client, exp_id: str, todo: list[RunSpec], version: str) -> li
         local = mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path="result.json", tracking_uri=client.tracking_uri
         )
-        path = result_path(spec)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.adopt")
-        tmp.write_text(Path(local).read_text())
-        os.replace(tmp, path)
+        write_json(result_path(spec), json.loads(Path(local).read_text()))
     return left
 
 
@@ -380,7 +377,4 @@ def _write_summary(exp: Experiment, version: str) -> None:
         tracking.CODE_VERSION: version,
         "runs": {s.key: read_result(result_path(s))["run_id"] for s in exp.runs},
     }
-    path = paths.results_dir(exp.name) / "sweep.json"
-    tmp = path.with_name(".sweep.json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_json(paths.results_dir(exp.name) / "sweep.json", summary)

@@ -34,6 +34,7 @@ from torch import nn
 from pipeline import data, paths, tracking
 from pipeline.config import RunSpec
 from pipeline.errors import WeightsError
+from pipeline.files import stage_json
 from pipeline.models import SequenceModel
 from pipeline.probe import Profile, gradient_profile
 
@@ -318,18 +319,6 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
 
 
-def _atomic_json(path: Path, payload: dict) -> Path:
-    """Write ``payload`` to a temporary file beside ``path`` (fsynced); returns the temp path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    return tmp
-
-
 def train_run(
     spec: RunSpec, client, exp_id: str, tags: dict[str, str], accelerator: str = "auto"
 ) -> dict:
@@ -361,7 +350,7 @@ def train_run(
     path = paths.result_file(spec.experiment, spec.key)
     try:
         result = _train(spec, splits, client, run_id, tags, accelerator)
-        tmp = _atomic_json(path, result)  # fails here (disk full): the run is not FINISHED
+        tmp = stage_json(path, result)  # fails here (disk full): the run is not FINISHED
         tracking.retry(lambda: client.set_terminated(run_id, "FINISHED"))
         os.replace(tmp, path)
         return result

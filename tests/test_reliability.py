@@ -218,7 +218,7 @@ def test_disk_full_result_is_not_recorded_as_finished(pipeline_root, monkeypatch
     def no_room(path, payload):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(train, "_atomic_json", no_room)
+    monkeypatch.setattr(train, "stage_json", no_room)
     with pytest.raises(SweepError, match="No space left"):
         sweep.run(exp, jobs=1, **QUIET)
     assert not _runs(exp.name, "FINISHED")
