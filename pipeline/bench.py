@@ -50,8 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -795,29 +794,12 @@ def write_outputs(report: dict, rows: list[dict], folder: Path) -> dict[str, Pat
     return out
 
 
-@contextmanager
-def _keep_tracking_uri() -> Iterator[None]:
-    """Within: the temporary stores may be set as MLflow's tracking URI (``tracking.client``
-    does, and MLflow then also sets ``MLFLOW_TRACKING_URI`` in ``os.environ``); after, the
-    caller's setting is back.
-    """
-    saved = os.environ.get("MLFLOW_TRACKING_URI")
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = saved
-
-
 def run(quick: bool = False, log: Callable = print) -> dict:
     """Measure everything, print the table, write ``reports/bench/``; returns the JSON report.
 
     Raises SweepError when a sweep subprocess fails.
     """
-    with _keep_tracking_uri():
-        return _run(QUICK if quick else FULL, log)
+    return _run(QUICK if quick else FULL, log)
 
 
 def _run(plan: Plan, log: Callable) -> dict:
