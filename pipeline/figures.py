@@ -113,7 +113,9 @@ def plot_accuracy(sweep: Sweep) -> Plot:
             seed=0, n_boot=1000, marker="o", ax=ax,
         )  # fmt: skip
         chance = sweep.runs[sweep.runs["task"] == task].groupby("distance")["chance_accuracy"]
-        ax.plot(chance.first().index, chance.first().values, "k--", lw=1, label="chance")
+        # one distance gives no line to draw: mark the chance level with a short dash instead
+        dash = {"marker": "_", "markersize": 24} if len(chance.first()) == 1 else {}
+        ax.plot(chance.first().index, chance.first().values, "k--", lw=1, label="chance", **dash)
         _distance_axis(ax, sorted(part["distance"].unique()))
         ax.set(title=task, ylabel="test accuracy (fraction correct)", ylim=(0, 1.04))
     _legend(fig, axes)
