@@ -182,15 +182,7 @@ class LitSequenceModel(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx) -> None:
         x, y = batch
-        out = self.model(x)
-        n = len(y)
-        self.val_sums += torch.stack(
-            [
-                self.task.loss(out, y).detach().cpu() * n,
-                self.task.correct(out, y).sum().cpu(),
-                torch.tensor(float(n)),
-            ]
-        )
+        self.val_sums += batch_sums(self.task, self.model(x), y)
 
     def on_validation_epoch_end(self) -> None:
         loss_sum, correct, n = self.val_sums.tolist()
@@ -230,18 +222,28 @@ def build_model(spec: RunSpec) -> SequenceModel:
     )
 
 
+def batch_sums(task, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``[loss * n, correct, n]`` of one batch, on the CPU: sums that add up over batches."""
+    n = len(y)
+    return torch.stack(
+        [
+            task.loss(out, y).detach().cpu() * n,
+            task.correct(out.detach(), y).sum().cpu(),
+            torch.tensor(float(n)),
+        ]
+    )
+
+
 def evaluate(model: SequenceModel, task, split: data.Split, device, batch: int = 1000):
     """Mean loss and accuracy of ``model`` on a whole split."""
-    loss_sum, correct, model_was_training = 0.0, 0.0, model.training
+    sums, model_was_training = torch.zeros(3), model.training
     model.eval()
     with torch.inference_mode():
         for x, y in Chunks(split, batch):
-            x, y = x.to(device), y.to(device)
-            out = model(x)
-            loss_sum += task.loss(out, y).item() * len(y)
-            correct += task.correct(out, y).sum().item()
+            y = y.to(device)
+            sums += batch_sums(task, model(x.to(device)), y)
     model.train(model_was_training)
-    n = len(split.y)
+    loss_sum, correct, n = sums.tolist()
     return loss_sum / n, correct / n
 
 
