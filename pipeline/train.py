@@ -39,8 +39,14 @@ from pipeline.models import SequenceModel
 from pipeline.probe import Profile, gradient_profile
 
 log = logging.getLogger(__name__)
-# deterministic cuBLAS on a GPU (Trainer(deterministic=True) refuses to run without it)
-os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def set_deterministic_env() -> None:
+    """Deterministic cuBLAS on a GPU (Trainer(deterministic=True) refuses to run without it)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+set_deterministic_env()
 
 
 class Batches:

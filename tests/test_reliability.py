@@ -71,6 +71,20 @@ def _check_invariants(exp: config.Experiment, complete: bool) -> None:
         assert not _runs(exp.name, "RUNNING")
 
 
+def _group_ended(group: int, within: float = 10.0) -> bool:
+    """Whether every process of the sweep's session (its workers, the fork server) has ended;
+    waits up to ``within`` seconds (a hang detector, not a speed claim).
+    """
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 @pytest.mark.slow
 def test_killed_sweeps_resume_with_nothing_lost_or_doubled(pipeline_root):
     settings = {**TINY, "training": {**TINY["training"], "max_steps": 200, "solved_accuracy": 1.0}}
@@ -94,7 +108,7 @@ def test_killed_sweeps_resume_with_nothing_lost_or_doubled(pipeline_root):
             pytest.fail(f"the sweep did not stop after {how}")
         if how == "SIGINT" and proc.returncode == 130:
             assert "resume" in err
-        time.sleep(0.5)  # let killed workers' processes go
+        assert _group_ended(proc.pid), f"a worker outlived the sweep after {how}"
         _check_invariants(exp, complete=False)
     final = _cli("train", "-e", str(path), "--jobs", "2", root=pipeline_root)
     _, err = final.communicate(timeout=600)

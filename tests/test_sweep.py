@@ -137,3 +137,24 @@ def test_divergence_is_recorded_and_the_sweep_finishes(pipeline_root):
     runs = _finished_runs("boom")
     assert {r.data.tags["status"] for r in runs} == {"diverged"}
     assert all(r.data.metrics["diverged"] == 1.0 for r in runs)
+
+
+def test_forked_workers_take_each_sweeps_environment(tmp_path, monkeypatch):
+    """The fork server outlives a sweep in this process: the next sweep's workers must still
+    write under that sweep's PIPELINE_ROOT and store, not the first one's.
+    """
+    settings = {**TINY, "seeds": [0], "training": {**TINY["training"], "max_steps": 10}}
+    settings["tasks"] = [{**TINY["tasks"][0], "distances": [4]}]
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for name in ("first", "second"):
+        root = tmp_path / name
+        monkeypatch.setenv("PIPELINE_ROOT", str(root))
+        exp = config.load(write_experiment(root / "experiments", "env", settings))
+        data.run(exp, log=lambda *_: None)
+        sweep.run(exp, jobs=2, log=lambda *_: None)
+        for spec in exp.runs:
+            result = json.loads(paths.result_file(exp.name, spec.key).read_text())
+            assert paths.result_file(exp.name, spec.key).is_relative_to(root)
+            assert tracking.client().get_run(result["run_id"]).info.status == "FINISHED"
+        assert len(_finished_runs(exp.name)) == len(exp.runs)  # in this root's own store
+
