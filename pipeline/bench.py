@@ -4,17 +4,19 @@
 settings of ``experiments/default.yaml`` (recall task, hidden 64, batch 128, Adam, clip 1):
 
 1. **overhead**: training steps/s of the pipeline's own path (``LitSequenceModel`` in
-   ``make_trainer``'s Trainer on ``Batches``, a ``Recorder`` writing to a real temporary SQLite
-   MLflow store at the default cadence, validation every ``eval_every`` steps) against a plain
-   loop training the same model (``train.build_model``, same seed) on the same data and batches
-   with the same optimizer and clipping, and nothing else: no validation, no logging. The RNN
-   and the LSTM at distances 20 and 80. Steps/s counts the steps between the end of the first
-   and the end of the last step, so one-time set-up (Trainer, store, the init probe) is left out
-   and the validations and metric writes that fall inside are counted (the ``Recorder`` writes at
-   most every 5 s, so a short window may hold none: at ~20 ms a write, under 0.5% of a run). The
-   pipeline runs with ``solved_accuracy`` above 1 (it cannot stop early) and no periodic probe
-   (measured in 3). Besides wall-clock steps/s, the ratio of CPU time, which other processes on
-   the cores barely move but which misses waits such as a commit's fsync;
+   ``make_trainer``'s Trainer on ``train.train_batches``, a ``Recorder`` writing to a real
+   temporary SQLite MLflow store at the default cadence, validation every ``eval_every`` steps)
+   against a plain loop training the same model (``train.build_model``, same seed) on the same
+   data and batches with the same optimizer and clipping, and nothing else: no validation, no
+   logging. The RNN and the LSTM at distances 20 and 80. Steps/s counts the steps between the
+   end of the first training batch (a batch holds ``train.steps_per_call`` steps; the plain
+   loop's clock starts after as many) and the end of the last step, so one-time set-up (Trainer,
+   store, the init probe) is left out and the validations and metric writes that fall inside are
+   counted (the ``Recorder`` writes at most every 5 s, so a short window may hold none: at ~20
+   ms a write, under 0.5% of a run). The pipeline runs with ``solved_accuracy`` above 1 (it
+   cannot stop early) and no periodic probe (measured in 3). Besides wall-clock steps/s, the
+   ratio of CPU time, which other processes on the cores barely move but which misses waits such
+   as a commit's fsync;
 2. **sweep**: wall time of ``python -m pipeline train`` on ``experiments/quick.yaml`` with
    ``--jobs 1`` and ``--jobs 2``, each in a fresh ``PIPELINE_ROOT`` (data copied in, so the
    store is created anew): the speedup, and the share of fixed costs, defined as the time before
@@ -270,18 +272,20 @@ def _rates(steps: int, first: tuple[float, float], last: tuple[float, float]) ->
 
 
 class StepClock(pl.Callback):
-    """Stamps the end of the first and of the last training step."""
+    """Stamps the end of the first training batch (``first`` steps: a batch holds several) and
+    of the last step.
+    """
 
-    def __init__(self, last: int) -> None:
-        self.last, self.stamps = last, {}
+    def __init__(self, first: int, last: int) -> None:
+        self.first, self.last, self.stamps = first, last, {}
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if trainer.global_step in (1, self.last):
+        if trainer.global_step in (self.first, self.last):
             _sync(pl_module.device)
             self.stamps[trainer.global_step] = _now()
 
     def rates(self) -> tuple[float, float]:
-        return _rates(self.last - 1, self.stamps[1], self.stamps[self.last])
+        return _rates(self.last - self.first, self.stamps[self.first], self.stamps[self.last])
 
 
 def pipeline_rate(spec: RunSpec, splits: dict, client, exp_id: str) -> tuple[float, float]:
@@ -293,10 +297,13 @@ def pipeline_rate(spec: RunSpec, splits: dict, client, exp_id: str) -> tuple[flo
     probe_batch = (val.x[: spec.probe.batch_size], val.y[: spec.probe.batch_size])
     lit = train.LitSequenceModel(spec, model, probe_batch, train.Recorder(client, run_id))
     trainer = train.make_trainer(spec)
-    clock = StepClock(spec.training.max_steps)
+    clock = StepClock(train.steps_per_call(spec.training), spec.training.max_steps)
     trainer.callbacks.append(clock)
-    batches = train.Batches(splits["train"], spec.training.batch_size, spec.seed)
-    trainer.fit(lit, train_dataloaders=batches, val_dataloaders=train.Chunks(val, 1000))
+    trainer.fit(
+        lit,
+        train_dataloaders=train.train_batches(spec, splits["train"]),
+        val_dataloaders=train.Chunks(val, 1000),
+    )
     lit.recorder.flush()  # what the run's end writes (untimed), as _log_outcome does
     tracking.retry(lambda: client.set_terminated(run_id, "FINISHED"))
     return clock.rates()
@@ -314,7 +321,7 @@ def plain_rate(spec: RunSpec, splits: dict, device: torch.device) -> tuple[float
     optimizer = train.LitSequenceModel(spec, model, None, None).configure_optimizers()
     clip = t.grad_clip or math.inf
     batches = iter(train.Batches(splits["train"], t.batch_size, spec.seed))
-    first = (math.nan, math.nan)
+    first_step, first = train.steps_per_call(t), (math.nan, math.nan)  # as the pipeline's clock
     for step in range(1, t.max_steps + 1):
         x, y = next(batches)
         x, y = x.to(device), y.to(device)
@@ -323,11 +330,11 @@ def plain_rate(spec: RunSpec, splits: dict, device: torch.device) -> tuple[float
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
-        if step == 1:
+        if step == first_step:
             _sync(device)
             first = _now()
     _sync(device)
-    return _rates(t.max_steps - 1, first, _now())
+    return _rates(t.max_steps - first_step, first, _now())
 
 
 def measure_overhead(plan: Plan, device: torch.device, log: Callable) -> tuple[list, dict]:
@@ -335,7 +342,8 @@ def measure_overhead(plan: Plan, device: torch.device, log: Callable) -> tuple[l
     time to set up a fresh store (left out of the rates).
     """
     base = default_experiment()
-    steps = plan.eval_periods * base.training.eval_every + 1  # whole eval periods, timed
+    # timed from the end of the first training batch: whole eval periods, validations included
+    steps = plan.eval_periods * base.training.eval_every + train.steps_per_call(base.training)
     settings = [(cell, d) for cell in CELLS for d in DISTANCES]
     specs = {s: overhead_spec(*s, steps, base) for s in settings}
     splits = {s: run_splits(spec) for s, spec in specs.items()}

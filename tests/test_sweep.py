@@ -158,3 +158,48 @@ def test_forked_workers_take_each_sweeps_environment(tmp_path, monkeypatch):
             assert tracking.client().get_run(result["run_id"]).info.status == "FINISHED"
         assert len(_finished_runs(exp.name)) == len(exp.runs)  # in this root's own store
 
+
+def test_grouped_steps_are_the_same_batches_in_the_same_order():
+    from pipeline import train
+
+    g = torch.Generator().manual_seed(0)
+    split = data.Split(torch.randint(0, 9, (100, 6), generator=g), torch.arange(100))
+    batches = train.Batches(split, batch_size=8, seed=3)
+    one_by_one = iter(batches)
+    groups = list(train.Steps(batches, per_call=10, total=45))
+    assert [len(x) for x, _ in groups] == [10, 10, 10, 10, 5]  # 45 steps, the last group short
+    for xs, ys in groups:
+        for x, y in zip(xs, ys, strict=True):
+            expected_x, expected_y = next(one_by_one)
+            assert torch.equal(x, expected_x) and torch.equal(y, expected_y)
+
+
+def test_validation_and_metric_writes_keep_their_cadence_with_grouped_steps(pipeline_root):
+    """10 steps per training batch (the gcd of eval_every 20 and log_every 10), 45 in all: the
+    run stops at 45, validates at 20 and 40 and writes training metrics every 10 steps.
+    """
+    from pipeline import train
+
+    training = {**TINY["training"], "max_steps": 45, "solved_accuracy": 1.0}
+    settings = {**TINY, "seeds": [0], "models": [TINY["models"][0]], "training": training}
+    settings["tasks"] = [{**TINY["tasks"][0], "distances": [8]}]
+    exp = config.load(write_experiment(pipeline_root / "experiments", "cadence", settings))
+    assert train.steps_per_call(exp.training) == 10
+    data.run(exp, log=lambda *_: None)
+    sweep.run(exp, jobs=1, log=lambda *_: None)
+    (run,) = _finished_runs("cadence")
+    result = json.loads(paths.result_file("cadence", exp.runs[0].key).read_text())
+    assert result["steps"] == 45 and result["status"] == "unsolved"
+    client = tracking.client()
+
+    def steps(key: str) -> list[int]:
+        return [m.step for m in client.get_metric_history(run.info.run_id, key)]
+
+    assert steps("val_accuracy") == [20, 40]
+    assert steps("train_loss") == steps("grad_norm") == [10, 20, 30, 40]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "probe/h_key_share")] == [
+        0,
+        20,
+        40,
+        45,
+    ]
