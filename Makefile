@@ -29,7 +29,7 @@ REPORT   := reports/$(EXP)/report.html
 # what each stage's output depends on (besides the experiment file and the stage before)
 DATA_CODE   := pipeline/config.py pipeline/tasks.py pipeline/data.py
 TRAIN_CODE  := $(DATA_CODE) pipeline/models.py pipeline/probe.py pipeline/train.py \
-               pipeline/sweep.py pipeline/tracking.py
+               pipeline/sweep.py pipeline/workers.py pipeline/preload.py pipeline/tracking.py
 REPORT_CODE := pipeline/report.py pipeline/figures.py pipeline/findings.py pipeline/tracking.py
 
 .DEFAULT_GOAL := help

@@ -689,7 +689,11 @@ def table_rows(measured: dict) -> list[dict]:
         )
     parts = {
         "a fresh SQLite store": (measured["setup"]["store_setup_s"], "MLflow's schema migrations"),
-        "a fresh interpreter's imports": (sw["import_s"], "pipeline.train, pipeline.sweep, mlflow"),
+        "a fresh interpreter's imports": (
+            sw["import_s"],
+            "pipeline.train, pipeline.sweep, mlflow: paid once a sweep, by the workers' fork "
+            "server, beside the store set-up",
+        ),
     }
     for setting, (seconds, detail) in parts.items():
         rows.append(
