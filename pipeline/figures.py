@@ -106,17 +106,23 @@ def _hide_unused(axes, used: int) -> None:
 def plot_accuracy(sweep: Sweep) -> Plot:
     runs, tasks = sweep.finished, sweep.tasks
     fig, axes = _figure(1, len(tasks))
+    # models that score the same (all at 1.0, say) would hide one another: each is nudged
+    # sideways by a few percent of a distance (the axis is logarithmic)
+    nudge = {m: 2 ** (0.07 * (i - (len(sweep.models) - 1) / 2)) for i, m in enumerate(sweep.models)}
     for ax, task in zip(axes[0], tasks, strict=True):
-        part = runs[runs["task"] == task]
+        part = runs[runs["task"] == task].assign(x=lambda r: r["distance"] * r["model"].map(nudge))
         sns.lineplot(
-            part, x="distance", y="test_accuracy", **_by_model(sweep), errorbar=("ci", 95),
+            part, x="x", y="test_accuracy", **_by_model(sweep), errorbar=("ci", 95),
             seed=0, n_boot=1000, marker="o", ax=ax,
         )  # fmt: skip
         chance = sweep.runs[sweep.runs["task"] == task].groupby("distance")["chance_accuracy"]
         # one distance gives no line to draw: mark the chance level with a short dash instead
         dash = {"marker": "_", "markersize": 24} if len(chance.first()) == 1 else {}
         ax.plot(chance.first().index, chance.first().values, "k--", lw=1, label="chance", **dash)
-        _distance_axis(ax, sorted(part["distance"].unique()))
+        distances = sorted(part["distance"].unique())
+        _distance_axis(ax, distances)
+        # the same margin whatever the number of distances (a single one would fill the panel)
+        ax.set_xlim(distances[0] * 2**-0.5, distances[-1] * 2**0.5)
         ax.set(title=task, ylabel="test accuracy (fraction correct)", ylim=(0, 1.04))
     _legend(fig, axes)
     fig.suptitle("Test accuracy against distance")
@@ -124,8 +130,9 @@ def plot_accuracy(sweep: Sweep) -> Plot:
     return Plot(
         "accuracy_vs_distance",
         "Accuracy against distance",
-        f"Mean over {n_seeds} seed(s), band: 95% bootstrap interval (seeded); look for the "
-        "distance where each model falls to the dashed chance line.",
+        f"Mean over {n_seeds} seed(s), band: 95% bootstrap interval (seeded); models are "
+        "nudged sideways so that equal scores stay visible. Look for the distance where each "
+        "model falls to the dashed chance line.",
         fig,
     )
 
