@@ -630,63 +630,64 @@ def _target(key: str, value: float) -> str:
     return f"{op} {shown} ({'met' if meets(key, value) else 'MISSED'})"
 
 
+def _row(figure: str, setting: str, value: str, detail: str, target="", noise="n=1") -> dict:
+    """One row of the table, its columns in order."""
+    return {
+        "figure": figure,
+        "setting": setting,
+        "value": value,
+        "detail": detail,
+        "target": target,
+        "noise": noise,
+    }
+
+
 def table_rows(measured: dict) -> list[dict]:
     """One row per figure: what, setting, value, detail, target, noise."""
+    med = statistics.median
     rows = []
     for r in measured["overhead"]:
-        ratio = statistics.median(r["ratios"])
-        rows.append(
-            {
-                "figure": "pipeline / plain steps/s",
-                "setting": r["setting"],
-                "value": f"{ratio:.2f}x",
-                "detail": f"pipeline {statistics.median(r['pipeline_steps_per_s']):.0f}, plain "
-                f"{statistics.median(r['plain_steps_per_s']):.0f} steps/s; CPU-time ratio "
-                f"{statistics.median(r['cpu_ratios']):.2f}x",
-                "target": _target("pipeline_vs_plain", ratio),
-                "noise": _noise(r["ratios"], ".2f"),
-            }
+        ratio = med(r["ratios"])
+        detail = (
+            f"pipeline {med(r['pipeline_steps_per_s']):.0f}, plain "
+            f"{med(r['plain_steps_per_s']):.0f} steps/s; CPU-time ratio {med(r['cpu_ratios']):.2f}x"
         )
+        rows.append(
+            _row(
+                "pipeline / plain steps/s", r["setting"], f"{ratio:.2f}x", detail,
+                _target("pipeline_vs_plain", ratio), _noise(r["ratios"], ".2f"),
+            )
+        )  # fmt: skip
     sw = measured["sweep"]
-    speedup = statistics.median(sw["speedups"])
-    w1 = statistics.median(s["wall_s"] for s in sw["sweeps"]["1"])
-    w2 = statistics.median(s["wall_s"] for s in sw["sweeps"]["2"])
+    speedup = med(sw["speedups"])
+    w1, w2 = (med(s["wall_s"] for s in sw["sweeps"][jobs]) for jobs in ("1", "2"))
     rows.append(
-        {
-            "figure": "sweep speedup, jobs=2",
-            "setting": f"{sw['experiment']}, {sw['runs']} runs",
-            "value": f"{speedup:.2f}x",
-            "detail": f"{w1:.1f} s -> {w2:.1f} s",
-            "target": _target("sweep_speedup_jobs2", speedup),
-            "noise": _noise(sw["speedups"], ".2f"),
-        }
-    )
-    span = statistics.median(sw["span_speedups"])
+        _row(
+            "sweep speedup, jobs=2", f"{sw['experiment']}, {sw['runs']} runs",
+            f"{speedup:.2f}x", f"{w1:.1f} s -> {w2:.1f} s",
+            _target("sweep_speedup_jobs2", speedup), _noise(sw["speedups"], ".2f"),
+        )
+    )  # fmt: skip
     rows.append(
-        {
-            "figure": "speedup of the runs alone, jobs=2",
-            "setting": sw["experiment"],
-            "value": f"{span:.2f}x",
-            "detail": "first run's start to last run's end",
-            "target": "",
-            "noise": _noise(sw["span_speedups"], ".2f"),
-        }
-    )
+        _row(
+            "speedup of the runs alone, jobs=2", sw["experiment"],
+            f"{med(sw['span_speedups']):.2f}x", "first run's start to last run's end",
+            noise=_noise(sw["span_speedups"], ".2f"),
+        )
+    )  # fmt: skip
     for jobs in ("2", "1"):
         shares = sw["fixed_shares"][jobs]
-        share = statistics.median(shares)
-        before = statistics.median(s["before_first_run_s"] for s in sw["sweeps"][jobs])
-        after = statistics.median(s["after_last_run_s"] for s in sw["sweeps"][jobs])
+        share = med(shares)
+        before = med(s["before_first_run_s"] for s in sw["sweeps"][jobs])
+        after = med(s["after_last_run_s"] for s in sw["sweeps"][jobs])
         rows.append(
-            {
-                "figure": f"sweep fixed-cost share, jobs={jobs}",
-                "setting": sw["experiment"],
-                "value": f"{share:.0%}",
-                "detail": f"{before:.1f} s before the first run, {after:.1f} s after the last",
-                "target": _target("sweep_fixed_cost_share", share) if jobs == "2" else "",
-                "noise": _noise(shares, ".0%"),
-            }
-        )
+            _row(
+                f"sweep fixed-cost share, jobs={jobs}", sw["experiment"], f"{share:.0%}",
+                f"{before:.1f} s before the first run, {after:.1f} s after the last",
+                _target("sweep_fixed_cost_share", share) if jobs == "2" else "",
+                _noise(shares, ".0%"),
+            )
+        )  # fmt: skip
     parts = {
         "a fresh SQLite store": (measured["setup"]["store_setup_s"], "MLflow's schema migrations"),
         "a fresh interpreter's imports": (
@@ -696,41 +697,30 @@ def table_rows(measured: dict) -> list[dict]:
         ),
     }
     for setting, (seconds, detail) in parts.items():
-        rows.append(
-            {
-                "figure": "part of the fixed cost",
-                "setting": setting,
-                "value": f"{seconds:.1f} s",
-                "detail": detail,
-                "target": "",
-                "noise": "n=1",
-            }
-        )
+        rows.append(_row("part of the fixed cost", setting, f"{seconds:.1f} s", detail))
     for r in measured["probe"]:
-        share = statistics.median(r["shares"])
-        rows.append(
-            {
-                "figure": "probe share of a run",
-                "setting": r["setting"],
-                "value": f"{share:.1%}",
-                "detail": f"{r['probes']} x {statistics.median(r['probe_s']) * 1e3:.0f} ms vs "
-                f"{r['steps']} x {r['step_s'] * 1e3:.1f} ms",
-                "target": _target("probe_share", share),
-                "noise": _noise(r["shares"], ".1%"),
-            }
+        share = med(r["shares"])
+        detail = (
+            f"{r['probes']} x {med(r['probe_s']) * 1e3:.0f} ms vs "
+            f"{r['steps']} x {r['step_s'] * 1e3:.1f} ms"
         )
+        rows.append(
+            _row(
+                "probe share of a run", r["setting"], f"{share:.1%}", detail,
+                _target("probe_share", share), _noise(r["shares"], ".1%"),
+            )
+        )  # fmt: skip
     for r in measured["fused"]:
-        rows.append(
-            {
-                "figure": "reference cell / fused nn.LSTM time",
-                "setting": f"{r['setting']} (T={r['length']})",
-                "value": f"{statistics.median(r['ratios']):.1f}x",
-                "detail": f"fused {statistics.median(r['fused_s']) * 1e3:.1f} ms, reference "
-                f"{statistics.median(r['reference_s']) * 1e3:.1f} ms (forward + backward)",
-                "target": "for the record",
-                "noise": _noise(r["ratios"], ".1f"),
-            }
+        detail = (
+            f"fused {med(r['fused_s']) * 1e3:.1f} ms, reference "
+            f"{med(r['reference_s']) * 1e3:.1f} ms (forward + backward)"
         )
+        rows.append(
+            _row(
+                "reference cell / fused nn.LSTM time", f"{r['setting']} (T={r['length']})",
+                f"{med(r['ratios']):.1f}x", detail, "for the record", _noise(r["ratios"], ".1f"),
+            )
+        )  # fmt: skip
     return rows
 
 

@@ -12,8 +12,8 @@ sweep of the same experiment out:
 
 Runs are independent. ``jobs`` worker processes (one torch thread each) each train many runs; they
 are forked from a server that imported torch, Lightning and MLflow (about 4 s) once, while the
-parent set up the store. When every run has a result,
-``results/<experiment>/sweep.json`` is written: the file Make tracks.
+parent set up the store. When every run has a result, ``results/<experiment>/sweep.json`` is
+written: the file Make tracks.
 """
 
 from __future__ import annotations
@@ -205,11 +205,10 @@ def _run_parallel(
     init_args: tuple,
     on_done: Callable[[RunSpec, dict | None, str | None], None],
 ) -> None:
-    executor = pool
     try:
         # longest first (cost grows with distance), so no long run starts last and runs alone
         ordered = sorted(todo, key=lambda spec: -spec.distance)
-        futures = {executor.submit(_pool_run, spec, init_args): spec for spec in ordered}
+        futures = {pool.submit(_pool_run, spec, init_args): spec for spec in ordered}
         for future in cf.as_completed(futures):
             spec = futures[future]
             try:
@@ -221,9 +220,9 @@ def _run_parallel(
                 ) from None
             except Exception as e:
                 on_done(spec, None, f"{type(e).__name__}: {e}")
-        executor.shutdown(wait=True)
+        pool.shutdown(wait=True)
     except BaseException:
-        workers.stop(executor)
+        workers.stop(pool)
         raise
 
 

@@ -285,8 +285,7 @@ def evaluate(model: SequenceModel, task, split: data.Split, device, batch: int =
     model.eval()
     with torch.inference_mode():
         for x, y in Chunks(split, batch):
-            y = y.to(device)
-            sums += batch_sums(task, model(x.to(device)), y)
+            sums += batch_sums(task, model(x.to(device)), y.to(device))
     model.train(model_was_training)
     loss_sum, correct, n = sums.tolist()
     return loss_sum / n, correct / n
