@@ -26,14 +26,16 @@ DATA     := data/$(EXP)/.done
 RESULTS  := results/$(EXP)/sweep.json
 REPORT   := reports/$(EXP)/report.html
 
-# what each stage's output depends on (besides the experiment file and the stage before)
-DATA_CODE   := pipeline/config.py pipeline/tasks.py pipeline/data.py
-TRAIN_CODE  := $(DATA_CODE) pipeline/models.py pipeline/probe.py pipeline/train.py \
-               pipeline/sweep.py pipeline/workers.py pipeline/preload.py pipeline/tracking.py
-REPORT_CODE := pipeline/report.py pipeline/figures.py pipeline/findings.py pipeline/tracking.py
+# what each stage's output depends on (besides the experiment file and the stage before): the
+# lists in pipeline/stages.py, which the sweep's code version reads too
+stage_code = $(wildcard $(shell $(PYTHON) -m pipeline.stages $(1)))
+DATA_CODE   := $(call stage_code,data)
+TRAIN_CODE  := $(call stage_code,train)
+REPORT_CODE := $(call stage_code,report)
 
 .DEFAULT_GOAL := help
-.PHONY: help install data train probe report run-all test lint bench mlflow-ui mlflow-server clean
+.PHONY: help install data train probe report run-all test test-fast lint bench mlflow-ui \
+        mlflow-server clean
 
 help: ## list the targets
 	@echo "usage: make <target> [EXP=name] [JOBS=n]   (EXP picks experiments/<name>.yaml)"
@@ -77,8 +79,11 @@ $(RAY): $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS),ray]"
 	touch $@
 
-test: $(RAY) ## run the test suite (installs the Ray extra too, to test EXECUTOR=ray)
+test: $(RAY) ## the complete test suite, as CI runs it (installs the Ray extra, to test EXECUTOR=ray)
 	$(PY) -m pytest
+
+test-fast: $(STAMP) ## the fast tier for the edit-test loop: no training, no sweeps, no Ray
+	$(PY) -m pytest -m "not slow"
 
 lint: $(STAMP) ## ruff lint and format check
 	$(VENV)/bin/ruff check pipeline tests
@@ -100,4 +105,4 @@ mlflow-server: $(STAMP) ## a tracking server on HOST:PORT for Ray workers (BACKE
 		--host $(HOST) --port $(PORT) $(if $(ALLOWED_HOSTS),--allowed-hosts "$(ALLOWED_HOSTS)")
 
 clean: ## remove generated outputs (data, results, reports, tracking store; not .venv)
-	rm -rf data results reports/*/ mlruns
+	rm -rf data results reports/*/ mlruns   # committed records sit in reports/ itself

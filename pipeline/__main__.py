@@ -18,8 +18,8 @@ EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def _load(path: str):
-    """The experiment file, validated. Imported here, not above: the config imports torch (about
-    1 s), which ``train`` overlaps with its workers' start.
+    """The experiment file, validated. Imported here, not above: the config imports torch, which
+    ``train`` overlaps with its workers' start.
     """
     from pipeline import config
 
@@ -36,7 +36,7 @@ def _train(args) -> None:
     from pipeline import workers  # neither torch nor MLflow: the server starts at once
 
     early = args.executor == "local" and args.jobs > 1
-    if early:  # the workers' imports (about 4 s) overlap this process's own set-up
+    if early:  # the workers' imports overlap this process's own set-up
         workers.start_server()
     try:
         from pipeline import sweep
@@ -120,6 +120,6 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     code = main()
     # Everything is written and closed by now: spare the interpreter's final collection over
-    # torch's and MLflow's objects (about 0.7 s of a train stage's exit); atexit still runs.
+    # torch's and MLflow's objects (a noticeable share of a short stage's exit); atexit still runs.
     gc.freeze()
     sys.exit(code)

@@ -83,24 +83,32 @@ class TaskBase(Frozen):
         return tasks.TASKS[self.task](**self.params())
 
 
+def _task_param(task: type, name: str, kind=StrictInt):
+    """A task parameter's type, bounds and default, as the task class itself defines them."""
+    return Annotated[kind, Field(**task.LIMITS[name])]
+
+
 class RecallConfig(TaskBase):
     task: Literal["recall"]
-    n_keys: Annotated[StrictInt, Field(ge=2, le=len(tasks.PAIRS))] = 8
-    n_filler: Annotated[StrictInt, Field(ge=1, le=len(tasks.FILLER))] = 24
+    n_keys: _task_param(tasks.Recall, "n_keys") = tasks.Recall.n_keys
+    n_filler: _task_param(tasks.Recall, "n_filler") = tasks.Recall.n_filler
 
 
 class CopyConfig(TaskBase):
     task: Literal["copy"]
-    n_symbols: Annotated[StrictInt, Field(ge=2, le=250)] = 8
-    copy_length: PositiveInt = 10
+    n_symbols: _task_param(tasks.Copy, "n_symbols") = tasks.Copy.n_symbols
+    copy_length: _task_param(tasks.Copy, "copy_length") = tasks.Copy.copy_length
 
 
 class AddingConfig(TaskBase):
     task: Literal["adding"]
-    tolerance: Annotated[Number, Field(gt=0, lt=1)] = 0.04
+    tolerance: _task_param(tasks.Adding, "tolerance", Number) = tasks.Adding.tolerance
 
 
 TaskConfig = Annotated[RecallConfig | CopyConfig | AddingConfig, Field(discriminator="task")]
+
+
+LSTM_FORGET_BIAS = 1.0  # an LSTM's forget-gate bias unless the model says otherwise
 
 
 class ModelConfig(Frozen):
@@ -109,7 +117,7 @@ class ModelConfig(Frozen):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
     cell: Literal["rnn", "lstm", "gru"]
     hidden_size: PositiveInt | None = None  # None: the experiment's hidden_size
-    forget_bias: Number | None = None  # None: 1.0 for an LSTM (PyTorch's own default is ~0)
+    forget_bias: Number | None = None  # None: LSTM_FORGET_BIAS (PyTorch's own default is ~0)
     chrono_t_max: Annotated[StrictInt, Field(ge=2)] | None = None  # Tallec & Ollivier 2018
 
     @model_validator(mode="after")
@@ -125,6 +133,21 @@ class ModelConfig(Frozen):
                 "chrono_t_max: sets the forget-gate bias, as does forget_bias: pick one"
             )
         return self
+
+    @property
+    def lstm_forget_bias(self) -> float | None:
+        """The forget-gate bias this model's LSTM starts with; None for another cell or chrono."""
+        if self.cell != "lstm" or self.chrono_t_max is not None:
+            return None
+        return LSTM_FORGET_BIAS if self.forget_bias is None else self.forget_bias
+
+    def describe_init(self) -> str:
+        """``forget_bias 1``: the model's initialisation, as the report names it."""
+        if self.cell != "lstm":
+            return "PyTorch default init"
+        if self.chrono_t_max is not None:
+            return f"chrono init (t_max {self.chrono_t_max})"
+        return f"forget_bias {self.lstm_forget_bias:g}"
 
 
 class TrainingConfig(Frozen):
@@ -143,6 +166,10 @@ class DataConfig(Frozen):
     n_train: PositiveInt = 20_000
     n_val: PositiveInt = 1_000
     n_test: PositiveInt = 2_000
+
+    def sizes(self) -> dict[str, int]:
+        """Sequences per split, by split name (the data stage's file names)."""
+        return {"train": self.n_train, "val": self.n_val, "test": self.n_test}
 
 
 class ProbeConfig(Frozen):
@@ -251,9 +278,20 @@ class RunSpec(BaseModel):
 
     @property
     def forget_bias(self) -> float | None:
-        if self.model.cell != "lstm" or self.model.chrono_t_max is not None:
-            return None
-        return 1.0 if self.model.forget_bias is None else self.model.forget_bias
+        return self.model.lstm_forget_bias
+
+    def identity(self) -> dict:
+        """Who the run is: the tags every record of it carries (MLflow, result file, report)."""
+        return {
+            "experiment": self.experiment,
+            "task": self.task.task,
+            "model": self.model.name,
+            "cell": self.model.cell,
+            "distance": self.distance,
+            "seed": self.seed,
+            "run_key": self.key,
+            "config_hash": self.config_hash,
+        }
 
     def params(self) -> dict:
         """Every setting of the run, flat, under the config's own field names."""

@@ -4,7 +4,7 @@ One folder per (task, distance, seed) under ``data/<experiment>/<task>/d<distanc
 
     train.npz, val.npz, test.npz   arrays ``x`` and ``y`` in the task's compact dtype
     manifest.json                  task parameters, distance, seed, sizes, a SHA-256 per file
-    samples.txt                    a few samples rendered readably (recall task)
+    samples.txt                    a few validation samples, rendered readably
 
 Every model of the experiment at that (task, distance, seed) reads the same files, so model
 comparisons are paired. The three splits come from unrelated random streams. A folder is written
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from pipeline import paths
-from pipeline.config import Experiment, RecallConfig, TaskBase
+from pipeline.config import Experiment, TaskBase
 from pipeline.errors import DataError
 from pipeline.tasks import stream_seed
 
@@ -39,6 +39,9 @@ FORMAT = 1
 class Split:
     x: torch.Tensor
     y: torch.Tensor
+
+    def __iter__(self):  # x, y = split
+        return iter((self.x, self.y))
 
 
 def folder(experiment: str, task: TaskBase, distance: int, seed: int) -> Path:
@@ -56,14 +59,19 @@ def _identity(task: TaskBase, distance: int, seed: int, sizes: dict[str, int]) -
     }
 
 
-def _sizes(exp: Experiment) -> dict[str, int]:
-    return {"train": exp.data.n_train, "val": exp.data.n_val, "test": exp.data.n_test}
-
-
 def _npz_bytes(x: torch.Tensor, y: torch.Tensor) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, x=x.numpy(), y=y.numpy())
     return buf.getvalue()
+
+
+def generate(task: TaskBase, distance: int, seed: int, sizes: dict[str, int]) -> dict[str, Split]:
+    """The splits of one (task, distance, seed), in memory: what ``write`` stores."""
+    generator = task.build()
+    streams = {split: stream_seed(task.task, distance, seed, split) for split in sizes}
+    return {
+        split: Split(*generator.generate(distance, n, streams[split])) for split, n in sizes.items()
+    }
 
 
 def write(target: Path, task: TaskBase, distance: int, seed: int, sizes: dict[str, int]) -> int:
@@ -73,8 +81,7 @@ def write(target: Path, task: TaskBase, distance: int, seed: int, sizes: dict[st
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     files, tokens = {}, 0
-    for split, n in sizes.items():
-        x, y = generator.generate(distance, n, stream_seed(task.task, distance, seed, split))
+    for split, (x, y) in generate(task, distance, seed, sizes).items():
         blob = _npz_bytes(x, y)
         (tmp / f"{split}.npz").write_bytes(blob)
         files[split] = {
@@ -84,7 +91,7 @@ def write(target: Path, task: TaskBase, distance: int, seed: int, sizes: dict[st
             "y_shape": list(y.shape),
         }
         tokens += x.shape[0] * x.shape[1]
-        if split == "val" and isinstance(task, RecallConfig):
+        if split == "val":
             (tmp / "samples.txt").write_text("\n".join(generator.render(x[:8], y[:8])) + "\n")
     manifest = {**_identity(task, distance, seed, sizes), "files": files}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -159,7 +166,9 @@ def verify(exp: Experiment) -> None:
     for task in exp.tasks:
         for distance in task.distances:
             for seed in exp.seeds:
-                check(folder(exp.name, task, distance, seed), task, distance, seed, _sizes(exp))
+                check(
+                    folder(exp.name, task, distance, seed), task, distance, seed, exp.data.sizes()
+                )
 
 
 def _remove_partial(exp_name: str) -> None:
@@ -173,7 +182,7 @@ def run(exp: Experiment, log=print) -> dict:
 
     Returns counts and throughput: ``{"written", "kept", "tokens", "seconds"}``.
     """
-    sizes, written, kept, tokens = _sizes(exp), 0, 0, 0
+    sizes, written, kept, tokens = exp.data.sizes(), 0, 0, 0
     start = time.perf_counter()
     _remove_partial(exp.name)
     for task in exp.tasks:

@@ -3,9 +3,9 @@
 Imported only by the fork server process (``workers.start_server``), never by the pipeline itself:
 importing this module makes the process exit without tearing down its interpreter.
 
-- the training stack: torch, Lightning and MLflow's client (about 4 s on this project's 2-core
-  machine);
-- MLflow's SQL tracking store and its ORM mappers (about 1 s more), which each worker's first
+- the training stack: torch, Lightning and MLflow's client (the bulk of a worker's start-up;
+  ``make bench`` measures it);
+- MLflow's SQL tracking store and its ORM mappers, which each worker's first
   ``MlflowClient`` call would otherwise import. Modules only: no engine, no connection, no
   file is opened here, so nothing crosses the fork.
 """
@@ -21,6 +21,6 @@ import pipeline.train  # noqa: F401
 
 configure_mappers()
 
-# The server holds no open file or connection: tearing down torch, Lightning and MLflow (about
-# 1 s) buys nothing, and the caller's output pipes, which the server shares, stay open meanwhile.
+# The server holds no open file or connection: tearing down torch, Lightning and MLflow buys
+# nothing, and the caller's output pipes, which the server shares, stay open meanwhile.
 atexit.register(os._exit, 0)

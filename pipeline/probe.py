@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from pipeline.decay import efold, fit_decay
 from pipeline.models import SequenceModel, reference_cell, unroll
-
-TINY = 1e-30  # norms at or below this (float32 underflow) are left out of the decay fit
 
 
 @dataclass
@@ -47,27 +46,6 @@ class Profile:
                 row.update({f"c_{s}": v[i] for s, v in self.c.items()})
             out.append(row)
         return out
-
-
-def fit_decay(k: list[int] | Tensor, norms: list[float] | Tensor, k_max: int) -> float:
-    """rho: exp of the least-squares slope of log norm on k, 1 <= k <= k_max (nan: < 2 points)."""
-    k, norms = torch.as_tensor(k, dtype=torch.float64), torch.as_tensor(norms, dtype=torch.float64)
-    keep = (k >= 1) & (k <= k_max) & (norms > TINY) & torch.isfinite(norms)
-    if keep.sum() < 2:
-        return math.nan
-    kk, y = k[keep], torch.log(norms[keep])
-    slope = ((kk - kk.mean()) * (y - y.mean())).sum() / ((kk - kk.mean()) ** 2).sum()
-    return math.exp(slope.item())
-
-
-def efold(rho: float) -> float:
-    """Steps for the gradient to shrink by e: -1 / ln(rho); inf when it does not shrink, 0 when
-    it vanishes in one step (rho = 0, the limit of -1 / ln(rho))."""
-    if math.isnan(rho):
-        return math.nan
-    if rho == 0:
-        return 0.0
-    return math.inf if rho >= 1 else -1 / math.log(rho)
 
 
 def _stats(grads: list[Tensor], s: int) -> dict[str, list[float]]:

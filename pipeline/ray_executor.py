@@ -1,7 +1,8 @@
 """Run a sweep's cells as Ray tasks: the executor for a cluster (``--executor ray``).
 
-A Ray task runs the same cell function as a local worker process: ``sweep._init_worker`` once per
-Ray worker process, then ``sweep.run_one(spec)``. Only where the cells run differs:
+A Ray task runs the same run function as a local worker process: ``runner.ensure_worker`` (set up
+once per Ray worker process and sweep), then ``runner.run_one(spec)``. Only where runs execute
+differs:
 
 - ``RAY_ADDRESS`` names an existing cluster (``head:6379``, or ``ray://head:10001`` for Ray
   Client); unset, a local Ray starts on this machine's cores and stops with the sweep. To an
@@ -34,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pipeline import sweep, tracking
+from pipeline import runner, tracking
 from pipeline.config import RunSpec
 from pipeline.errors import DataError, SweepError
 from pipeline.files import write_json
@@ -114,17 +115,12 @@ def _check_nodes(ray, uri: str) -> None:
 
 # ---- the worker side: one Ray task per cell ------------------------------------------------
 
-_initialized_with: tuple | None = None  # the init_args this worker process was set up with
-
 
 def _cell(spec: RunSpec, init_args: tuple, manifest: dict | None) -> dict:
-    """A Ray task: train one cell exactly as a local worker would, and return its result."""
-    global _initialized_with
-    if _initialized_with != init_args:  # once per worker process (and per sweep it serves)
-        sweep._init_worker(*init_args)
-        _initialized_with = init_args
+    """A Ray task: train one run exactly as a local worker would, and return its result."""
+    runner.ensure_worker(init_args)  # once per worker process (and per sweep it serves)
     _stage_data(spec, manifest)
-    return sweep.run_one(spec)
+    return runner.run_one(spec)
 
 
 def _manifest(spec: RunSpec) -> dict | None:
@@ -148,7 +144,7 @@ def _stage_data(spec: RunSpec, expected: dict | None) -> None:
     from pipeline import data
 
     target = data.folder(spec.experiment, spec.task, spec.distance, spec.seed)
-    sizes = {"train": spec.data.n_train, "val": spec.data.n_val, "test": spec.data.n_test}
+    sizes = spec.data.sizes()
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / f".{target.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one writer per folder; the others wait, then read
@@ -179,8 +175,8 @@ def _task_options(spec: RunSpec) -> dict:
 
 def _keep_result(spec: RunSpec, result: dict) -> None:
     """Write the result file on this machine unless the worker already did (same filesystem)."""
-    path = sweep.result_path(spec)
-    if (sweep.read_result(path) or {}).get("run_id") == result.get("run_id"):
+    path = runner.result_path(spec)
+    if (runner.read_result(path) or {}).get("run_id") == result.get("run_id"):
         return
     write_json(path, result)
 
@@ -207,7 +203,7 @@ def _connect(ray, address: str | None) -> bool:
         if address and address != "local":
             # an existing cluster: ship the driver's code, so every node runs what
             # code_version names (the nodes need the dependencies only)
-            package = str(Path(sweep.__file__).parent)
+            package = str(Path(runner.__file__).parent)
             code = {"py_modules": [package], "excludes": ["__pycache__"]}
             ray.init(address=address, runtime_env=code)
         else:  # a Ray of our own, for this sweep alone: no dashboard, no usage report
@@ -243,7 +239,7 @@ def run_ray(
     """Run every spec of ``todo`` as a Ray task; report each through ``on_done(spec, result,
     None)`` or ``on_done(spec, None, "Type: message")`` as it ends, in the order they end.
 
-    ``init_args`` are ``sweep._init_worker``'s (tracking URI, experiment id, tags, threads);
+    ``init_args`` are ``runner.init_worker``'s (tracking URI, experiment id, tags, threads);
     threads becomes the CPUs each run asks for. Raises SweepError without Ray or for a store the
     cluster cannot share; KeyboardInterrupt (after cancelling the outstanding tasks) when
     interrupted.

@@ -10,9 +10,9 @@ sweep of the same experiment out:
 - a FINISHED run whose result file was not yet renamed into place is adopted from its
   ``result.json`` artifact rather than trained twice.
 
-Runs are independent. ``jobs`` worker processes (one torch thread each) each train many runs; they
-are forked from a server that imported torch, Lightning and MLflow (about 4 s) once, while the
-parent set up the store. When every run has a result, ``results/<experiment>/sweep.json`` is
+Runs are independent. ``jobs`` worker processes (one torch thread each) each train many runs
+(``runner``); they are forked from a server that imported torch, Lightning and MLflow once, while
+the parent set up the store. When every run has a result, ``results/<experiment>/sweep.json`` is
 written: the file Make tracks.
 """
 
@@ -33,22 +33,28 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline import paths, tracking, workers
+from pipeline import paths, stages, tracking, workers
 from pipeline.config import Experiment, RunSpec
 from pipeline.errors import SweepError
 from pipeline.files import write_json
-
-# the code a run's outcome depends on: a change to any of these retrains
-CODE_FILES = ("config.py", "tasks.py", "data.py", "models.py", "probe.py", "train.py")
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM during a sweep."""
+from pipeline.runner import (
+    Interrupted,
+    ensure_worker,
+    init_worker,
+    is_done,
+    read_result,
+    result_path,
+    run_one,
+    stop_taking_runs,
+)
 
 
 def code_version() -> str:
+    """A hash of the code a run's outcome depends on (``stages.OUTCOME_CODE``): a change to any
+    of it makes every finished run stale.
+    """
     h = hashlib.sha256()
-    for name in CODE_FILES:
+    for name in stages.OUTCOME_CODE:
         h.update((Path(__file__).parent / name).read_bytes())
     return h.hexdigest()[:12]
 
@@ -73,26 +79,6 @@ def git_commit() -> str:
         return commit + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def result_path(spec: RunSpec) -> Path:
-    return paths.result_file(spec.experiment, spec.key)
-
-
-def read_result(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def is_done(spec: RunSpec, version: str) -> bool:
-    result = read_result(result_path(spec))
-    return (
-        bool(result)
-        and result.get(tracking.CONFIG_HASH) == spec.config_hash
-        and result.get(tracking.CODE_VERSION) == version
-    )
 
 
 @contextmanager
@@ -136,15 +122,6 @@ def adopt_finished(client, exp_id: str, todo: list[RunSpec], version: str) -> li
 
 # ---- the worker side: one process trains many runs ----------------------------------------
 
-_worker: dict = {}
-
-
-def _init_worker(uri: str, exp_id: str, tags: dict, threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-    _worker.update(client=tracking.client(uri), exp_id=exp_id, tags=tags)
-
 
 def _init_pool_worker(sweep_pid: int, env: dict[str, str], cwd: str) -> None:
     """A pool worker: the parent alone answers Ctrl-C and stops workers with SIGTERM, and a
@@ -152,7 +129,7 @@ def _init_pool_worker(sweep_pid: int, env: dict[str, str], cwd: str) -> None:
     process (the tests run many), so the worker takes the sweep's environment and directory.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, stop_taking_runs)
     workers.die_with(sweep_pid)
     os.environ.clear()
     os.environ.update(env)
@@ -163,25 +140,8 @@ def _init_pool_worker(sweep_pid: int, env: dict[str, str], cwd: str) -> None:
 
 
 def _pool_run(spec: RunSpec, init_args: tuple) -> dict:
-    if _worker.get("init_args") != init_args:  # once per worker process
-        _init_worker(*init_args)
-        _worker["init_args"] = init_args
+    ensure_worker(init_args)  # once per worker process
     return run_one(spec)
-
-
-def _raise_interrupt(signum, frame):
-    _worker["stopping"] = True
-    raise Interrupted(f"signal {signum}")
-
-
-def run_one(spec: RunSpec) -> dict:
-    """Train one run in this process (a worker, or the parent with jobs=1, or a Ray task)."""
-    from pipeline.train import train_run
-
-    if _worker.get("stopping"):  # stopped: start no new run from the queue
-        raise Interrupted("the sweep is stopping")
-
-    return train_run(spec, _worker["client"], _worker["exp_id"], _worker["tags"])
 
 
 # ---- the parent side -----------------------------------------------------------------------
@@ -227,7 +187,7 @@ def _run_parallel(
 
 
 def _run_inline(todo: list[RunSpec], init_args: tuple, on_done) -> None:
-    _init_worker(*init_args)
+    init_worker(*init_args)
     for spec in todo:
         try:
             result = run_one(spec)
@@ -314,8 +274,8 @@ def _train_all(exp, todo, jobs, executor, pool, client, exp_id, version, progres
         bar.set_postfix(failed=progress.failed, running=min(jobs, remaining))
 
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGINT, _raise_interrupt)
+    signal.signal(signal.SIGTERM, stop_taking_runs)
+    signal.signal(signal.SIGINT, stop_taking_runs)
     try:
         if executor == "ray":
             from pipeline.ray_executor import run_ray

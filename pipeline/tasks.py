@@ -39,39 +39,10 @@ PAIRS: tuple[tuple[str, str], ...] = (
 )
 # filler words: never a key, an answer, or a word of the two fixed phrases
 FILLER: tuple[str, ...] = (
-    "and",
-    "want",
-    "to",
-    "be",
-    "a",
-    "plumber",
-    "who",
-    "the",
-    "best",
-    "is",
-    "world",
-    "my",
-    "family",
-    "lived",
-    "there",
-    "for",
-    "many",
-    "years",
-    "we",
-    "often",
-    "went",
-    "walking",
-    "near",
-    "river",
-    "old",
-    "town",
-    "house",
-    "with",
-    "friends",
-    "every",
-    "summer",
-    "then",
-)
+    "and", "want", "to", "be", "a", "plumber", "who", "the", "best", "is", "world", "my",
+    "family", "lived", "there", "for", "many", "years", "we", "often", "went", "walking", "near",
+    "river", "old", "town", "house", "with", "friends", "every", "summer", "then",
+)  # fmt: skip
 PREFIX = ("i", "grew", "up", "in")  # the key follows this phrase
 QUERY = ("i", "speak", "fluent")  # the answer is asked for after this phrase
 
@@ -88,6 +59,25 @@ def stream_seed(*parts: object) -> int:
 
 def generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+def check_limits(task) -> None:
+    """Raise ValueError unless every parameter of ``task`` lies within its class's ``LIMITS``
+    (pydantic-style bounds: ``ge``, ``gt``, ``le``, ``lt``). The experiment files validate
+    against the same ``LIMITS``, so the two can never disagree.
+    """
+    tests = {
+        "ge": (lambda v, b: v >= b, "at least"),
+        "gt": (lambda v, b: v > b, "above"),
+        "le": (lambda v, b: v <= b, "at most"),
+        "lt": (lambda v, b: v < b, "below"),
+    }
+    for name, bounds in task.LIMITS.items():
+        value = getattr(task, name)
+        for op, bound in bounds.items():
+            ok, words = tests[op]
+            if not ok(value, bound):
+                raise ValueError(f"{name} must be {words} {bound}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -110,14 +100,16 @@ class Recall:
     n_filler: int = 24
 
     name: ClassVar[str] = "recall"
+    LIMITS: ClassVar[dict] = {
+        "n_keys": {"ge": 2, "le": len(PAIRS)},
+        "n_filler": {"ge": 1, "le": len(FILLER)},
+    }
     min_distance: ClassVar[int] = len(QUERY)  # the query phrase sits between key and output
     readout: ClassVar[str] = "last"
+    tokens: ClassVar[bool] = True  # inputs are token ids
 
     def __post_init__(self) -> None:
-        if not 2 <= self.n_keys <= len(PAIRS):
-            raise ValueError(f"n_keys must be between 2 and {len(PAIRS)}, got {self.n_keys}")
-        if not 1 <= self.n_filler <= len(FILLER):
-            raise ValueError(f"n_filler must be between 1 and {len(FILLER)}, got {self.n_filler}")
+        check_limits(self)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -215,7 +207,13 @@ class Copy:
     copy_length: int = 10
 
     name: ClassVar[str] = "copy"
+    # symbol ids, blank and delimiter fit in uint8
+    LIMITS: ClassVar[dict] = {"n_symbols": {"ge": 2, "le": 250}, "copy_length": {"ge": 1}}
     readout: ClassVar[str] = "all"
+    tokens: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        check_limits(self)
 
     @property
     def min_distance(self) -> int:
@@ -249,6 +247,13 @@ class Copy:
         x[:, length - m - 1] = self.n_symbols + 1  # the delimiter, step T + m - 1
         y[:, length - m :] = symbols
         return x, y
+
+    def render(self, x: Tensor, y: Tensor) -> list[str]:
+        """Readable lines, input then target: ``3 1 4 0 5 0 0 0 -> 0 0 0 0 0 3 1 4``."""
+        return [
+            " ".join(map(str, row.tolist())) + " -> " + " ".join(map(str, target.tolist()))
+            for row, target in zip(x, y, strict=True)
+        ]
 
     def loss(self, out: Tensor, y: Tensor) -> Tensor:
         return F.cross_entropy(out.flatten(0, 1), y.long().flatten())
@@ -289,10 +294,15 @@ class Adding:
     tolerance: float = 0.04
 
     name: ClassVar[str] = "adding"
+    LIMITS: ClassVar[dict] = {"tolerance": {"gt": 0, "lt": 1}}
     min_distance: ClassVar[int] = 2
     readout: ClassVar[str] = "last"
+    tokens: ClassVar[bool] = False  # inputs are two float channels
     n_inputs: ClassVar[int] = 2
     n_outputs: ClassVar[int] = 1
+
+    def __post_init__(self) -> None:
+        check_limits(self)
 
     def length(self, distance: int) -> int:
         return distance + 1
@@ -315,6 +325,13 @@ class Adding:
         markers[torch.arange(n), second] = 1.0
         y = values[:, 0] + values[torch.arange(n), second]
         return torch.stack([values, markers], dim=-1), y
+
+    def render(self, x: Tensor, y: Tensor) -> list[str]:
+        """Readable lines: each step's value, starred where marked, then the target sum."""
+        return [
+            " ".join(f"{v:.2f}" + ("*" if m else "") for v, m in row.tolist()) + f" -> {t:.3f}"
+            for row, t in zip(x, y.tolist(), strict=True)
+        ]
 
     def loss(self, out: Tensor, y: Tensor) -> Tensor:
         return F.mse_loss(out.squeeze(-1), y)

@@ -3,40 +3,38 @@
 ``train_run(spec, ...)`` is the whole life of one run, and the unit every executor runs:
 
 1. an MLflow run opens (RUNNING) with every setting as a param and the run's identity as tags;
-2. Lightning trains until validation accuracy reaches ``solved_accuracy``, the loss or the
-   gradient blows up (diverged), or ``max_steps``; the gradient probe runs before the first
+2. ``fit`` trains in Lightning until validation accuracy reaches ``solved_accuracy``, the loss or
+   the gradient blows up (diverged), or ``max_steps``; the gradient probe runs before the first
    update, every ``probe.every_evals`` validations and after training;
-3. the test split is scored, final metrics and artifacts (config, weights, probe curves, the
-   result) are logged;
+3. the test split is scored, and the outcome (final metrics, probe curves, artifacts) is
+   recorded (``record.log_outcome``);
 4. the result file is written to a temporary name, the run is marked FINISHED, and the file is
    renamed into place. A run that fails is marked FAILED and leaves no result file; a run that
    is interrupted is marked KILLED.
+
+Batches come from ``batches``, the MLflow writes go through ``record``.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import math
 import os
-import tempfile
 import time
 import warnings
-from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-import yaml
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Param, RunTag
 from torch import nn
 
 from pipeline import data, paths, tracking
-from pipeline.config import RunSpec
-from pipeline.errors import WeightsError
+from pipeline.batches import Chunks, steps_per_call, train_batches
+from pipeline.config import RunSpec, TrainingConfig
 from pipeline.files import stage_json
 from pipeline.models import SequenceModel
 from pipeline.probe import Profile, gradient_profile
+from pipeline.record import Recorder, log_outcome
 
 log = logging.getLogger(__name__)
 
@@ -47,100 +45,6 @@ def set_deterministic_env() -> None:
 
 
 set_deterministic_env()
-
-
-class Batches:
-    """Endless shuffled mini-batches of a split, from the run's own generator (one epoch is one
-    pass over a fresh permutation). No per-sample collation: a batch is one index of the tensors.
-    """
-
-    def __init__(self, split: data.Split, batch_size: int, seed: int) -> None:
-        self.split, self.batch_size, self.seed = split, batch_size, seed
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed)
-        n = len(self.split.y)
-        while True:
-            order = torch.randperm(n, generator=g)
-            for start in range(0, n - self.batch_size + 1, self.batch_size):
-                idx = order[start : start + self.batch_size]
-                yield self.split.x[idx], self.split.y[idx]
-
-
-class Steps:
-    """The training batches of a run, ``per_call`` optimizer steps at a time: each item stacks
-    the next ``k <= per_call`` batches of ``Batches`` (x: [k, B, ...], y: [k, B, ...]), and there
-    are ``total`` batches in all. The same batches, in the same order, as one a step.
-
-    Lightning's loop costs about 0.4 ms of hooks per training batch on this project's 2-core
-    machine, against 3.3 ms for a whole step of the default RNN at distance 20; handed several
-    steps at once (``LitSequenceModel.training_step`` takes them one by one), it pays that once
-    per group.
-    """
-
-    def __init__(self, batches: Batches, per_call: int, total: int) -> None:
-        self.batches, self.per_call, self.total = batches, per_call, total
-
-    def __iter__(self):
-        batches, left = iter(self.batches), self.total
-        while left > 0:
-            k = min(self.per_call, left)
-            xs, ys = zip(*(next(batches) for _ in range(k)), strict=True)
-            yield torch.stack(xs), torch.stack(ys)
-            left -= k
-
-
-def steps_per_call(t) -> int:
-    """Optimizer steps per Lightning training batch: the largest group that ends on every
-    validation (``eval_every``) and every training-metric write (``log_every``), so both fall
-    exactly where they would with one step a batch.
-    """
-    return math.gcd(t.eval_every, t.log_every)
-
-
-def train_batches(spec: RunSpec, split: data.Split) -> Steps:
-    t = spec.training
-    return Steps(Batches(split, t.batch_size, spec.seed), steps_per_call(t), t.max_steps)
-
-
-class Chunks:
-    """A split in consecutive batches of ``size``: one pass, in order (validation and test)."""
-
-    def __init__(self, split: data.Split, size: int) -> None:
-        self.split, self.size = split, size
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.split.y) / self.size)
-
-    def __iter__(self):
-        for i in range(0, len(self.split.y), self.size):
-            yield self.split.x[i : i + self.size], self.split.y[i : i + self.size]
-
-
-class Recorder:
-    """Buffers metric points and writes them to MLflow in batches, so logging costs a small share
-    of a step: a write per step roughly doubles a small LSTM's step. A write to the SQLite store
-    is a commit (an fsync, about 20 ms here, as long as 5 small-RNN steps), so validations write
-    at most every ``interval`` seconds (``flush(due_only=True)``); the run's end writes the rest.
-    """
-
-    def __init__(self, client, run_id: str, interval: float = 5.0) -> None:
-        self.client, self.run_id, self.points = client, run_id, []
-        self.interval, self.written_at = interval, time.monotonic()
-
-    def add(self, step: int, **values: float) -> None:
-        stamp = int(time.time() * 1000)
-        self.points += [Metric(k, float(v), stamp, step) for k, v in values.items()]
-
-    def flush(self, due_only: bool = False) -> None:
-        """Write the buffered points (with ``due_only``: only once ``interval`` s have passed)."""
-        if due_only and time.monotonic() - self.written_at < self.interval:
-            return
-        for start in range(0, len(self.points), 1000):  # MLflow's batch limit
-            batch = self.points[start : start + 1000]
-            tracking.retry(lambda b=batch: self.client.log_batch(self.run_id, metrics=b))
-        self.points = []
-        self.written_at = time.monotonic()
 
 
 class LitSequenceModel(pl.LightningModule):
@@ -244,13 +148,15 @@ class LitSequenceModel(pl.LightningModule):
         self.recorder.flush(due_only=True)
 
     def configure_optimizers(self):
-        t = self.spec.training
-        optimizers = {
-            "adam": torch.optim.Adam,
-            "sgd": torch.optim.SGD,
-            "rmsprop": torch.optim.RMSprop,
-        }
-        return optimizers[t.optimizer](self.model.parameters(), lr=t.learning_rate)
+        return make_optimizer(self.spec.training, self.model.parameters())
+
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
+
+
+def make_optimizer(t: TrainingConfig, parameters) -> torch.optim.Optimizer:
+    """The optimizer a run trains with (also the benchmark's plain loop's)."""
+    return OPTIMIZERS[t.optimizer](parameters, lr=t.learning_rate)
 
 
 def build_model(spec: RunSpec) -> SequenceModel:
@@ -261,7 +167,7 @@ def build_model(spec: RunSpec) -> SequenceModel:
         n_outputs=task.n_outputs,
         hidden_size=spec.hidden_size,
         readout=task.readout,
-        tokens=spec.task.task != "adding",
+        tokens=task.tokens,
         forget_bias=spec.forget_bias,
         chrono_t_max=spec.model.chrono_t_max,
     )
@@ -291,27 +197,10 @@ def evaluate(model: SequenceModel, task, split: data.Split, device, batch: int =
     return loss_sum / n, correct / n
 
 
-def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a ``model.pt`` artifact as a state dict of tensors, never unpickling code.
-
-    Raises WeightsError naming the file when it is unreadable, holds anything but a mapping of
-    names to tensors, or would need arbitrary code to load (``weights_only=True`` refuses it).
-    """
-    try:
-        state = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as e:  # UnpicklingError for code, RuntimeError/EOFError for bad files
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WeightsError(f"{path}: not a plain state dict ({first[:200]})") from None
-    if not isinstance(state, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
-    ):
-        raise WeightsError(f"{path}: not a state dict (expected names -> tensors)")
-    return state
-
-
-def make_trainer(spec: RunSpec, accelerator: str = "auto") -> pl.Trainer:
+def make_trainer(spec: RunSpec, accelerator: str = "auto", callbacks=()) -> pl.Trainer:
     t = spec.training
     return pl.Trainer(
+        callbacks=list(callbacks),
         accelerator=accelerator,
         devices=1,
         max_steps=t.max_steps,
@@ -327,41 +216,32 @@ def make_trainer(spec: RunSpec, accelerator: str = "auto") -> pl.Trainer:
     )
 
 
-def _profiles_csv(path: Path, profiles) -> None:
-    with open(path, "w", newline="") as f:
-        writer = None
-        for phase, step, profile in profiles:
-            for row in profile.rows():
-                row = {"phase": phase, "step": step, **row}
-                if writer is None:
-                    writer = csv.DictWriter(f, fieldnames=list(row))
-                    writer.writeheader()
-                writer.writerow(row)
-
-
-def _curve_metrics(profiles) -> list[Metric]:
-    """The init and final curves as metric histories whose step is k (chartable in the UI)."""
-    stamp, out = int(time.time() * 1000), []
-    for phase, _, profile in profiles:
-        if phase not in ("init", "final"):
-            continue
-        for state, stats in (("h", profile.h), ("c", profile.c)):
-            if stats is None:
-                continue
-            out += [
-                Metric(f"probe_curve/{phase}/{state}", v, stamp, k)
-                for k, v in zip(profile.k, stats["median"], strict=True)
-                if math.isfinite(v)
-            ]
-    return out
-
-
 def _quiet_lightning() -> None:
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*GPU available but not used.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
+
+
+def fit(
+    spec: RunSpec, splits: dict, recorder: Recorder, accelerator: str = "auto", callbacks=()
+) -> tuple[LitSequenceModel, pl.Trainer]:
+    """Build the run's model (seeded) and train it in Lightning on ``splits``; returns the trained
+    module and its trainer. ``callbacks`` join the Trainer's (the benchmark's clock).
+    """
+    pl.seed_everything(spec.seed, workers=False, verbose=False)
+    model = build_model(spec)
+    val = splits["val"]
+    probe_batch = (val.x[: spec.probe.batch_size], val.y[: spec.probe.batch_size])
+    lit = LitSequenceModel(spec, model, probe_batch, recorder)
+    trainer = make_trainer(spec, accelerator, callbacks)
+    trainer.fit(
+        lit,
+        train_dataloaders=train_batches(spec, splits["train"]),
+        val_dataloaders=Chunks(val, 1000),
+    )
+    return lit, trainer
 
 
 def train_run(
@@ -374,27 +254,14 @@ def train_run(
     """
     _quiet_lightning()
     splits = data.load_run_data(spec.experiment, spec.task, spec.distance, spec.seed)
+    identity = {k: str(v) for k, v in spec.identity().items()}
     run = tracking.retry(
-        lambda: client.create_run(
-            exp_id,
-            run_name=spec.title,
-            tags={
-                **tags,
-                "experiment": spec.experiment,
-                "task": spec.task.task,
-                "model": spec.model.name,
-                "cell": spec.model.cell,
-                "distance": str(spec.distance),
-                "seed": str(spec.seed),
-                tracking.RUN_KEY: spec.key,
-                tracking.CONFIG_HASH: spec.config_hash,
-            },
-        )
+        lambda: client.create_run(exp_id, run_name=spec.title, tags={**tags, **identity})
     )
     run_id = run.info.run_id
     path = paths.result_file(spec.experiment, spec.key)
     try:
-        result = _train(spec, splits, client, run_id, tags, accelerator)
+        result = _train(spec, splits, Recorder(client, run_id), tags, accelerator)
         tmp = stage_json(path, result)  # fails here (disk full): the run is not FINISHED
         tracking.retry(lambda: client.set_terminated(run_id, "FINISHED"))
         os.replace(tmp, path)
@@ -409,49 +276,27 @@ def train_run(
             raise
 
 
-def _train(spec: RunSpec, splits: dict, client, run_id: str, tags: dict, accelerator: str) -> dict:
+def _train(spec: RunSpec, splits: dict, recorder: Recorder, tags: dict, accelerator: str) -> dict:
     started = time.perf_counter()
-    params = spec.params()
-    tracking.retry(
-        lambda: client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
-    )
-    pl.seed_everything(spec.seed, workers=False, verbose=False)
-    model = build_model(spec)
-    task = spec.task.build()
-    recorder = Recorder(client, run_id)
-    val = splits["val"]
-    probe_batch = (val.x[: spec.probe.batch_size], val.y[: spec.probe.batch_size])
-    lit = LitSequenceModel(spec, model, probe_batch, recorder)
-    trainer = make_trainer(spec, accelerator)
+    params = [Param(k, str(v)) for k, v in spec.params().items()]
+    tracking.retry(lambda: recorder.client.log_batch(recorder.run_id, params=params))
     try:
-        trainer.fit(
-            lit,
-            train_dataloaders=train_batches(spec, splits["train"]),
-            val_dataloaders=Chunks(val, 1000),
-        )
+        lit, trainer = fit(spec, splits, recorder, accelerator)
     except SystemExit:  # Lightning turns Ctrl-C (and our SIGTERM) into sys.exit(1)
         raise KeyboardInterrupt("interrupted during training") from None
     lit.probe("final")
-    test_loss, test_accuracy = evaluate(model, task, splits["test"], lit.device)
-    steps = trainer.global_step
+    task = lit.task
+    test_loss, test_accuracy = evaluate(lit.model, task, splits["test"], lit.device)
     diverged = lit.diverged_step is not None
     solved = lit.steps_to_solve is not None and not diverged
-    final = {p: v for p, v in lit.profiles[-1][2].summary.items()}
-    init = {p: v for p, v in lit.profiles[0][2].summary.items()}
+    init, final = lit.profiles[0][2].summary, lit.profiles[-1][2].summary
     result = {
-        "run_id": run_id,
-        tracking.RUN_KEY: spec.key,
-        tracking.CONFIG_HASH: spec.config_hash,
+        "run_id": recorder.run_id,
+        **spec.identity(),
         tracking.CODE_VERSION: tags.get(tracking.CODE_VERSION),
-        "experiment": spec.experiment,
-        "task": spec.task.task,
-        "model": spec.model.name,
-        "cell": spec.model.cell,
-        "distance": spec.distance,
-        "seed": spec.seed,
         "status": "diverged" if diverged else "solved" if solved else "unsolved",
         "solved": solved,
-        "steps": steps,
+        "steps": trainer.global_step,
         "steps_to_solve": lit.steps_to_solve,
         "diverged_step": lit.diverged_step,
         "test_accuracy": test_accuracy,
@@ -464,37 +309,9 @@ def _train(spec: RunSpec, splits: dict, client, run_id: str, tags: dict, acceler
         **{f"probe_init_{k}": _finite_or_none(v) for k, v in init.items()},
         **{f"probe_final_{k}": _finite_or_none(v) for k, v in final.items()},
     }
-    _log_outcome(client, run_id, spec, model, lit, result)
+    log_outcome(recorder, spec, lit.model, lit.profiles, result)
     return result
 
 
 def _finite_or_none(v: float) -> float | None:
     return v if math.isfinite(v) else None
-
-
-def _log_outcome(client, run_id, spec, model, lit, result) -> None:
-    numbers = {
-        k: float(v)
-        for k, v in result.items()
-        if isinstance(v, int | float)
-        and not isinstance(v, bool)
-        and v is not None
-        and k not in ("distance", "seed")
-    }
-    numbers |= {
-        "solved": float(result["solved"]),
-        "diverged": float(result["diverged_step"] is not None),
-    }
-    stamp = int(time.time() * 1000)
-    metrics = [Metric(k, v, stamp, result["steps"]) for k, v in numbers.items() if math.isfinite(v)]
-    metrics += _curve_metrics(lit.profiles)
-    lit.recorder.points += metrics
-    lit.recorder.flush()
-    tracking.retry(lambda: client.set_tag(run_id, "status", result["status"]))
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        (tmp / "config.yaml").write_text(yaml.safe_dump(spec.params(), sort_keys=False))
-        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp / "model.pt")
-        _profiles_csv(tmp / "probe.csv", lit.profiles)
-        (tmp / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
-        tracking.retry(lambda: client.log_artifacts(run_id, str(tmp)))

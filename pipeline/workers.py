@@ -1,7 +1,7 @@
 """The local executor's worker processes, forked from a server that imports the training stack once.
 
-A fresh interpreter spends about 4 s importing torch, Lightning and MLflow (on this project's
-2-core machine). ``start_server()`` starts multiprocessing's fork server, which imports them
+A fresh interpreter spends seconds importing torch, Lightning and MLflow (``make bench`` records
+how long). ``start_server()`` starts multiprocessing's fork server, which imports them
 (``pipeline.preload``) on a core of its own while the parent loads the experiment and sets up
 the tracking store; ``pool()``'s workers are then forked from it in milliseconds, each paying
 nothing for the imports, and exit without tearing their interpreter down. The server has

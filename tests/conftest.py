@@ -65,6 +65,17 @@ def tiny_sweep(tmp_path_factory) -> tuple[Path, config.Experiment]:
     return root, exp
 
 
+# fixtures that train: every test using one is in the slow tier (``make test-fast`` skips it);
+# tests that train or sweep without them carry the mark themselves
+TRAINING_FIXTURES = {"tiny_sweep", "tracking_server", "local_ray"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_configure(config) -> None:
     # one torch thread per test process, as in the sweep's workers: on a small shared machine,
     # two threads per process fight over the cores and make the suite several times slower

@@ -95,11 +95,16 @@ def test_files_hold_the_generator_output(written):
     assert torch.equal(val.x, x) and torch.equal(val.y, y)
 
 
-def test_recall_folder_has_readable_samples(written):
+def test_every_folder_has_readable_samples(written):
     lines = (recall_folder(written) / "samples.txt").read_text().splitlines()
     assert len(lines) == 8
     assert all(line.startswith("i grew up in ") and " i speak fluent -> " in line for line in lines)
-    assert not (data.folder("t", written.tasks[2], 6, 0) / "samples.txt").exists()
+    adding = (data.folder("t", written.tasks[2], 6, 0) / "samples.txt").read_text().splitlines()
+    assert len(adding) == 8
+    for line in adding:  # two marked values, and their sum as the target
+        steps, target = line.split(" -> ")
+        marked = [float(v.rstrip("*")) for v in steps.split() if v.endswith("*")]
+        assert len(marked) == 2 and float(target) == pytest.approx(sum(marked), abs=0.011)
 
 
 def test_splits_differ(written):

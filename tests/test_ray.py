@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config, data, paths, ray_executor, sweep, tracking
+from pipeline import config, data, paths, ray_executor, runner, sweep, tracking
 from pipeline.errors import DataError, SweepError
 from tests.conftest import TINY, write_experiment
 
@@ -116,7 +116,7 @@ def _results(root: Path, experiment: str) -> dict[str, dict]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PIPELINE_ROOT", str(root))
         folder = paths.results_dir(experiment)
-    return {r[tracking.RUN_KEY]: r for r in map(sweep.read_result, folder.glob("*/*.json"))}
+    return {r[tracking.RUN_KEY]: r for r in map(runner.read_result, folder.glob("*/*.json"))}
 
 
 def _runs_by_key(uri: str, experiment: str) -> dict[str, list]:
@@ -288,6 +288,7 @@ def _one_cell(root: Path) -> config.RunSpec:
     return exp.runs[0]
 
 
+@pytest.mark.slow
 def test_a_node_without_the_data_writes_the_drivers_bytes(tmp_path, monkeypatch):
     monkeypatch.setenv("PIPELINE_ROOT", str(tmp_path / "driver"))
     spec = _one_cell(tmp_path / "driver")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline import config, data, paths, sweep, tracking, train
+from pipeline import config, data, paths, record, sweep, tracking, train
 from pipeline.errors import ConfigError, DataError, SweepError, TrackingError, WeightsError
 from tests.conftest import TINY, write_experiment
 
@@ -118,6 +118,7 @@ def test_killed_sweeps_resume_with_nothing_lost_or_doubled(pipeline_root):
     assert all(tracking.RUN_KEY in r.data.tags for r in stale)  # closed, not left RUNNING
 
 
+@pytest.mark.slow
 def test_stale_running_runs_are_closed_and_retrained(pipeline_root):
     exp = config.load(write_experiment(pipeline_root / "experiments", "stale", _small()))
     data.run(exp, **QUIET)
@@ -130,6 +131,7 @@ def test_stale_running_runs_are_closed_and_retrained(pipeline_root):
     _check_invariants(exp, complete=True)
 
 
+@pytest.mark.slow
 def test_finished_run_without_result_file_is_adopted_not_retrained(pipeline_root):
     exp = config.load(write_experiment(pipeline_root / "experiments", "adopt", _small()))
     data.run(exp, **QUIET)
@@ -180,6 +182,7 @@ def test_later_fields_are_validated(tmp_path, section, field, value):
 
 
 @pytest.mark.parametrize("damage", ["truncate", "alter", "delete"])
+@pytest.mark.slow
 def test_bad_data_file_stops_the_sweep_before_any_run(pipeline_root, damage):
     exp = config.load(write_experiment(pipeline_root / "experiments", "baddata", _small()))
     data.run(exp, **QUIET)
@@ -204,6 +207,7 @@ def _closed_port() -> int:
 
 
 @pytest.mark.parametrize("uri", ["http://127.0.0.1:{port}", "no-scheme-here", "file:///tmp/x"])
+@pytest.mark.slow
 def test_bad_tracking_uri_fails_fast_before_training(pipeline_root, monkeypatch, uri):
     uri = uri.format(port=_closed_port())
     path = write_experiment(pipeline_root / "experiments", "nouri", _small())
@@ -225,6 +229,7 @@ def test_bad_tracking_uri_fails_fast_before_training(pipeline_root, monkeypatch,
         tracking.connect(uri)
 
 
+@pytest.mark.slow
 def test_disk_full_result_is_not_recorded_as_finished(pipeline_root, monkeypatch):
     exp = config.load(write_experiment(pipeline_root / "experiments", "full", _small()))
     data.run(exp, **QUIET)
@@ -255,15 +260,15 @@ def test_weights_that_are_not_a_state_dict_are_refused(tmp_path):
     evil = tmp_path / "evil.pt"
     torch.save({"w": _Payload(marker)}, evil)
     with pytest.raises(WeightsError, match=re.escape(str(evil))):
-        train.load_weights(evil)
+        record.load_weights(evil)
     assert not marker.exists()
     plain = tmp_path / "list.pt"
     torch.save([torch.zeros(2)], plain)
     with pytest.raises(WeightsError, match="not a state dict"):
-        train.load_weights(plain)
+        record.load_weights(plain)
     good = tmp_path / "good.pt"
     torch.save({"w": torch.ones(3)}, good)
-    assert torch.equal(train.load_weights(good)["w"], torch.ones(3))
+    assert torch.equal(record.load_weights(good)["w"], torch.ones(3))
 
 
 # ---- concurrency ------------------------------------------------------------------------------

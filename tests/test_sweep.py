@@ -92,6 +92,7 @@ def test_rerun_creates_no_new_runs(tiny_sweep, monkeypatch, tmp_path):
     assert len(_finished_runs(exp.name)) == before
 
 
+@pytest.mark.slow
 def test_changed_training_setting_reruns_only_that_experiment(pipeline_root):
     settings = {**TINY, "seeds": [0], "training": {**TINY["training"], "max_steps": 20}}
     settings["tasks"] = [{**TINY["tasks"][0], "distances": [4]}]
@@ -112,6 +113,7 @@ def test_changed_training_setting_reruns_only_that_experiment(pipeline_root):
     )
 
 
+@pytest.mark.slow
 def test_divergence_is_recorded_and_the_sweep_finishes(pipeline_root):
     settings = {  # a regression head with a huge unclipped step overflows within a few updates
         **TINY,
@@ -139,6 +141,7 @@ def test_divergence_is_recorded_and_the_sweep_finishes(pipeline_root):
     assert all(r.data.metrics["diverged"] == 1.0 for r in runs)
 
 
+@pytest.mark.slow
 def test_forked_workers_take_each_sweeps_environment(tmp_path, monkeypatch):
     """The fork server outlives a sweep in this process: the next sweep's workers must still
     write under that sweep's PIPELINE_ROOT and store, not the first one's.
@@ -160,13 +163,13 @@ def test_forked_workers_take_each_sweeps_environment(tmp_path, monkeypatch):
 
 
 def test_grouped_steps_are_the_same_batches_in_the_same_order():
-    from pipeline import train
+    from pipeline import batches as b
 
     g = torch.Generator().manual_seed(0)
     split = data.Split(torch.randint(0, 9, (100, 6), generator=g), torch.arange(100))
-    batches = train.Batches(split, batch_size=8, seed=3)
+    batches = b.Batches(split, batch_size=8, seed=3)
     one_by_one = iter(batches)
-    groups = list(train.Steps(batches, per_call=10, total=45))
+    groups = list(b.Steps(batches, per_call=10, total=45))
     assert [len(x) for x, _ in groups] == [10, 10, 10, 10, 5]  # 45 steps, the last group short
     for xs, ys in groups:
         for x, y in zip(xs, ys, strict=True):
@@ -174,17 +177,18 @@ def test_grouped_steps_are_the_same_batches_in_the_same_order():
             assert torch.equal(x, expected_x) and torch.equal(y, expected_y)
 
 
+@pytest.mark.slow
 def test_validation_and_metric_writes_keep_their_cadence_with_grouped_steps(pipeline_root):
     """10 steps per training batch (the gcd of eval_every 20 and log_every 10), 45 in all: the
     run stops at 45, validates at 20 and 40 and writes training metrics every 10 steps.
     """
-    from pipeline import train
+    from pipeline.batches import steps_per_call
 
     training = {**TINY["training"], "max_steps": 45, "solved_accuracy": 1.0}
     settings = {**TINY, "seeds": [0], "models": [TINY["models"][0]], "training": training}
     settings["tasks"] = [{**TINY["tasks"][0], "distances": [8]}]
     exp = config.load(write_experiment(pipeline_root / "experiments", "cadence", settings))
-    assert train.steps_per_call(exp.training) == 10
+    assert steps_per_call(exp.training) == 10
     data.run(exp, log=lambda *_: None)
     sweep.run(exp, jobs=1, log=lambda *_: None)
     (run,) = _finished_runs("cadence")

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from pipeline.findings import PHASES, STATES, Sweep
+from pipeline.report.results import PHASES, STATES, Sweep
 
 FEW = 4  # distances drawn in the per-distance figures (spread over the experiment's range)
 SHARE_LABEL = r"$\|\partial L/\partial h_{key}\| \;/\; \|\partial L/\partial h_{out}\|$"

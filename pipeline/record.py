@@ -1,0 +1,134 @@
+"""What a run leaves behind: its metric points in MLflow, its artifacts, and how to read weights.
+
+``Recorder`` buffers metric points and writes them in batches; ``log_outcome`` writes a finished
+run's final metrics, probe curves, status tag and artifacts (``config.yaml``, ``model.pt``,
+``probe.csv``, ``result.json``); ``load_weights`` reads a ``model.pt`` back without unpickling code.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from mlflow.entities import Metric
+
+from pipeline import tracking
+from pipeline.config import RunSpec
+from pipeline.errors import WeightsError
+from pipeline.probe import Profile
+
+Profiles = list[tuple[str, int, Profile]]  # (phase, training step, profile), in probe order
+
+
+class Recorder:
+    """Buffers metric points and writes them to MLflow in batches, so logging costs a small share
+    of a step: a write per step roughly doubles a small LSTM's step. A write to the SQLite store
+    is a commit (an fsync), so validations write at most every ``interval`` seconds
+    (``flush(due_only=True)``); the run's end writes the rest.
+    """
+
+    def __init__(self, client, run_id: str, interval: float = 5.0) -> None:
+        self.client, self.run_id, self.points = client, run_id, []
+        self.interval, self.written_at = interval, time.monotonic()
+
+    def add(self, step: int, **values: float) -> None:
+        stamp = int(time.time() * 1000)
+        self.points += [Metric(k, float(v), stamp, step) for k, v in values.items()]
+
+    def flush(self, due_only: bool = False) -> None:
+        """Write the buffered points (with ``due_only``: only once ``interval`` s have passed)."""
+        if due_only and time.monotonic() - self.written_at < self.interval:
+            return
+        for start in range(0, len(self.points), 1000):  # MLflow's batch limit
+            batch = self.points[start : start + 1000]
+            tracking.retry(lambda b=batch: self.client.log_batch(self.run_id, metrics=b))
+        self.points = []
+        self.written_at = time.monotonic()
+
+
+def _profiles_csv(path: Path, profiles: Profiles) -> None:
+    with open(path, "w", newline="") as f:
+        writer = None
+        for phase, step, profile in profiles:
+            for row in profile.rows():
+                row = {"phase": phase, "step": step, **row}
+                if writer is None:
+                    writer = csv.DictWriter(f, fieldnames=list(row))
+                    writer.writeheader()
+                writer.writerow(row)
+
+
+def _curve_metrics(profiles: Profiles) -> list[Metric]:
+    """The init and final curves as metric histories whose step is k (chartable in the UI)."""
+    stamp, out = int(time.time() * 1000), []
+    for phase, _, profile in profiles:
+        if phase not in ("init", "final"):
+            continue
+        for state, stats in (("h", profile.h), ("c", profile.c)):
+            if stats is None:
+                continue
+            out += [
+                Metric(f"probe_curve/{phase}/{state}", v, stamp, k)
+                for k, v in zip(profile.k, stats["median"], strict=True)
+                if math.isfinite(v)
+            ]
+    return out
+
+
+def _final_metrics(result: dict) -> list[Metric]:
+    """The result's numbers as metrics at the run's last step (its identity left out)."""
+    numbers = {
+        k: float(v)
+        for k, v in result.items()
+        if isinstance(v, int | float)
+        and not isinstance(v, bool)
+        and v is not None
+        and k not in ("distance", "seed")
+    }
+    numbers |= {
+        "solved": float(result["solved"]),
+        "diverged": float(result["diverged_step"] is not None),
+    }
+    stamp = int(time.time() * 1000)
+    return [Metric(k, v, stamp, result["steps"]) for k, v in numbers.items() if math.isfinite(v)]
+
+
+def log_outcome(
+    recorder: Recorder, spec: RunSpec, model: torch.nn.Module, profiles: Profiles, result: dict
+) -> None:
+    """Write a finished run's final metrics, probe curves, status tag and artifacts."""
+    client, run_id = recorder.client, recorder.run_id
+    recorder.points += _final_metrics(result) + _curve_metrics(profiles)
+    recorder.flush()
+    tracking.retry(lambda: client.set_tag(run_id, "status", result["status"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "config.yaml").write_text(yaml.safe_dump(spec.params(), sort_keys=False))
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp / "model.pt")
+        _profiles_csv(tmp / "probe.csv", profiles)
+        (tmp / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+        tracking.retry(lambda: client.log_artifacts(run_id, str(tmp)))
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a ``model.pt`` artifact as a state dict of tensors, never unpickling code.
+
+    Raises WeightsError naming the file when it is unreadable, holds anything but a mapping of
+    names to tensors, or would need arbitrary code to load (``weights_only=True`` refuses it).
+    """
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as e:  # UnpicklingError for code, RuntimeError/EOFError for bad files
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(f"{path}: not a plain state dict ({first[:200]})") from None
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise WeightsError(f"{path}: not a state dict (expected names -> tensors)")
+    return state

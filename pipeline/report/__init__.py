@@ -1,0 +1,65 @@
+"""The report stage: accuracy and gradient norm against distance, from one experiment's runs.
+
+Reads the per-run result files and the experiment's MLflow runs (never training code) and writes
+``reports/<experiment>/``:
+
+    report.html   one self-contained page (figures embedded as PNG): opens offline
+    report.md     the same content in Markdown, figures linked from figures/
+    results.csv   one row per planned run of the experiment, unfinished ones included
+    probe.csv     the gradient-norm curves of every probed run: one row per (run, phase, k)
+    figures/      every figure as PNG; the gradient curves also as SVG
+
+The folder is built beside its final place and swapped in whole, so an interruption leaves the
+previous report (or none), never half of one. The same files are then logged as artifacts of the
+experiment's one summary run in MLflow (tag ``summary=true``, run name ``report``), which
+replaces the previous summary run.
+
+Where each part lives: ``reading`` reads the runs into a ``results.Sweep``; ``stats`` computes
+counts and horizons; ``tables``, ``findings`` and ``figures`` turn them into tables, sentences
+and plots; ``document`` puts them in order and ``render`` writes HTML and Markdown; ``publish``
+swaps the folder into place and attaches it to MLflow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline import paths, tracking
+from pipeline.config import Experiment
+from pipeline.report.document import document
+from pipeline.report.figures import plots
+from pipeline.report.publish import attach, staging
+from pipeline.report.reading import collect
+from pipeline.report.render import render_html, render_markdown
+from pipeline.report.results import Sweep
+
+
+def run(exp: Experiment, experiment_file: str | Path | None = None) -> Path:
+    """Write ``reports/<experiment>/`` and attach it to MLflow; returns the path of report.html.
+
+    ``experiment_file`` (default ``experiments/<name>.yaml``) is hashed for the provenance.
+    Raises ReportError when the MLflow experiment does not exist or no run has finished, and
+    TrackingError for an unreachable store.
+    """
+    client = tracking.connect()
+    sweep = collect(exp, client)
+    folder = paths.reports_dir(exp.name)
+    with staging(folder) as stage:
+        write(sweep, stage, Path(experiment_file or paths.experiment_file(exp.name)))
+    attach(client, sweep, folder)
+    return folder / "report.html"
+
+
+def write(sweep: Sweep, folder: Path, experiment_file: Path) -> None:
+    """Write every report file into the (empty) ``folder``."""
+    (folder / "figures").mkdir(parents=True)
+    sweep.runs.to_csv(folder / "results.csv", index=False)
+    sweep.curves.to_csv(folder / "probe.csv", index=False)
+    drawn = plots(sweep)
+    for plot in drawn:  # PNG for every figure; SVG only where it helps (it costs a second each)
+        for suffix in ("png", "svg") if plot.svg else ("png",):
+            plot.figure.savefig(folder / "figures" / f"{plot.name}.{suffix}", dpi=110)
+    title = f"Long-term dependencies in recurrent networks: experiment {sweep.exp.name}"
+    sections = document(sweep, drawn, experiment_file)
+    (folder / "report.html").write_text(render_html(sections, title, folder))
+    (folder / "report.md").write_text(render_markdown(sections, title))

@@ -1,0 +1,174 @@
+"""Reading one experiment's runs for the report: the result files and the MLflow runs, into a
+``Sweep`` (``collect``). Nothing here draws or writes.
+
+A run's ``status`` in the report: ``solved``, ``unsolved`` or ``diverged`` for a finished run (as
+its result file says); ``failed`` when it has no result file and its last MLflow attempt failed;
+``stale`` when its result file belongs to another configuration of the run (a changed experiment
+file, not yet retrained); ``missing`` otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pandas as pd
+
+from pipeline import paths, tracking
+from pipeline.config import Experiment, RunSpec
+from pipeline.decay import efold
+from pipeline.errors import ReportError
+from pipeline.report.results import FINISHED, PHASES, STATES, Sweep
+
+PROBE_COLUMNS = [
+    f"probe_{phase}_{state}_{stat}"
+    for phase in PHASES
+    for state in STATES
+    for stat in ("key_share", "rho", "efold")
+]
+RESULT_COLUMNS = [
+    "task", "model", "cell", "distance", "seed", "status",
+    "test_accuracy", "test_loss", "baseline_loss", "chance_accuracy", "best_val_accuracy",
+    "steps", "steps_to_solve", "solved", "diverged_step", "mean_grad_norm", "wall_time",
+    "probe_data", *PROBE_COLUMNS, "run_key", "run_id", "note",
+]  # fmt: skip
+IDENTITY = ["run_id", "run_key", "task", "model", "cell", "distance", "seed"]
+HISTORIES = ("grad_norm", "val_accuracy")  # metric histories the figures draw
+
+
+def collect(exp: Experiment, client) -> Sweep:
+    """Read the result files and MLflow runs of ``exp``. Raises ReportError when there is no
+    MLflow experiment of that name or no finished run.
+    """
+    found = tracking.retry(lambda: client.get_experiment_by_name(exp.name))
+    if found is None or found.lifecycle_stage == "deleted":
+        raise ReportError(
+            f"no MLflow experiment {exp.name!r} in {client.tracking_uri}: train it first "
+            f"(python -m pipeline train --experiment experiments/{exp.name}.yaml)"
+        )
+    mlflow_runs = [
+        r
+        for r in tracking.search(client, found.experiment_id)
+        if r.data.tags.get(tracking.SUMMARY_TAG) != "true"
+    ]
+    runs = pd.DataFrame([_row(spec, mlflow_runs) for spec in exp.runs], columns=RESULT_COLUMNS)
+    runs = runs.astype(
+        {"steps": "Int64", "steps_to_solve": "Int64", "diverged_step": "Int64", "solved": "boolean"}
+    )
+    if not runs["status"].isin(FINISHED).any():
+        raise ReportError(
+            f"experiment {exp.name!r} has no finished runs (no current result files under "
+            f"{paths.results_dir(exp.name)}); train it first"
+        )
+    known = {r.info.run_id: r for r in mlflow_runs}
+    finished = runs[runs["status"].isin(FINISHED) & runs["run_id"].isin(known)]
+    commits = sorted({known[i].data.tags.get("code_commit", "unknown") for i in finished.run_id})
+    with quiet_artifacts():
+        curves = _curves(client, finished[finished["probe_data"]])
+    return Sweep(
+        exp=exp,
+        experiment_id=found.experiment_id,
+        tracking_uri=client.tracking_uri,
+        runs=runs,
+        curves=curves,
+        history=_history(client, finished),
+        commits=commits,
+    )
+
+
+def _row(spec: RunSpec, mlflow_runs: list) -> dict:
+    """One run's row: from its result file when current, else why it has none."""
+    task = spec.task.build()
+    identity = {
+        **{k: v for k, v in spec.identity().items() if k in RESULT_COLUMNS},
+        "chance_accuracy": task.chance_accuracy(spec.distance),
+        "baseline_loss": task.baseline_loss(spec.distance),
+        "probe_data": False,
+    }
+    path = paths.result_file(spec.experiment, spec.key)
+    try:
+        result = json.loads(path.read_text())
+    except FileNotFoundError:
+        return identity | _unfinished(spec, mlflow_runs)
+    except (OSError, json.JSONDecodeError) as e:
+        return identity | {"status": "missing", "note": f"unreadable result file: {e}"}
+    if result.get(tracking.CONFIG_HASH) != spec.config_hash:
+        return identity | {
+            "status": "stale",
+            "run_id": result.get("run_id"),
+            "note": "result file is from another configuration of this run; train again",
+        }
+    row = identity | {k: result.get(k) for k in RESULT_COLUMNS if k in result}
+    row["probe_data"] = any(result.get(k) is not None for k in PROBE_COLUMNS)
+    for phase in PHASES:
+        for state in STATES:  # the result file stores an infinite e-folding length as null
+            rho = result.get(f"probe_{phase}_{state}_rho")
+            row[f"probe_{phase}_{state}_efold"] = efold(rho) if rho is not None else None
+    if row["status"] == "diverged":
+        row["note"] = f"diverged at step {result.get('diverged_step')}"
+    if result.get("run_id") not in {r.info.run_id for r in mlflow_runs}:
+        row["note"] = "no MLflow run with this id (training curves unavailable)"
+    return row
+
+
+def _unfinished(spec: RunSpec, mlflow_runs: list) -> dict:
+    """Status and note of a run without a result file, from its latest MLflow attempt."""
+    attempts = [r for r in mlflow_runs if r.data.tags.get(tracking.RUN_KEY) == spec.key]
+    if not attempts:
+        return {"status": "missing", "note": "never trained"}
+    last = max(attempts, key=lambda r: r.info.start_time or 0)
+    if last.info.status == "FAILED":
+        error = last.data.tags.get("error", "no error recorded")
+        return {"status": "failed", "run_id": last.info.run_id, "note": error[:300]}
+    return {
+        "status": "missing",
+        "run_id": last.info.run_id,
+        "note": f"last attempt {last.info.status} without a result file",
+    }
+
+
+@contextmanager
+def quiet_artifacts() -> Iterator[None]:
+    """Within: MLflow's artifact downloads draw no progress bars (one per run would flood)."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    saved = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = saved
+
+
+def _curves(client, probed: pd.DataFrame) -> pd.DataFrame:
+    """The probe.csv artifacts of ``probed`` runs, with each run's identity in front."""
+    import mlflow.artifacts
+
+    frames = []
+    for run in probed.itertuples(index=False):
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run.run_id, artifact_path="probe.csv", tracking_uri=client.tracking_uri
+            )
+        except Exception:  # an artifact lost or never written: the run shows without curves
+            continue
+        frame = pd.read_csv(local)
+        for column in reversed(IDENTITY):
+            frame.insert(0, column, getattr(run, column))
+        frames.append(frame)
+    columns = [*IDENTITY, "phase", "step", "k"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def _history(client, finished: pd.DataFrame) -> pd.DataFrame:
+    """Metric histories ``HISTORIES`` of the finished runs, long format."""
+    rows = []
+    for run in finished.itertuples(index=False):
+        for key in HISTORIES:
+            points = tracking.retry(lambda r=run.run_id, k=key: client.get_metric_history(r, k))
+            rows += [(*(getattr(run, c) for c in IDENTITY), key, p.step, p.value) for p in points]
+    return pd.DataFrame(rows, columns=[*IDENTITY, "metric", "step", "value"])

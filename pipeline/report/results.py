@@ -1,0 +1,84 @@
+"""What the report knows about one experiment: the ``Sweep`` (read once by ``collect``) and how
+its numbers are written everywhere in the report.
+
+The stages below read a ``Sweep`` and nothing else: ``stats`` (counts, horizons), ``tables``,
+``findings`` (sentences) and ``figures``; none touches MLflow or files.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from pipeline.config import Experiment
+
+FINISHED = ("solved", "unsolved", "diverged")
+PHASES, STATES = ("init", "final"), ("h", "c")
+NO_PROBE = "no probe data"
+
+
+@dataclass
+class Sweep:
+    """Everything the report shows, read once.
+
+    ``runs``: one row per planned run (``report.RESULT_COLUMNS``). ``curves``: rows of the runs'
+    ``probe.csv`` artifacts with the run's identity. ``history``: long format (identity, metric,
+    step, value) of ``report.HISTORIES``. ``commits``: code commits the finished runs were
+    trained at.
+    """
+
+    exp: Experiment
+    experiment_id: str
+    tracking_uri: str
+    runs: pd.DataFrame
+    curves: pd.DataFrame
+    history: pd.DataFrame
+    commits: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> pd.DataFrame:
+        return self.runs[self.runs["status"].isin(FINISHED)]
+
+    @property
+    def models(self) -> list[str]:
+        return [m.name for m in self.exp.models]
+
+    @property
+    def tasks(self) -> list[str]:
+        return [t.task for t in self.exp.tasks]
+
+    def probed(self, task: str) -> pd.DataFrame:
+        """The finished runs of ``task`` that have probe data."""
+        runs = self.finished
+        return runs[(runs["task"] == task) & runs["probe_data"]]
+
+
+def median_of(runs: pd.DataFrame, column: str) -> float:
+    """Median of ``column`` over the runs that have it (nan when none does)."""
+    values = pd.to_numeric(runs[column], errors="coerce").dropna()
+    return float(values.median()) if len(values) else math.nan
+
+
+def sci(x: float) -> str:
+    """A gradient share as the report writes it everywhere: ``3.4e-02``."""
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.1e}"
+
+
+def steps_text(x: float) -> str:
+    """An e-folding length in steps: ``12.3``, ``∞`` when the gradient does not shrink."""
+    if x is None or math.isnan(x):
+        return "n/a"
+    return "∞" if math.isinf(x) else f"{x:.1f}"
+
+
+def init_setting(exp: Experiment, model: str) -> str:
+    """``hidden 64, forget_bias 1``: a model's size and initialisation, as the report names it."""
+    m = next(m for m in exp.models if m.name == model)
+    return f"hidden {m.hidden_size or exp.hidden_size}, {m.describe_init()}"
+
+
+def is_unprobed(runs: pd.DataFrame) -> pd.Series:
+    """Per run: finished, but without probe data."""
+    return runs["status"].isin(FINISHED) & ~runs["probe_data"]

@@ -1,0 +1,45 @@
+"""Which code each stage's outputs depend on: the one list that Make and the sweep both read.
+
+``STAGE_CODE[stage]`` is what Make watches: a change to any of these files reruns the stage (for
+train, the sweep then skips every run that is still current). ``OUTCOME_CODE`` is the part of
+the train stage's code that decides a run's outcome: a change to it makes every finished run
+stale (``sweep.code_version``), while a change to the rest (the scheduler, the executors, the
+tracking door) retrains nothing. ``python -m pipeline.stages train`` prints a stage's files for
+the Makefile. Standard library only, so Make can ask before anything is installed.
+"""
+
+from __future__ import annotations
+
+import sys
+
+PACKAGE = "pipeline"
+
+COMMON = ("__init__.py", "paths.py", "errors.py", "files.py", "config.py", "tasks.py")
+DATA = (*COMMON, "data.py")
+OUTCOME_CODE = (
+    *("config.py", "tasks.py", "data.py", "models.py", "decay.py", "probe.py"),
+    *("batches.py", "record.py", "train.py"),
+)
+TRAIN = (
+    *COMMON,
+    *(name for name in OUTCOME_CODE if name not in COMMON),
+    "tracking.py",
+    "runner.py",
+    "sweep.py",
+    "workers.py",
+    "preload.py",
+    "ray_executor.py",
+    "stages.py",
+)
+REPORT = (*COMMON, "decay.py", "tracking.py", "report/*.py")
+
+STAGE_CODE = {"data": DATA, "train": TRAIN, "report": REPORT}
+
+
+def files(stage: str) -> list[str]:
+    """The stage's code files, as paths (or globs) relative to the project root."""
+    return [f"{PACKAGE}/{name}" for name in STAGE_CODE[stage]]
+
+
+if __name__ == "__main__":
+    print(" ".join(files(sys.argv[1])))
