@@ -11,8 +11,9 @@ import math
 
 import torch
 
-from pipeline.config import RunSpec, TrainingConfig
+from pipeline.config import TrainingConfig
 from pipeline.data import Split
+from pipeline.runs import RunSpec
 
 
 class Batches:

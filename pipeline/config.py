@@ -11,12 +11,11 @@ result column ``distance`` and the plot label ``distance``.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import math
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import yaml
 from pydantic import (
@@ -32,6 +31,9 @@ from pydantic import (
 
 from pipeline import tasks
 from pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pipeline.runs import RunSpec
 
 
 class Frozen(BaseModel):
@@ -109,45 +111,111 @@ TaskConfig = Annotated[RecallConfig | CopyConfig | AddingConfig, Field(discrimin
 
 
 LSTM_FORGET_BIAS = 1.0  # an LSTM's forget-gate bias unless the model says otherwise
+CHRONO_AUTO = 1.5  # chrono_t_max: auto = this x the run's distance (Tallec & Ollivier's 3T/2)
+OPTIONS = {  # which init option applies to which cell (a model naming another is refused)
+    "nonlinearity": ("rnn",),
+    "forget_bias": ("lstm",),
+    "update_bias": ("gru",),
+    "chrono_t_max": ("lstm", "gru"),
+}
 
 
 class ModelConfig(Frozen):
-    """A named model variant. ``forget_bias`` and ``chrono_t_max`` are LSTM-only init options."""
+    """A named model variant: a cell, its size (``hidden_size`` or a ``parameters`` budget) and
+    its initialisation. Unset options keep PyTorch's own init, except an LSTM's forget-gate bias,
+    which is ``LSTM_FORGET_BIAS`` unless ``forget_bias: pytorch`` asks for PyTorch's (about 0).
+
+    - ``nonlinearity`` (rnn): ``tanh`` (default) or ``relu``;
+    - ``recurrent_init``: ``pytorch`` (default), ``orthogonal`` W per gate block, or ``identity``
+      (rnn only: W = I, zero biases; with ``relu``, the IRNN of Le et al. 2015);
+    - ``forget_bias`` (lstm): a number, or ``pytorch``; ``update_bias`` (gru): a number;
+    - ``chrono_t_max`` (lstm, gru): chrono init (Tallec & Ollivier 2018) with this t_max, or
+      ``auto`` for ``CHRONO_AUTO`` x each run's distance.
+    """
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
     cell: Literal["rnn", "lstm", "gru"]
     hidden_size: PositiveInt | None = None  # None: the experiment's hidden_size
-    forget_bias: Number | None = None  # None: LSTM_FORGET_BIAS (PyTorch's own default is ~0)
-    chrono_t_max: Annotated[StrictInt, Field(ge=2)] | None = None  # Tallec & Ollivier 2018
+    parameters: PositiveInt | None = None  # a budget: the largest hidden size within it, per task
+    nonlinearity: Literal["tanh", "relu"] | None = None
+    recurrent_init: Literal["pytorch", "orthogonal", "identity"] = "pytorch"
+    forget_bias: Number | Literal["pytorch"] | None = None
+    update_bias: Number | None = None
+    chrono_t_max: Annotated[StrictInt, Field(ge=2)] | Literal["auto"] | None = None
 
     @model_validator(mode="after")
-    def _lstm_only(self):
-        for option in ("forget_bias", "chrono_t_max"):
-            if getattr(self, option) is not None and self.cell != "lstm":
+    def _options_fit_the_cell(self):
+        for option, cells in OPTIONS.items():
+            value = getattr(self, option)
+            if value is not None and self.cell not in cells:
                 raise ValueError(
-                    f"{option}: an LSTM-only option, but model {self.name!r} has cell "
-                    f"{self.cell!r} (got {getattr(self, option)!r})"
+                    f"{option}: applies to {' and '.join(cells)} models only, but model "
+                    f"{self.name!r} has cell {self.cell!r} (got {value!r})"
                 )
-        if self.forget_bias is not None and self.chrono_t_max is not None:
+        if self.recurrent_init == "identity" and self.cell != "rnn":
             raise ValueError(
-                "chrono_t_max: sets the forget-gate bias, as does forget_bias: pick one"
+                f"recurrent_init: identity applies to rnn models only, but model {self.name!r} "
+                f"has cell {self.cell!r} (got 'identity')"
+            )
+        for bias in ("forget_bias", "update_bias"):
+            if getattr(self, bias) is not None and self.chrono_t_max is not None:
+                raise ValueError(f"chrono_t_max: sets the gate bias, as does {bias}: pick one")
+        if self.hidden_size is not None and self.parameters is not None:
+            raise ValueError(
+                f"parameters: a budget sets the hidden size, as does hidden_size: pick one "
+                f"(got {self.parameters!r})"
             )
         return self
 
     @property
     def lstm_forget_bias(self) -> float | None:
-        """The forget-gate bias this model's LSTM starts with; None for another cell or chrono."""
-        if self.cell != "lstm" or self.chrono_t_max is not None:
+        """The forget-gate bias this model's LSTM starts with; None for another cell, chrono
+        init or PyTorch's own init.
+        """
+        if self.cell != "lstm" or self.chrono_t_max is not None or self.forget_bias == "pytorch":
             return None
         return LSTM_FORGET_BIAS if self.forget_bias is None else self.forget_bias
 
+    def chrono(self, distance: int) -> int | None:
+        """chrono init's t_max for a run at ``distance`` (None: no chrono init)."""
+        if self.chrono_t_max == "auto":
+            return max(2, math.ceil(CHRONO_AUTO * distance))
+        return self.chrono_t_max
+
+    @property
+    def pytorch_default(self) -> bool:
+        """Whether the model keeps PyTorch's own initialisation throughout."""
+        return (
+            self.recurrent_init == "pytorch"
+            and self.nonlinearity in (None, "tanh")
+            and self.update_bias is None
+            and self.chrono_t_max is None
+            and (self.cell != "lstm" or self.forget_bias == "pytorch")
+        )
+
     def describe_init(self) -> str:
-        """``forget_bias 1``: the model's initialisation, as the report names it."""
-        if self.cell != "lstm":
-            return "PyTorch default init"
+        """``forget-gate bias 1``: the model's initialisation, as the report names it."""
+        parts = []
+        if self.cell == "rnn":
+            parts.append(f"{self.nonlinearity or 'tanh'}")
+        if self.recurrent_init == "identity":
+            parts.append("W = identity, zero biases")
+        elif self.recurrent_init == "orthogonal":
+            parts.append("orthogonal W")
+        if self.cell == "lstm" and self.chrono_t_max is None:
+            parts.append(
+                "PyTorch's forget-gate bias (about 0)"
+                if self.lstm_forget_bias is None
+                else f"forget-gate bias {self.lstm_forget_bias:g}"
+            )
+        if self.update_bias is not None:
+            parts.append(f"update-gate bias {self.update_bias:g}")
         if self.chrono_t_max is not None:
-            return f"chrono init (t_max {self.chrono_t_max})"
-        return f"forget_bias {self.lstm_forget_bias:g}"
+            t_max = "1.5 x distance" if self.chrono_t_max == "auto" else self.chrono_t_max
+            parts.append(f"chrono init (t_max {t_max})")
+        if self.pytorch_default:
+            parts.append("PyTorch default init")
+        return ", ".join(parts)
 
 
 class TrainingConfig(Frozen):
@@ -159,7 +227,10 @@ class TrainingConfig(Frozen):
     eval_every: PositiveInt = 100  # steps between validations
     solved_accuracy: Annotated[Number, Field(gt=0, le=1)] = 0.99  # validation accuracy to stop at
     log_every: PositiveInt = 25  # steps between training-metric writes to MLflow
-    diverge_grad_norm: Annotated[Number, Field(gt=0)] = 1e6  # pre-clip norm that counts as blown up
+    # a run diverges on a non-finite loss or gradient, or when a log_every window's mean training
+    # loss exceeds this multiple of the task's memoryless baseline loss (an explosion that
+    # clipping did not contain); a large pre-clip gradient norm alone is what clipping handles
+    diverge_loss_factor: Annotated[Number, Field(gt=1)] = 100.0
 
 
 class DataConfig(Frozen):
@@ -186,6 +257,56 @@ class ResourcesConfig(Frozen):
     gpus_per_run: Annotated[Number, Field(ge=0)] = 0  # Ray: 0.25 lets 4 runs share a GPU
 
 
+TUNABLE = (
+    "learning_rate",
+    "optimizer",
+    "batch_size",
+    "grad_clip",
+)  # training fields a grid may vary
+
+
+class TuningConfig(Frozen):
+    """The same tuning budget for every model variant: each variant is trained at every point of
+    ``grid`` (every combination of the listed training settings) on the ``seeds`` (never the
+    evaluation seeds) at one distance per task (``distances``; default: the task's middle
+    distance), and its evaluation runs use the grid point that did best on validation data
+    (``tuning.select``; test data are never read).
+    """
+
+    grid: Annotated[dict[str, Annotated[list, Field(min_length=1)]], Field(min_length=1)]
+    seeds: Annotated[list[StrictInt], Field(min_length=1)]
+    distances: dict[str, PositiveInt] = {}
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, v: dict) -> dict:
+        for field, values in v.items():
+            if field not in TUNABLE:
+                raise ValueError(
+                    f"{field}: not a setting tuning can vary (one of {', '.join(TUNABLE)})"
+                )
+            _unique(values, f"{field} value")
+            for value in values:  # each value must be a valid setting on its own
+                try:
+                    TrainingConfig(**{field: value})
+                except ValidationError as e:
+                    raise ValueError(f"{field}: {e.errors()[0]['msg']} (got {value!r})") from None
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        for s in v:
+            if s < 0:
+                raise ValueError(f"seed {s} is negative")
+        return _unique(v, "seed")
+
+    def distance(self, task: TaskBase) -> int:
+        """The tuning distance of ``task``: as listed, else the middle of its distances."""
+        d = task.distances
+        return self.distances.get(task.task, d[(len(d) - 1) // 2])
+
+
 class Experiment(Frozen):
     """A whole experiment: tasks x models x distances x seeds, and how to train each."""
 
@@ -198,6 +319,7 @@ class Experiment(Frozen):
     data: DataConfig = DataConfig()
     probe: ProbeConfig = ProbeConfig()
     resources: ResourcesConfig = ResourcesConfig()
+    tuning: TuningConfig | None = None
 
     @field_validator("seeds")
     @classmethod
@@ -220,6 +342,28 @@ class Experiment(Frozen):
         return v
 
     @model_validator(mode="after")
+    def _tuning_fits(self):
+        if self.tuning is None:
+            return self
+        shared = sorted(set(self.tuning.seeds) & set(self.seeds))
+        if shared:
+            raise ValueError(
+                f"tuning.seeds: {shared[0]} is also an evaluation seed; tuning seeds must be "
+                "others, so that no evaluation run is chosen on its own outcome"
+            )
+        names = {t.task: t for t in self.tasks}
+        for task, distance in self.tuning.distances.items():
+            if task not in names:
+                raise ValueError(f"tuning.distances: no task {task!r} in this experiment")
+            low = names[task].build().min_distance
+            if distance < low:
+                raise ValueError(
+                    f"tuning.distances: {distance} is below the {task} task's minimum distance "
+                    f"{low}"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _probe_fits(self):
         if self.probe.batch_size > self.data.n_val:
             raise ValueError(
@@ -227,96 +371,29 @@ class Experiment(Frozen):
             )
         return self
 
+    def data_cells(self) -> list[tuple[TaskBase, int, int]]:
+        """Every (task, distance, seed) some run reads data for, evaluation and tuning."""
+        cells = [(t, d, s) for t in self.tasks for d in t.distances for s in self.seeds]
+        if self.tuning is not None:
+            cells += [
+                (t, self.tuning.distance(t), s) for t in self.tasks for s in self.tuning.seeds
+            ]
+        seen, out = set(), []
+        for t, d, s in cells:
+            if (t.task, d, s) not in seen:
+                seen.add((t.task, d, s))
+                out.append((t, d, s))
+        return out
+
     @cached_property
     def runs(self) -> list[RunSpec]:
-        """Every run of the sweep, in a stable order: task, distance, seed, model."""
-        return [
-            RunSpec(
-                experiment=self.name,
-                task=t,
-                model=m,
-                distance=d,
-                seed=s,
-                hidden_size=m.hidden_size or self.hidden_size,
-                training=self.training,
-                data=self.data,
-                probe=self.probe,
-                resources=self.resources,
-            )
-            for t in self.tasks
-            for d in t.distances
-            for s in self.seeds
-            for m in self.models
-        ]
+        """The evaluation runs with the experiment's own training settings, in a stable order
+        (task, distance, seed, model). With ``tuning``, see ``runs.plan``: each variant's
+        evaluation runs then take the settings its tuning chose.
+        """
+        from pipeline import runs
 
-
-class RunSpec(BaseModel):
-    """One run: a task at one distance, one model variant, one seed."""
-
-    model_config = ConfigDict(frozen=True)
-
-    experiment: str
-    task: RecallConfig | CopyConfig | AddingConfig
-    model: ModelConfig
-    distance: int
-    seed: int
-    hidden_size: int
-    training: TrainingConfig
-    data: DataConfig
-    probe: ProbeConfig
-    resources: ResourcesConfig = ResourcesConfig()
-
-    @property
-    def key(self) -> str:
-        """``recall/lstm_d20_s1``: unique within an experiment; names the result file."""
-        return f"{self.task.task}/{self.model.name}_d{self.distance}_s{self.seed}"
-
-    @property
-    def title(self) -> str:
-        """The MLflow run name, e.g. ``recall lstm d=20 s=1``."""
-        return f"{self.task.task} {self.model.name} d={self.distance} s={self.seed}"
-
-    @property
-    def forget_bias(self) -> float | None:
-        return self.model.lstm_forget_bias
-
-    def identity(self) -> dict:
-        """Who the run is: the tags every record of it carries (MLflow, result file, report)."""
-        return {
-            "experiment": self.experiment,
-            "task": self.task.task,
-            "model": self.model.name,
-            "cell": self.model.cell,
-            "distance": self.distance,
-            "seed": self.seed,
-            "run_key": self.key,
-            "config_hash": self.config_hash,
-        }
-
-    def params(self) -> dict:
-        """Every setting of the run, flat, under the config's own field names."""
-        flat = {
-            "experiment": self.experiment,
-            "task": self.task.task,
-            **self.task.params(),
-            "model": self.model.name,
-            "cell": self.model.cell,
-            "hidden_size": self.hidden_size,
-            "forget_bias": self.forget_bias,
-            "chrono_t_max": self.model.chrono_t_max,
-            "distance": self.distance,
-            "seed": self.seed,
-            **self.training.model_dump(),
-            **self.data.model_dump(),
-            **{f"probe_{k}": v for k, v in self.probe.model_dump().items()},
-        }
-        return {k: v for k, v in flat.items() if v is not None}
-
-    @property
-    def config_hash(self) -> str:
-        """Hash of everything that determines the run's outcome; a changed config reruns it."""
-        blob = json.dumps(self.params(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
+        return runs.evaluation_runs(self)
 
 
 def _location(loc: tuple) -> str:

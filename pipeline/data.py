@@ -163,12 +163,8 @@ def verify(exp: Experiment) -> None:
     """Check every data file of ``exp``; raises DataError naming the first missing, truncated or
     altered file. The train stage calls this before any run starts.
     """
-    for task in exp.tasks:
-        for distance in task.distances:
-            for seed in exp.seeds:
-                check(
-                    folder(exp.name, task, distance, seed), task, distance, seed, exp.data.sizes()
-                )
+    for task, distance, seed in exp.data_cells():
+        check(folder(exp.name, task, distance, seed), task, distance, seed, exp.data.sizes())
 
 
 def _remove_partial(exp_name: str) -> None:
@@ -185,15 +181,13 @@ def run(exp: Experiment, log=print) -> dict:
     sizes, written, kept, tokens = exp.data.sizes(), 0, 0, 0
     start = time.perf_counter()
     _remove_partial(exp.name)
-    for task in exp.tasks:
-        for distance in task.distances:
-            for seed in exp.seeds:
-                target = folder(exp.name, task, distance, seed)
-                if is_current(target, task, distance, seed, sizes):
-                    kept += 1
-                    continue
-                tokens += write(target, task, distance, seed, sizes)
-                written += 1
+    for task, distance, seed in exp.data_cells():
+        target = folder(exp.name, task, distance, seed)
+        if is_current(target, task, distance, seed, sizes):
+            kept += 1
+            continue
+        tokens += write(target, task, distance, seed, sizes)
+        written += 1
     seconds = time.perf_counter() - start
     rate = f", {tokens / seconds / 1e6:.1f} M tokens/s" if written else ""
     log(

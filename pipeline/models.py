@@ -36,7 +36,16 @@ class SequenceModel(nn.Module):
         tokens: bool = True,
         forget_bias: float | None = None,
         chrono_t_max: int | None = None,
+        nonlinearity: str = "tanh",
+        recurrent_init: str = "pytorch",
+        update_bias: float | None = None,
     ) -> None:
+        """Init options (each refuses a core it does not apply to): ``nonlinearity`` of an RNN
+        (tanh or relu); ``recurrent_init`` of W (``pytorch``, ``orthogonal`` per gate block, or,
+        for an RNN, ``identity`` with zero biases); an LSTM's ``forget_bias``; a GRU's
+        ``update_bias``; ``chrono_t_max`` for an LSTM or a GRU. None or the defaults keep
+        PyTorch's own initialisation.
+        """
         super().__init__()
         if readout not in ("last", "all"):
             raise ValueError(f"readout must be 'last' or 'all', got {readout!r}")
@@ -45,10 +54,16 @@ class SequenceModel(nn.Module):
         self.encoder = (
             nn.Embedding(n_inputs, hidden_size) if tokens else nn.Linear(n_inputs, hidden_size)
         )
-        self.core = CORES[cell](hidden_size, hidden_size, batch_first=True)
+        options = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+        if cell != "rnn" and nonlinearity != "tanh":
+            raise ValueError(f"nonlinearity is an RNN option, got {cell!r}")
+        self.core = CORES[cell](hidden_size, hidden_size, batch_first=True, **options)
         self.V = nn.Linear(hidden_size, n_outputs)
+        init_recurrent(self.core, recurrent_init)
         if forget_bias is not None:
             set_forget_bias(self.core, forget_bias)
+        if update_bias is not None:
+            set_update_bias(self.core, update_bias)
         if chrono_t_max is not None:
             chrono_init(self.core, chrono_t_max)
 
@@ -71,6 +86,42 @@ def _require_lstm(core: nn.Module, option: str) -> None:
         raise ValueError(f"{option} is an LSTM-only option, got {type(core).__name__}")
 
 
+def init_recurrent(core: nn.RNNBase, how: str) -> None:
+    """Initialise the recurrent matrix W (``weight_hh``): ``pytorch`` leaves PyTorch's uniform
+    init; ``orthogonal`` makes each gate's H x H block a random orthogonal matrix (Saxe et al.
+    2014; Henaff et al. 2016), so W preserves norms at the start; ``identity`` (an RNN only, the
+    IRNN of Le et al. 2015) sets W = I and both bias vectors to 0. Raises ValueError otherwise.
+    """
+    if how == "pytorch":
+        return
+    H = core.hidden_size
+    with torch.no_grad():
+        if how == "orthogonal":
+            for gate in range(core.weight_hh_l0.shape[0] // H):
+                nn.init.orthogonal_(_gate(core.weight_hh_l0, gate, H))
+        elif how == "identity":
+            if not isinstance(core, nn.RNN):
+                raise ValueError(f"identity init is an RNN-only option, got {type(core).__name__}")
+            core.weight_hh_l0.copy_(torch.eye(H))
+            core.bias_ih_l0.zero_()
+            core.bias_hh_l0.zero_()
+        else:
+            raise ValueError(f"recurrent_init must be pytorch, orthogonal or identity, got {how!r}")
+
+
+def set_update_bias(gru: nn.GRU, value: float) -> None:
+    """Give the GRU's update gate z the bias ``value`` (``nn.GRU`` orders its gates r, z, n; b_ih's
+    z block is set, b_hh's zeroed). With h(t) = (1 - z) n + z h(t-1), a positive bias keeps h:
+    the GRU's counterpart of an LSTM's forget bias. Raises ValueError for another core.
+    """
+    if not isinstance(gru, nn.GRU):
+        raise ValueError(f"update_bias is a GRU-only option, got {type(gru).__name__}")
+    hidden = gru.hidden_size
+    with torch.no_grad():
+        _gate(gru.bias_ih_l0, 1, hidden).fill_(value)
+        _gate(gru.bias_hh_l0, 1, hidden).zero_()
+
+
 def set_forget_bias(lstm: nn.LSTM, value: float) -> None:
     """Give the LSTM's forget gate the bias ``value``.
 
@@ -85,32 +136,44 @@ def set_forget_bias(lstm: nn.LSTM, value: float) -> None:
         _gate(lstm.bias_hh_l0, 1, hidden).zero_()
 
 
-def chrono_init(lstm: nn.LSTM, t_max: int, generator: torch.Generator | None = None) -> None:
+def chrono_init(core: nn.RNNBase, t_max: int, generator: torch.Generator | None = None) -> None:
     """Chrono init (Tallec & Ollivier 2018): b_f = log(u), u ~ U[1, t_max - 1], and b_i = -b_f.
 
-    A forget bias of log(u) gives the cell a memory time scale of about u steps, so the units'
-    time scales spread over the range of dependencies the task has. Raises ValueError for a core
-    that is not an LSTM.
+    A forget bias of log(u) gives the cell a memory time scale of about u steps (1 / (1 - f) =
+    1 + u), so the units' time scales spread over the range of dependencies the task has. For a
+    GRU, whose update gate z plays the forget gate's part (h keeps z of h(t-1)), b_z = log(u)
+    gives the same time scale, 1 / (1 - z) = 1 + u; the GRU has no separate input gate (1 - z
+    is its input weight), so nothing else is set. Raises ValueError for an RNN.
     """
-    _require_lstm(lstm, "chrono_t_max")
-    hidden = lstm.hidden_size
+    if isinstance(core, nn.GRU):
+        blocks = {1: 1.0}  # z: +log(u)
+    elif isinstance(core, nn.LSTM):
+        blocks = {1: 1.0, 0: -1.0}  # f: +log(u), i: -log(u)
+    else:
+        raise ValueError(f"chrono_t_max is an LSTM and GRU option, got {type(core).__name__}")
+    hidden = core.hidden_size
     u = torch.rand(hidden, generator=generator) * (t_max - 2) + 1
     with torch.no_grad():
-        _gate(lstm.bias_ih_l0, 1, hidden).copy_(torch.log(u))
-        _gate(lstm.bias_ih_l0, 0, hidden).copy_(-torch.log(u))
-        _gate(lstm.bias_hh_l0, 1, hidden).zero_()
-        _gate(lstm.bias_hh_l0, 0, hidden).zero_()
+        for block, sign in blocks.items():
+            _gate(core.bias_ih_l0, block, hidden).copy_(sign * torch.log(u))
+            _gate(core.bias_hh_l0, block, hidden).zero_()
 
 
 class ElmanCell(nn.Module):
-    """h(t) = tanh(W h(t-1) + U x(t) + b). The seed leaves b out; here b = b_ih + b_hh."""
+    """h(t) = tanh(W h(t-1) + U x(t) + b), the seed's RNN (which leaves b out; here b = b_ih +
+    b_hh), or with ``nonlinearity="relu"`` h(t) = max(0, W h(t-1) + U x(t) + b), the IRNN's.
+    """
 
-    def __init__(self, U: Tensor, W: Tensor, b: Tensor) -> None:
+    ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
+
+    def __init__(self, U: Tensor, W: Tensor, b: Tensor, nonlinearity: str = "tanh") -> None:
         super().__init__()
         self.U, self.W, self.b = nn.Parameter(U), nn.Parameter(W), nn.Parameter(b)
+        self.nonlinearity = nonlinearity
+        self.activation = self.ACTIVATIONS[nonlinearity]
 
     def forward(self, x: Tensor, h: Tensor, c: Tensor | None = None) -> tuple[Tensor, None]:
-        return torch.tanh(h @ self.W.T + x @ self.U.T + self.b), None
+        return self.activation(h @ self.W.T + x @ self.U.T + self.b), None
 
 
 class LSTMCell(nn.Module):
@@ -188,9 +251,9 @@ def reference_cell(fused: nn.RNNBase) -> nn.Module:
         U, W, b_ih, b_hh = _split(fused, GRUCell.GATES)
         b = {k: b_ih[k] + b_hh[k] for k in ("r", "z")}
         return GRUCell(U, W, b, b_ih["n"], b_hh["n"])
-    if isinstance(fused, nn.RNN) and fused.nonlinearity == "tanh":
+    if isinstance(fused, nn.RNN) and fused.nonlinearity in ElmanCell.ACTIVATIONS:
         U, W, b_ih, b_hh = _split(fused, ("h",))
-        return ElmanCell(U["h"], W["h"], b_ih["h"] + b_hh["h"])
+        return ElmanCell(U["h"], W["h"], b_ih["h"] + b_hh["h"], fused.nonlinearity)
     raise ValueError(f"no reference cell for {fused!r}")
 
 

@@ -36,9 +36,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pipeline import runner, tracking
-from pipeline.config import RunSpec
 from pipeline.errors import DataError, SweepError
 from pipeline.files import write_json
+from pipeline.runs import RunSpec
 
 CANCEL_GRACE_S = 5.0  # how long interrupted tasks get to mark their runs KILLED before a kill
 # reruns of a task whose worker process or node died (a failed run is not rerun); the dead

@@ -10,8 +10,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+import platform
 import tempfile
 import time
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -19,11 +21,40 @@ import yaml
 from mlflow.entities import Metric
 
 from pipeline import tracking
-from pipeline.config import RunSpec
 from pipeline.errors import WeightsError
 from pipeline.probe import Profile
+from pipeline.runs import RunSpec
 
 Profiles = list[tuple[str, int, Profile]]  # (phase, training step, profile), in probe order
+
+
+def cpu_name() -> str:
+    """The processor's model name (``/proc/cpuinfo``), or what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@cache
+def environment(device: str = "cpu") -> dict[str, str]:
+    """Where a run trained: processor, accelerator and library versions, as run tags. Training
+    is bitwise reproducible only where all of these are the same.
+    """
+    import mlflow
+    import pytorch_lightning as pl
+
+    return {
+        "env.cpu": cpu_name(),
+        "env.device": torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu",
+        "env.torch": torch.__version__,
+        "env.lightning": pl.__version__,
+        "env.mlflow": mlflow.__version__,
+        "env.python": platform.python_version(),
+    }
 
 
 class Recorder:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from pipeline import paths, tracking
-from pipeline.config import RunSpec
+from pipeline.runs import RunSpec
 
 
 class Interrupted(KeyboardInterrupt):

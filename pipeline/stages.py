@@ -14,10 +14,10 @@ import sys
 
 PACKAGE = "pipeline"
 
-COMMON = ("__init__.py", "paths.py", "errors.py", "files.py", "config.py", "tasks.py")
+COMMON = ("__init__.py", "paths.py", "errors.py", "files.py", "config.py", "tasks.py", "runs.py")
 DATA = (*COMMON, "data.py")
 OUTCOME_CODE = (
-    *("config.py", "tasks.py", "data.py", "models.py", "decay.py", "probe.py"),
+    *("config.py", "runs.py", "tasks.py", "data.py", "models.py", "decay.py", "probe.py"),
     *("batches.py", "record.py", "train.py"),
 )
 TRAIN = (

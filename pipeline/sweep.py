@@ -34,7 +34,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipeline import paths, stages, tracking, workers
-from pipeline.config import Experiment, RunSpec
+from pipeline.config import Experiment
 from pipeline.errors import SweepError
 from pipeline.files import write_json
 from pipeline.runner import (
@@ -47,6 +47,7 @@ from pipeline.runner import (
     run_one,
     stop_taking_runs,
 )
+from pipeline.runs import RunSpec
 
 
 def code_version() -> str:

@@ -30,11 +30,12 @@ from torch import nn
 
 from pipeline import data, paths, tracking
 from pipeline.batches import Chunks, steps_per_call, train_batches
-from pipeline.config import RunSpec, TrainingConfig
+from pipeline.config import TrainingConfig
 from pipeline.files import stage_json
 from pipeline.models import SequenceModel
 from pipeline.probe import Profile, gradient_profile
-from pipeline.record import Recorder, log_outcome
+from pipeline.record import Recorder, environment, log_outcome
+from pipeline.runs import RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,10 @@ class LitSequenceModel(pl.LightningModule):
         self.grad_norm_sum, self.grad_norm_steps = 0.0, 0
         self.val_sums = torch.zeros(3)  # loss * n, correct, n
         self.evals = 0
-        self.best_val_accuracy = 0.0
+        self.best_val_accuracy, self.best_val_loss = 0.0, math.inf
+        # a training window whose mean loss passes this has blown up (clipping did not hold it)
+        baseline = self.task.baseline_loss(spec.distance)
+        self.diverge_above = spec.training.diverge_loss_factor * baseline
         self.steps_to_solve: int | None = None
         self.diverged_step: int | None = None
         self.profiles: list[tuple[str, int, Profile]] = []
@@ -96,7 +100,9 @@ class LitSequenceModel(pl.LightningModule):
                 return  # diverged: no further update
 
     def _step(self, optimizer, x, y) -> bool:
-        """One update on one batch; False (and no update) when the loss or gradient blew up."""
+        """One update on one batch; False (and no update) when the loss or its gradient is not
+        finite. A large but finite gradient is what clipping is for: it is clipped, not fatal.
+        """
         out = self.model(x)
         loss = self.task.loss(out, y)
         optimizer.zero_grad(set_to_none=True)
@@ -104,10 +110,9 @@ class LitSequenceModel(pl.LightningModule):
         clip = self.spec.training.grad_clip or math.inf
         norm = nn.utils.clip_grad_norm_(self.parameters(), clip)  # the norm before clipping
         loss_value, norm_value = torch.stack([loss.detach(), norm]).tolist()  # one sync
-        if not math.isfinite(loss_value):
-            return self._diverge("non-finite loss")
-        if not math.isfinite(norm_value) or norm_value > self.spec.training.diverge_grad_norm:
-            return self._diverge(f"gradient norm {norm_value:.3g}")
+        why = step_blew_up(loss_value, norm_value)
+        if why:
+            return self._diverge(why)
         optimizer.step()
         self.grad_norm_sum += norm_value
         self.grad_norm_steps += 1
@@ -121,6 +126,9 @@ class LitSequenceModel(pl.LightningModule):
             loss, acc, norm = torch.stack(self.window).mean(0).tolist()
             self.recorder.add(step, train_loss=loss, train_accuracy=acc, grad_norm=norm)
             self.window = []
+            why = window_blew_up(loss, self.diverge_above)
+            if why:
+                self._diverge(why)
 
     def _diverge(self, why: str) -> bool:
         if self.diverged_step is None:
@@ -138,6 +146,7 @@ class LitSequenceModel(pl.LightningModule):
         self.val_sums.zero_()
         accuracy, step = correct / n, self.global_step
         self.best_val_accuracy = max(self.best_val_accuracy, accuracy)
+        self.best_val_loss = min(self.best_val_loss, loss_sum / n)
         self.recorder.add(step, val_loss=loss_sum / n, val_accuracy=accuracy)
         self.evals += 1
         if accuracy >= self.spec.training.solved_accuracy and self.steps_to_solve is None:
@@ -149,6 +158,26 @@ class LitSequenceModel(pl.LightningModule):
 
     def configure_optimizers(self):
         return make_optimizer(self.spec.training, self.model.parameters())
+
+
+def step_blew_up(loss: float, grad_norm: float) -> str | None:
+    """Why one step counts as diverged, or None: a non-finite loss, or a non-finite gradient (no
+    finite update can be made from it). A large but finite pre-clip norm is not divergence: it is
+    what clipping bounds, and the tanh RNN's exploding gradients are exactly that.
+    """
+    if not math.isfinite(loss):
+        return "non-finite loss"
+    if not math.isfinite(grad_norm):
+        return "non-finite gradient"
+    return None
+
+
+def window_blew_up(mean_loss: float, limit: float) -> str | None:
+    """Why a training-metric window counts as diverged, or None: its mean loss passed ``limit``
+    (``diverge_loss_factor`` times the task's memoryless baseline loss), an explosion that
+    clipping did not contain.
+    """
+    return f"window loss {mean_loss:.3g} above {limit:.3g}" if mean_loss > limit else None
 
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
@@ -168,8 +197,7 @@ def build_model(spec: RunSpec) -> SequenceModel:
         hidden_size=spec.hidden_size,
         readout=task.readout,
         tokens=task.tokens,
-        forget_bias=spec.forget_bias,
-        chrono_t_max=spec.model.chrono_t_max,
+        **spec.model_options(),
     )
 
 
@@ -255,8 +283,9 @@ def train_run(
     _quiet_lightning()
     splits = data.load_run_data(spec.experiment, spec.task, spec.distance, spec.seed)
     identity = {k: str(v) for k, v in spec.identity().items()}
+    where = environment(_device(accelerator))
     run = tracking.retry(
-        lambda: client.create_run(exp_id, run_name=spec.title, tags={**tags, **identity})
+        lambda: client.create_run(exp_id, run_name=spec.title, tags={**tags, **identity, **where})
     )
     run_id = run.info.run_id
     path = paths.result_file(spec.experiment, spec.key)
@@ -302,15 +331,24 @@ def _train(spec: RunSpec, splits: dict, recorder: Recorder, tags: dict, accelera
         "test_accuracy": test_accuracy,
         "test_loss": test_loss,
         "best_val_accuracy": lit.best_val_accuracy,
+        "best_val_loss": _finite_or_none(lit.best_val_loss),
         "chance_accuracy": task.chance_accuracy(spec.distance),
         "baseline_loss": task.baseline_loss(spec.distance),
         "mean_grad_norm": lit.grad_norm_sum / max(lit.grad_norm_steps, 1),
         "wall_time": time.perf_counter() - started,
+        "environment": environment(_device(accelerator)),
         **{f"probe_init_{k}": _finite_or_none(v) for k, v in init.items()},
         **{f"probe_final_{k}": _finite_or_none(v) for k, v in final.items()},
     }
     log_outcome(recorder, spec, lit.model, lit.profiles, result)
     return result
+
+
+def _device(accelerator: str) -> str:
+    """The device Lightning's ``accelerator`` resolves to, as ``environment`` names it."""
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return f"cuda:{torch.cuda.current_device()}"
+    return "cpu"
 
 
 def _finite_or_none(v: float) -> float | None:

@@ -16,6 +16,7 @@ import yaml
 import pipeline
 from pipeline import config
 from pipeline.config import ConfigError
+from pipeline.runs import RunSpec
 
 GOOD = {
     "tasks": [{"task": "recall", "distances": [4, 8]}],
@@ -102,10 +103,72 @@ BAD = [
         "3.0",
     ),
     (
-        "chrono_t_max on a gru",
-        lambda s: s["models"][0].update(cell="gru", chrono_t_max=50),
+        "chrono_t_max on an rnn",
+        lambda s: s["models"][0].update(chrono_t_max=50),
         "models[0].chrono_t_max",
         "50",
+    ),
+    (
+        "update_bias on an lstm",
+        lambda s: s["models"][1].update(update_bias=1.0),
+        "models[1].update_bias",
+        "1.0",
+    ),
+    (
+        "nonlinearity on a gru",
+        lambda s: s["models"][0].update(cell="gru", nonlinearity="relu"),
+        "models[0].nonlinearity",
+        "'relu'",
+    ),
+    (
+        "unknown nonlinearity",
+        lambda s: s["models"][0].update(nonlinearity="sigmoid"),
+        "models[0].nonlinearity",
+        "'sigmoid'",
+    ),
+    (
+        "identity init on an lstm",
+        lambda s: s["models"][1].update(recurrent_init="identity"),
+        "models[1].recurrent_init",
+        "'identity'",
+    ),
+    (
+        "a parameter budget and a hidden size",
+        lambda s: s["models"][0].update(parameters=5000, hidden_size=32),
+        "models[0].parameters",
+        "5000",
+    ),
+    (
+        "forget_bias and chrono together",
+        lambda s: s["models"][1].update(forget_bias=2.0, chrono_t_max=40),
+        "models[1].chrono_t_max",
+        "pick one",
+    ),
+    (
+        "tuning seed that is an evaluation seed",
+        lambda s: s.update(tuning={"grid": {"learning_rate": [1e-3, 3e-3]}, "seeds": [1]}),
+        "tuning.seeds",
+        "1 is also an evaluation seed",
+    ),
+    (
+        "tuning a setting that cannot vary",
+        lambda s: s.update(tuning={"grid": {"max_steps": [10, 20]}, "seeds": [9]}),
+        "tuning.grid.max_steps",
+        "not a setting tuning can vary",
+    ),
+    (
+        "a bad value in the tuning grid",
+        lambda s: s.update(tuning={"grid": {"learning_rate": [1e-3, -1.0]}, "seeds": [9]}),
+        "tuning.grid.learning_rate",
+        "-1.0",
+    ),
+    (
+        "a tuning distance for a task the experiment lacks",
+        lambda s: s.update(
+            tuning={"grid": {"learning_rate": [1e-3]}, "seeds": [9], "distances": {"copy": 20}}
+        ),
+        "tuning.distances",
+        "'copy'",
     ),
     (
         "unknown task",
@@ -241,7 +304,7 @@ def test_config_is_frozen(tmp_path):
 # --- one name for one thing ---
 
 
-def run_of(tmp_path, settings: dict, model: str) -> config.RunSpec:
+def run_of(tmp_path, settings: dict, model: str) -> RunSpec:
     exp = config.load(write(tmp_path, settings, "names"))
     return next(r for r in exp.runs if r.model.name == model)
 
@@ -299,7 +362,7 @@ def test_chrono_replaces_the_forget_bias(tmp_path):
         ("eval_every", 10),
         ("solved_accuracy", 0.9),
         ("log_every", 5),
-        ("diverge_grad_norm", 1e3),
+        ("diverge_loss_factor", 10.0),
     ],
 )
 def test_config_hash_changes_with_every_training_field(tmp_path, field, value):

@@ -10,15 +10,15 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline import models
+from pipeline import models, runs
 from pipeline.models import SequenceModel, chrono_init, reference_cell, set_forget_bias, unroll
 
 H, B, STEPS = 16, 4, 250
 
 
-def fused_core(cell: str, seed: int = 0) -> nn.RNNBase:
+def fused_core(cell: str, seed: int = 0, **options) -> nn.RNNBase:
     torch.manual_seed(seed)
-    return models.CORES[cell](H, H, batch_first=True)
+    return models.CORES[cell](H, H, batch_first=True, **options)
 
 
 def with_forget_bias(core: nn.LSTM) -> nn.LSTM:
@@ -31,12 +31,43 @@ def with_chrono(core: nn.LSTM) -> nn.LSTM:
     return core
 
 
+def initialised(core: nn.RNNBase, how: str) -> nn.RNNBase:
+    models.init_recurrent(core, how)
+    return core
+
+
+def irnn() -> nn.RNN:
+    """Le et al.'s IRNN, moved off the identity a little (damped, with small random weights) so
+    the test is not trivial and 250 ReLU steps stay bounded.
+    """
+    core = initialised(fused_core("rnn", nonlinearity="relu"), "identity")
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        core.weight_hh_l0.mul_(0.9).add_(0.02 * torch.randn(H, H, generator=g))
+        core.bias_ih_l0.fill_(0.01)
+    return core
+
+
+def gru_with(update_bias=None, chrono=None) -> nn.GRU:
+    core = fused_core("gru")
+    if update_bias is not None:
+        models.set_update_bias(core, update_bias)
+    if chrono is not None:
+        chrono_init(core, chrono, generator=torch.Generator().manual_seed(1))
+    return core
+
+
 VARIANTS = {
     "rnn": lambda: fused_core("rnn"),
+    "rnn_orthogonal": lambda: initialised(fused_core("rnn"), "orthogonal"),
+    "irnn": irnn,
     "gru": lambda: fused_core("gru"),
+    "gru_update_bias": lambda: gru_with(update_bias=2.0),
+    "gru_chrono": lambda: gru_with(chrono=STEPS),
     "lstm": lambda: fused_core("lstm"),
     "lstm_forget_bias_3": lambda: with_forget_bias(fused_core("lstm")),
     "lstm_chrono": lambda: with_chrono(fused_core("lstm")),
+    "lstm_orthogonal": lambda: initialised(fused_core("lstm"), "orthogonal"),
 }
 
 
@@ -81,9 +112,8 @@ def test_reference_cell_is_a_copy():
         nn.LSTM(4, 4, num_layers=2),
         nn.GRU(4, 4, bidirectional=True),
         nn.RNN(4, 4, bias=False),
-        nn.RNN(4, 4, nonlinearity="relu"),
     ],
-    ids=["two layers", "bidirectional", "no bias", "relu"],
+    ids=["two layers", "bidirectional", "no bias"],
 )
 def test_reference_cell_refuses_what_it_does_not_cover(core):
     with pytest.raises(ValueError):
@@ -144,6 +174,51 @@ def test_set_forget_bias_sets_the_sum_of_the_two_biases(value):
     assert reference_cell(core).b["f"].tolist() == pytest.approx([value] * H)
 
 
+def test_orthogonal_init_makes_each_gate_block_orthogonal():
+    for cell, gates in (("rnn", 1), ("gru", 3), ("lstm", 4)):
+        core = initialised(fused_core(cell), "orthogonal")
+        for g in range(gates):
+            W = core.weight_hh_l0[g * H : (g + 1) * H].detach()
+            assert torch.allclose(W @ W.T, torch.eye(H), atol=1e-5), (cell, g)
+    untouched = fused_core("rnn").weight_hh_l0.detach()
+    assert not torch.allclose(untouched @ untouched.T, torch.eye(H), atol=1e-2)
+
+
+def test_identity_init_is_the_irnn():
+    core = initialised(fused_core("rnn", nonlinearity="relu"), "identity")
+    assert torch.equal(core.weight_hh_l0, torch.eye(H))
+    assert not core.bias_ih_l0.any() and not core.bias_hh_l0.any()
+    with pytest.raises(ValueError, match="RNN-only"):
+        models.init_recurrent(fused_core("lstm"), "identity")
+
+
+def test_irnn_cell_is_relu_of_W_h_plus_U_x_plus_b():
+    core = irnn()
+    x, h = torch.randn(B, H), torch.randn(B, H)
+    U, W = core.weight_ih_l0, core.weight_hh_l0
+    b = core.bias_ih_l0 + core.bias_hh_l0
+    expected = torch.relu(h @ W.T + x @ U.T + b)
+    got, _ = reference_cell(core)(x, h)
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert (got == 0).any() and (got > 0).any()  # the ReLU is doing something
+
+
+@pytest.mark.parametrize("value", [0.0, 2.0, -1.5])
+def test_update_bias_sets_the_gru_z_gate(value):
+    core = gru_with(update_bias=value)
+    assert reference_cell(core).b["z"].tolist() == pytest.approx([value] * H)
+    with pytest.raises(ValueError, match="GRU-only"):
+        models.set_update_bias(fused_core("lstm"), value)
+
+
+def test_gru_chrono_sets_z_to_log_of_time_scales():
+    core = gru_with(chrono=100)
+    z = reference_cell(core).b["z"]
+    assert (z >= 0).all() and (z <= math.log(99) + 1e-6).all() and z.std() > 0.3
+    with pytest.raises(ValueError, match="LSTM and GRU"):
+        chrono_init(fused_core("rnn"), 50)
+
+
 def test_chrono_init_spreads_time_scales_up_to_t_max():
     core = fused_core("lstm")
     t_max = 100
@@ -167,11 +242,11 @@ def test_lstm_only_init_options_refuse_other_cores(cell):
     before = core.bias_ih_l0.detach().clone()
     with pytest.raises(ValueError, match="LSTM-only"):
         set_forget_bias(core, 3.0)
-    with pytest.raises(ValueError, match="LSTM-only"):
-        chrono_init(core, 50)
     assert torch.equal(core.bias_ih_l0, before)
     with pytest.raises(ValueError, match="LSTM-only"):
         SequenceModel(cell, 4, 2, H, forget_bias=3.0)
+    with pytest.raises(ValueError, match="RNN option"):
+        SequenceModel("lstm", 4, 2, H, nonlinearity="relu")
 
 
 # --- the sequence model ---
@@ -219,3 +294,21 @@ def test_parameter_count():
     model = SequenceModel("lstm", n_inputs=10, n_outputs=3, hidden_size=H)
     embedding, lstm, head = 10 * H, 4 * H * (H + H + 2), H * 3 + 3
     assert models.parameter_count(model) == embedding + lstm + head
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("tokens", [True, False])
+def test_counted_parameters_match_the_built_model(cell, tokens):
+    for hidden in (1, 7, 40):
+        model = SequenceModel(cell, 10, 3, hidden, tokens=tokens)
+        assert runs.count_parameters(cell, 10, 3, hidden, tokens) == models.parameter_count(model)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_a_parameter_budget_gives_the_largest_hidden_size_within_it(cell):
+    budget = 6500
+    hidden = runs.hidden_for_budget(cell, 10, 9, True, budget)
+    assert runs.count_parameters(cell, 10, 9, hidden, True) <= budget
+    assert runs.count_parameters(cell, 10, 9, hidden + 1, True) > budget
+    matched = {c: runs.hidden_for_budget(c, 10, 9, True, budget) for c in ("rnn", "lstm")}
+    assert matched["rnn"] > 1.8 * matched["lstm"]  # the RNN gets about twice the units

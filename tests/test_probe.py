@@ -52,7 +52,13 @@ def test_near_linear_rnn_gradient_decays_like_a_to_the_k(a):
     assert profile.summary["h_rho"] == pytest.approx(abs(a), rel=0.01)
     assert profile.summary["h_key_share"] == pytest.approx(abs(a) ** DISTANCE, rel=0.01)
     assert profile.summary["h_efold"] == pytest.approx(-1 / math.log(abs(a)), rel=0.05)
+    assert profile.summary["h_rho_r2"] > 0.999  # a straight line in log norm
     assert profile.c is None
+    # loss-free: with W = a I in tanh's linear range, dh_s/dh_{s-k} = a^k I
+    jacobian = profile.h["jacobian"]
+    assert jacobian[0] == pytest.approx(1.0, rel=1e-12)
+    assert jacobian == pytest.approx(geometric(abs(a), DISTANCE + 1), rel=1e-3)
+    assert profile.summary["h_jacobian_key"] == pytest.approx(abs(a) ** DISTANCE, rel=1e-3)
 
 
 def pinned_forget_lstm(f: float, task: Recall, hidden_to_hidden: bool) -> SequenceModel:
@@ -88,6 +94,10 @@ def test_pinned_forget_gate_exact(f):
     assert profile.summary["c_rho"] == pytest.approx(f, rel=1e-5)
     # with W = 0, h_t reaches the loss only at the scored step
     assert profile.h["median"][0] > 0 and max(profile.h["q75"][1:]) == 0
+    # the loss-free measure too: dh_s/dc_{s-k} = o_s tanh'(c_s) f^k, and h_{s-k} moves nothing
+    jc = profile.c["jacobian"]
+    assert [j / jc[0] for j in jc] == pytest.approx(geometric(f, len(jc)), rel=1e-6)
+    assert profile.h["jacobian"][0] == pytest.approx(1.0) and max(profile.h["jacobian"][1:]) == 0
 
 
 @pytest.mark.parametrize("f", [0.8, 0.9, 0.95])
@@ -182,6 +192,36 @@ def test_reference_unroll_input_gradients_match_fused(cell, task, distance):
     assert (reference[:, s + 1 :] == 0).all()  # steps after the scored one do not reach L
 
 
+def test_key_share_is_the_median_of_each_samples_own_ratio():
+    task, distance = Recall(n_keys=4), 12
+    x, y = task.generate(distance, 33, seed=6)
+    model = make_model("rnn", task, seed=7)
+    s = task.scored_step(distance)
+    at_output = fused_state_gradients(model, task, x, y, distance, s)[0].norm(dim=-1).double()
+    at_key = fused_state_gradients(model, task, x, y, distance, s - distance)[0].norm(dim=-1)
+    ratios = at_key.double() / at_output
+    summary = gradient_profile(model, task, x, y, distance).summary
+    assert summary["h_key_share"] == pytest.approx(torch.quantile(ratios, 0.5).item(), rel=1e-4)
+    assert summary["h_key_share_q25"] < summary["h_key_share"] < summary["h_key_share_q75"]
+    ratio_of_medians = torch.quantile(at_key.double(), 0.5) / torch.quantile(at_output, 0.5)
+    assert summary["h_key_share"] != pytest.approx(ratio_of_medians.item(), rel=1e-3)
+
+
+def test_float64_measures_what_float32_rounds_to_zero():
+    """A tanh RNN at distance 80: float32 underflows to 0, the float64 probe measures a share."""
+    task, distance = Recall(), 80
+    x, y = task.generate(distance, 32, seed=0)
+    torch.manual_seed(0)
+    model = SequenceModel("rnn", task.n_inputs, task.n_outputs, hidden_size=64)
+    s = task.scored_step(distance)
+    in_float32 = fused_state_gradients(model, task, x, y, distance, s - distance)[0]
+    assert (in_float32.norm(dim=-1) == 0).all()  # squares below float32's range: what a
+    # float32 probe reported
+    summary = gradient_profile(model, task, x, y, distance).summary
+    assert 0 < summary["h_key_share"] < 1e-20
+    assert summary["h_jacobian_key"] > 0
+
+
 def test_probe_leaves_the_model_unchanged():
     task = Recall(n_keys=4)
     x, y = task.generate(10, 16, seed=0)
@@ -198,10 +238,12 @@ def test_profile_rows():
     profile = gradient_profile(make_model("lstm", task, seed=0), task, x, y, 10)
     rows = profile.rows()
     assert [r["k"] for r in rows] == list(range(task.scored_step(10) + 1))
-    assert set(rows[0]) == {"k", "h_median", "h_q25", "h_q75", "c_median", "c_q25", "c_q75"}
+    stats = ("median", "q25", "q75", "jacobian")
+    assert set(rows[0]) == {"k"} | {f"{state}_{stat}" for state in "hc" for stat in stats}
     assert all(r["h_q25"] <= r["h_median"] <= r["h_q75"] for r in rows)
+    names = ("key_share", "key_share_q25", "key_share_q75", "rho", "rho_r2", "efold")
     assert set(profile.summary) == {
-        f"{state}_{name}" for state in "hc" for name in ("key_share", "rho", "efold")
+        f"{state}_{name}" for state in "hc" for name in (*names, "jacobian_key")
     }
 
 
@@ -221,3 +263,24 @@ def test_at_init_rnn_gradient_vanishes_while_lstm_cell_keeps_it(seed):
     assert c["c_key_share"] > 100 * r["h_key_share"]
     assert c["c_rho"] > r["h_rho"]
     assert c["c_efold"] > r["h_efold"]
+
+
+def test_probe_on_an_irnn_in_relus_linear_range_sees_no_decay():
+    """IRNN (Le et al. 2015): W = I, zero biases, ReLU. With positive inputs every unit stays
+    active, so dh_t/dh_{t-1} = I: the gradient neither decays nor grows, and the Jacobian is I.
+    """
+    task = Adding()
+    x, y = task.generate(DISTANCE, BATCH, seed=0)
+    torch.manual_seed(0)
+    model = SequenceModel(
+        "rnn", 2, 1, hidden_size=H, tokens=False, nonlinearity="relu", recurrent_init="identity"
+    )
+    with torch.no_grad():
+        model.encoder.weight.abs_()
+        model.encoder.bias.fill_(0.1)
+        model.core.weight_ih_l0.abs_().mul_(0.1)
+    profile = gradient_profile(model, task, x, y, DISTANCE)
+    assert profile.h["median"] == pytest.approx([profile.h["median"][0]] * (DISTANCE + 1))
+    assert profile.h["jacobian"] == pytest.approx([1.0] * (DISTANCE + 1))
+    assert profile.summary["h_rho"] == pytest.approx(1.0) and profile.summary["h_key_share"] == 1.0
+    assert math.isinf(profile.summary["h_efold"])

@@ -23,6 +23,7 @@ import pytest
 
 from pipeline import config, data, paths, ray_executor, runner, sweep, tracking
 from pipeline.errors import DataError, SweepError
+from pipeline.runs import RunSpec
 from tests.conftest import TINY, write_experiment
 
 ray = pytest.importorskip("ray")
@@ -283,7 +284,7 @@ def test_the_store_check_reads_ray_address_and_hides_passwords(monkeypatch):
     )
 
 
-def _one_cell(root: Path) -> config.RunSpec:
+def _one_cell(root: Path) -> RunSpec:
     exp = config.load(write_experiment(root / "experiments", "tiny", TINY))
     return exp.runs[0]
 

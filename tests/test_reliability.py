@@ -164,7 +164,7 @@ def test_partial_data_folder_is_not_taken_for_finished(pipeline_root):
 @pytest.mark.parametrize(
     ("section", "field", "value"),
     [
-        ("training", "diverge_grad_norm", -1.0),
+        ("training", "diverge_loss_factor", 0.5),
         ("training", "log_every", 0),
         ("training", "optimizer", "adamw"),
         ("probe", "every_evals", -1),

@@ -207,3 +207,14 @@ def test_validation_and_metric_writes_keep_their_cadence_with_grouped_steps(pipe
         40,
         45,
     ]
+
+
+def test_a_large_clipped_gradient_is_not_divergence_a_non_finite_one_is():
+    from pipeline.train import step_blew_up, window_blew_up
+
+    assert step_blew_up(2.3, 1e9) is None  # clipping bounds the update: not a divergence
+    assert step_blew_up(float("nan"), 1.0) == "non-finite loss"
+    assert step_blew_up(float("inf"), 1.0) == "non-finite loss"
+    assert step_blew_up(2.3, float("inf")) == "non-finite gradient"
+    assert window_blew_up(50.0, 208.0) is None
+    assert "above" in window_blew_up(300.0, 208.0)

@@ -152,12 +152,19 @@ def test_adding_baselines_on_100k_samples():
     assert task.loss(torch.ones(len(y), 1), y).item() == pytest.approx(predict_one)
 
 
-def test_adding_chance_accuracy_is_the_constant_guess_accuracy():
+def test_adding_chance_accuracy_is_the_remember_the_later_value_accuracy():
     task = Adding()
     x, y = task.generate(20, 100_000, seed=1)
+    second = x[:, 1:, 0][x[:, 1:, 1] == 1]  # the later marked value, one per sample
+    remember_second = task.correct((second + 0.5)[:, None], y).mean().item()
     guess_one = task.correct(torch.ones(len(y), 1), y).mean().item()
-    assert task.chance_accuracy(20) == pytest.approx(1 - (1 - task.tolerance) ** 2)
-    assert guess_one == pytest.approx(task.chance_accuracy(20), abs=0.004)  # 4.7 std errors
+    assert task.chance_accuracy(20) == pytest.approx(2 * task.tolerance)
+    assert remember_second == pytest.approx(task.chance_accuracy(20), abs=0.004)  # 4.7 std err
+    assert guess_one < task.chance_accuracy(20)  # the better of the two memoryless strategies
+    assert task.baselines(20) == {
+        "predict 1 (no memory)": pytest.approx(1 / 6),
+        "remember only the later value": pytest.approx(1 / 12),
+    }
 
 
 @pytest.mark.parametrize("n_keys", [2, 8, 12])

@@ -19,8 +19,8 @@ from pipeline.bench.overhead import (
     sync,
 )
 from pipeline.bench.stats import Plan, n_probes, paired_ratios, probe_share
-from pipeline.config import RunSpec
 from pipeline.probe import gradient_profile
+from pipeline.runs import RunSpec
 
 
 def probe_seconds(spec: RunSpec, splits: dict, reps: int, device: torch.device) -> list[float]:

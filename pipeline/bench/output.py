@@ -15,21 +15,14 @@ import pytorch_lightning as pl
 import torch
 
 from pipeline.bench.stats import TARGETS, meets, summary
+from pipeline.record import cpu_name
 
 
 def machine(device: torch.device) -> dict:
     """What the figures were measured on, and how busy it was (1-, 5- and 15-minute load)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
         "cpu_count": os.cpu_count(),
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "load_average": list(os.getloadavg()),  # other processes competing for the cores
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,

@@ -18,8 +18,8 @@ from torch import nn
 from pipeline import config, data, paths, tracking, train
 from pipeline.batches import Batches, steps_per_call
 from pipeline.bench.stats import Plan, paired_ratios
-from pipeline.config import RunSpec
 from pipeline.record import Recorder
+from pipeline.runs import RunSpec
 
 CELLS = ("rnn", "lstm")
 DISTANCES = (20, 80)

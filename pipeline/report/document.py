@@ -10,17 +10,21 @@ from pathlib import Path
 
 from pipeline import config
 from pipeline.config import Experiment
+from pipeline.decay import GEOMETRIC_R2
 from pipeline.errors import ConfigError
-from pipeline.report.figures import Plot
 from pipeline.report.findings import findings
 from pipeline.report.render import Section
 from pipeline.report.results import Sweep, init_setting
+from pipeline.report.stats import LEVEL
+from pipeline.report.style import Plot
 from pipeline.report.tables import (
     decay_table,
     horizon_table,
+    measure_table,
+    mse_table,
     problem_table,
     runs_table,
-    share_table,
+    steps_table,
 )
 
 
@@ -35,27 +39,13 @@ def document(sweep: Sweep, drawn: list[Plot], experiment_file: Path) -> list[Sec
         "distance does each model learn the dependency, and how much of the loss's gradient "
         "reaches the key step?"
     )
-    sections = [Section("Summary", [intro]), Section("Findings", [findings(sweep)])]
-    sections.append(Section("Figures", list(drawn)))
-    tables = Section("Tables")
-    for task in sweep.tasks:
-        tables.blocks += [
-            f"{task}: memory horizon (the largest distance solved in at least half the seeds) "
-            "and solved/planned runs per distance.",
-            horizon_table(sweep, task),
-        ]
-        decay = decay_table(sweep, task)
-        if not decay.empty:
-            tables.blocks += [
-                f"{task}: per-step decay rho of the gradient norm (fitted on log norm against k "
-                "for 1 <= k <= distance) and e-folding length -1/ln(rho), median over runs.",
-                decay,
-                f"{task}: share of the output step's gradient reaching the key step, median "
-                "over seeds, at initialisation → after training (0.0e+00: the gradient "
-                "underflowed float32 before reaching the key).",
-                share_table(sweep, task),
-            ]
-    sections.append(tables)
+    sections = [
+        Section("Summary", [intro]),
+        Section("Method", [method(sweep)]),
+        Section("Findings", [findings(sweep)]),
+        Section("Figures", list(drawn)),
+        Section("Tables", tables(sweep)),
+    ]
     problems = problem_table(sweep)
     sections.append(
         Section(
@@ -70,6 +60,90 @@ def document(sweep: Sweep, drawn: list[Plot], experiment_file: Path) -> list[Sec
     return sections
 
 
+def method(sweep: Sweep) -> list[str]:
+    """How every number of the report was made, in the order a reader meets them."""
+    t = sweep.exp.training
+    out = [
+        f"Outcome. A run is solved when its validation accuracy reaches {t.solved_accuracy:g} "
+        f"at a check (every {t.eval_every} updates, at most {t.max_steps}); solved and "
+        "unsolved are decided on validation data. Accuracies and losses in the figures and "
+        "tables are on the separate test split. Validation and test hold no sequence of the "
+        "training split.",
+        "Horizons. A model holds a distance when at least half its seeds solved it. Its memory "
+        "horizon is the largest distance it held at, having held at every shorter distance of "
+        "the sweep; holding again after a failure is reported as non-monotone. The fitted "
+        "horizon d50 is where a logistic regression of solved on log2(distance) (all runs of "
+        f"the model, statsmodels) crosses 50%, with a {LEVEL:.0%} profile-likelihood interval; "
+        "where every run solved, none did, or solved and unsolved distances are cleanly "
+        "separated, no number is given.",
+        "Gradients. Probes unroll the reference cell in float64 on validation sequences before "
+        "training, during it and after it. The key share is each sample's ratio of the "
+        "gradient norm at the key step to that at the output step, median over samples; the "
+        "Jacobian norm ||dh_out/dh_key||_F/sqrt(H) (root mean square over samples, random "
+        "vector-Jacobian products) measures the same path without the loss. The decay rate "
+        "rho is fitted on log median norm over k = 1..distance; its e-folding length -1/ln(rho) "
+        f"is given only where the fit's R² is at least {GEOMETRIC_R2} (a geometric curve), and "
+        "models are compared over the same window (the same distance).",
+        "Share against outcome. Runs are compared within a distance only (pooling distances "
+        "would confound distance with outcome): solved against unsolved runs by a two-sided "
+        "Mann-Whitney test, Holm-corrected over the distances tested, with the runs on each "
+        "side counted.",
+        f"Time to solve. Kaplan-Meier curves (statsmodels); runs that did not solve within "
+        f"{t.max_steps} updates, and diverged runs, are censored there. Medians only where the "
+        "curve falls to one half.",
+        "Divergence. A run diverges on a non-finite loss or gradient, or when a "
+        f"{t.log_every}-update window's mean training loss exceeds {t.diverge_loss_factor:g} "
+        "times the task's memoryless baseline loss; a large pre-clip gradient norm is clipped, "
+        "not counted as divergence.",
+        "Reproducibility. Each run is seeded and deterministic: bitwise reproducible on the "
+        "same processor with the same library versions (listed under Provenance). On another "
+        "machine the same seeds can end differently near the edge of a model's horizon, so "
+        "outcomes agree there within seed noise, not run for run.",
+    ]
+    if "adding" in sweep.tasks:
+        tolerance = next(task.tolerance for task in sweep.exp.tasks if task.task == "adding")
+        out.append(
+            f"Adding problem. A sequence counts as correct when the absolute error is below "
+            f"{tolerance:g}. Hochreiter & Schmidhuber (1997) used 0.04 on a target scaled to "
+            "[0, 1], 0.5 + (X1 + X2)/4; on this task's raw sum in [0, 2] the same 0.04 is four "
+            "times stricter. Chance accuracy is that of remembering only the later value "
+            "(2 x tolerance); errors are compared with MSE 1/6 (predict 1) and 1/12 (remember "
+            "only the later value)."
+        )
+    return out
+
+
+def tables(sweep: Sweep) -> list:
+    blocks = []
+    for task in sweep.tasks:
+        blocks += [
+            f"{task}: memory horizon (held in at least half the seeds at this and every shorter "
+            f"distance), fitted horizon d50 with its {LEVEL:.0%} interval, and seeds "
+            "solved/planned per distance.",
+            horizon_table(sweep, task),
+            f"{task}: median steps to solve (Kaplan-Meier; runs that did not solve censored at "
+            "the budget).",
+            steps_table(sweep, task),
+        ]
+        if task == "adding":
+            blocks += [f"{task}: test MSE (baselines 1/6 and 1/12).", mse_table(sweep, task)]
+        decay = decay_table(sweep, task)
+        if not decay.empty:
+            blocks += [
+                f"{task}: e-folding length of the gradient norm at initialisation (fit over "
+                "k = 1..distance: the same window for every model in a column), with rho and "
+                "the fit's R², median over seeds.",
+                decay,
+                f"{task}: share of the output step's gradient reaching the key step (median "
+                "over seeds, range over seeds).",
+                measure_table(sweep, task, "key_share"),
+                f"{task}: Jacobian norm ||dh_out/dh_key||_F/sqrt(H), without the loss (median "
+                "over seeds, range over seeds).",
+                measure_table(sweep, task, "jacobian_key"),
+            ]
+    return blocks
+
+
 def provenance(sweep: Sweep, experiment_file: Path) -> list[str]:
     exp, t = sweep.exp, sweep.exp.training
     inits = "; ".join(f"{m.name}: {m.cell}, {init_setting(exp, m.name)}" for m in exp.models)
@@ -79,6 +153,7 @@ def provenance(sweep: Sweep, experiment_file: Path) -> list[str]:
         f"MLflow: experiment {exp.name!r} (id {sweep.experiment_id}) at {sweep.tracking_uri}; "
         "run ids in results.csv and the table of all runs.",
         f"Report written {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
+        "Trained on: " + _environments(sweep) + ".",
         f"Training budget: at most {t.max_steps} updates x batch {t.batch_size} = "
         f"{t.max_steps * t.batch_size:,} sequences per run; {t.optimizer}, learning rate "
         f"{t.learning_rate:g}; stop at validation accuracy {t.solved_accuracy:g}, checked every "
@@ -102,6 +177,12 @@ def _source(exp: Experiment, experiment_file: Path) -> str:
     digest = hashlib.sha256(experiment_file.read_bytes()).hexdigest()
     text = f"Experiment file: {experiment_file} (sha256 {digest})"
     return text + ("." if same else ", which differs from the settings of this report.")
+
+
+def _environments(sweep: Sweep) -> str:
+    """Each machine and library set the finished runs trained on, with its number of runs."""
+    found = sweep.finished["environment"].fillna("not recorded").value_counts()
+    return "; ".join(f"{env} ({n} runs)" for env, n in found.items())
 
 
 def _every(n: int) -> str:

@@ -1,5 +1,8 @@
-"""What the report says in words: sentences that quote one sweep's numbers, and say where they
-contradict the usual story (gated cells outlasting the tanh RNN).
+"""What the report says in words: sentences that quote one sweep's numbers, each with its n.
+
+Every sentence is computed from the sweep (``tests/test_report.py`` builds sweeps with opposite
+outcomes and checks that the sentences change with them); where the data cannot decide a
+question, the sentence says that instead of an answer.
 """
 
 from __future__ import annotations
@@ -8,24 +11,35 @@ import math
 
 import pandas as pd
 
-from pipeline.decay import efold
-from pipeline.report.results import FINISHED, NO_PROBE, Sweep, median_of, sci, steps_text
-from pipeline.report.stats import horizons, parting_distances, success_counts
-from pipeline.report.tables import _count
+from pipeline.decay import GEOMETRIC_R2, efold
+from pipeline.report.compare import ALPHA, share_against_outcome, smallest_p
+from pipeline.report.results import (
+    FINISHED,
+    NO_PROBE,
+    Sweep,
+    sci,
+    spread_text,
+    steps_text,
+    values_of,
+)
+from pipeline.report.stats import fit_d50, horizons, parting_distances, success_counts
+from pipeline.report.survival import survival_table
+from pipeline.report.tables import count_text, d50_text, horizon_text, survival_text
 
 
 def findings(sweep: Sweep) -> list[str]:
-    """Sentences written from this run's numbers; where the data contradict the usual story
-    (gated cells outlasting the tanh RNN), they say so.
-    """
+    """The findings, in the report's order."""
     out = [_outcome_counts(sweep.runs)]
     for task in sweep.tasks:
-        counts = success_counts(sweep.runs[sweep.runs["task"] == task])
-        held = horizons(counts)
+        runs = sweep.runs[sweep.runs["task"] == task]
+        counts = success_counts(runs)
         prefix = f"{task}: " if len(sweep.tasks) > 1 else ""
-        out += [prefix + _model_sentence(counts, held, model) for model in sweep.models]
-        out.append(prefix + _ranking(held, task, sweep))
+        out += [prefix + _model_sentence(counts, model) for model in sweep.models]
+        out.append(prefix + _ranking(counts, task, sweep))
         out += [prefix + s for s in _gradient_sentences(sweep, task, counts)]
+        out += [prefix + s for s in _steps_sentences(sweep, task)]
+        if task == "adding":
+            out.append(prefix + _mse_sentence(sweep, task))
     return out
 
 
@@ -43,49 +57,31 @@ def _outcome_counts(runs: pd.DataFrame) -> str:
     return text
 
 
-def _model_sentence(counts: pd.DataFrame, held: dict, model: str) -> str:
-    """One model's outcome on one task (``counts`` and its ``horizons``, ``held``)."""
+def _model_sentence(counts: pd.DataFrame, model: str) -> str:
+    """One model's outcome on one task: both horizons and the seeds solved per distance."""
     mine = counts[counts["model"] == model]
-    if (mine["solved"] == mine["planned"]).all():
-        n = int(mine["planned"].max())
-        return f"{model} solved every distance up to {mine['distance'].max()} in {n}/{n} seeds."
-    horizon = held[(mine["task"].iloc[0], model)]
-    per = ", ".join(f"{c.distance}: {_count(c._asdict())}" for c in mine.itertuples(index=False))
-    verdict = (
-        f"{model} solved no distance in at least half its seeds."
-        if horizon is None
-        else f"{model} held the dependency up to distance {horizon}."
+    task = mine["task"].iloc[0]
+    h = horizons(mine)[(task, model)]
+    per = ", ".join(f"{c.distance}: {count_text(c._asdict())}" for c in mine.itertuples())
+    d50 = d50_text(fit_d50(mine), mine["distance"].min(), mine["distance"].max())
+    return (
+        f"{model}: memory horizon {horizon_text(h)}; fitted horizon d50 {d50}. "
+        f"Seeds solved per distance: {per}."
     )
-    return f"{verdict} Seeds solved per distance: {per}."
 
 
-def _ranking(held: dict, task: str, sweep: Sweep) -> str:
-    """Models ordered by memory horizon, and the LSTM-versus-RNN verdict in plain words."""
-    horizon = {m: held[(task, m)] or 0 for m in sweep.models}
+def _ranking(counts: pd.DataFrame, task: str, sweep: Sweep) -> str:
+    """Models ordered by memory horizon (ties kept together)."""
+    held = horizons(counts)
+    horizon = {m: held[(task, m)].distance or 0 for m in sweep.models}
     order = sorted(sweep.models, key=lambda m: -horizon[m])
-    text = (
-        "Memory horizon by model: " + ", ".join(f"{m} {horizon[m] or 'none'}" for m in order) + "."
+    return (
+        "Memory horizon by model (the largest distance held at and below, in at least half the "
+        "seeds): " + ", ".join(f"{m} {horizon[m] or 'none'}" for m in order) + "."
     )
-    cells = sweep.runs.drop_duplicates("model").set_index("model")["cell"]
-    lstm = [m for m in sweep.models if cells[m] == "lstm"]
-    rnn = [m for m in sweep.models if cells[m] == "rnn"]
-    if lstm and rnn:
-        best_lstm = max(lstm, key=lambda m: horizon[m])
-        best_rnn = max(rnn, key=lambda m: horizon[m])
-        a, b = horizon[best_lstm], horizon[best_rnn]
-        if a > b:
-            text += f" The LSTM beat the RNN: {best_lstm} reached {a}, {best_rnn} {b or 'none'}."
-        elif a == b:
-            text += (
-                f" The LSTM did not beat the RNN in this run: {best_lstm} and {best_rnn} both "
-                f"reached {a or 'no distance'}."
-            )
-        else:
-            text += (
-                f" The LSTM did not beat the RNN in this run: {best_rnn} reached {b}, the best "
-                f"LSTM ({best_lstm}) only {a or 'none'}."
-            )
-    return text
+
+
+# ---- the gradient --------------------------------------------------------------------------
 
 
 def _gradient_sentences(sweep: Sweep, task: str, counts: pd.DataFrame) -> list[str]:
@@ -95,64 +91,143 @@ def _gradient_sentences(sweep: Sweep, task: str, counts: pd.DataFrame) -> list[s
     out = []
     for d, lost in parting_distances(counts).items():
         at = runs[runs["distance"] == d]
-        where = f", where {' and '.join(lost)} stopped solving," if lost else ""
+        where = f", where {' and '.join(lost)} stopped holding," if lost else ""
         out.append(
             f"At distance {d}{where} the share of the output step's gradient that reached the "
-            f"key step (median over seeds) was, before training: {_shares(sweep, at, 'init')}; "
-            f"after training: {_shares(sweep, at, 'final')}."
+            f"key step (per run: the median over probe samples of each sample's ratio; here the "
+            f"median over seeds with its range) was, before training: "
+            f"{_measure(sweep, at, 'init', 'key_share')}; after training: "
+            f"{_measure(sweep, at, 'final', 'key_share')}."
         )
-    out.append(_decay_sentence(sweep, runs))
-    out.append(_share_predicts(runs))
+    longest = int(runs["distance"].max())
+    at = runs[runs["distance"] == longest]
+    out.append(_decay_sentence(sweep, at, longest))
+    out.append(
+        f"Without the loss (the Jacobian norm ||dh_s/dh_key||/sqrt(H), which the output "
+        f"residual cannot inflate or shrink), at distance {longest} before training: "
+        f"{_measure(sweep, at, 'init', 'jacobian_key')}."
+    )
+    out.append(_share_against_outcome(runs))
     return out
 
 
-def _shares(sweep: Sweep, at: pd.DataFrame, phase: str) -> str:
-    """``1.2e-07 for rnn, 6.1e-02 for lstm (cell state c: 8.0e-01)``: medians of the runs ``at``."""
+def _measure(sweep: Sweep, at: pd.DataFrame, phase: str, stat: str) -> str:
+    """``1.2e-07 (range ..., n=3) for rnn, ...``: a probe summary of the runs ``at``, by model."""
     parts = []
     for model in sweep.models:
         mine = at[at["model"] == model]
         if mine.empty:
             parts.append(f"{NO_PROBE} for {model}")
             continue
-        part = f"{sci(median_of(mine, f'probe_{phase}_h_key_share'))} for {model}"
-        c = median_of(mine, f"probe_{phase}_c_key_share")
-        if math.isfinite(c):
-            part += f" (cell state c: {sci(c)})"
+        part = f"{spread_text(values_of(mine, f'probe_{phase}_h_{stat}'))} for {model}"
+        c = values_of(mine, f"probe_{phase}_c_{stat}")
+        if not c.empty:
+            part += f" (cell state c: {sci(c.median())})"
         parts.append(part)
     return ", ".join(parts)
 
 
-def _decay_sentence(sweep: Sweep, runs: pd.DataFrame) -> str:
+def _decay_sentence(sweep: Sweep, at: pd.DataFrame, distance: int) -> str:
+    """e-folding lengths at initialisation over one fit window (k = 1..distance) for every
+    model, printed only where the curve is geometric.
+    """
     parts = []
     for model in sweep.models:
-        mine = runs[runs["model"] == model]
-        if mine.empty:
-            continue
-        rho = median_of(mine, "probe_init_h_rho")
-        part = f"every {steps_text(efold(rho))} steps for {model} (rho {rho:.3f}"
-        c = median_of(mine, "probe_init_c_rho")
-        if math.isfinite(c):
-            part += f"; cell state c every {steps_text(efold(c))}, rho {c:.3f}"
-        parts.append(part + ")")
+        mine = at[at["model"] == model]
+        for state in ("h", "c"):
+            rho = values_of(mine, f"probe_init_{state}_rho")
+            if rho.empty:
+                continue
+            r2 = values_of(mine, f"probe_init_{state}_rho_r2").median()
+            name = model if state == "h" else f"{model} (cell state c)"
+            parts.append(
+                f"{name} {steps_text(efold(rho.median()))} steps (R² {r2:.2f})"
+                if r2 >= GEOMETRIC_R2
+                else f"{name}: not geometric (R² {r2:.2f}), no single decay rate"
+            )
     return (
-        "At initialisation the hidden-state gradient shrank by a factor e "
-        + ", ".join(parts)
-        + " (fitted per-step decay, median over runs)."
+        f"At initialisation, fitted over k = 1..{distance} at distance {distance} (one window for "
+        f"every model; a curve counts as geometric at R² >= {GEOMETRIC_R2}), the hidden-state "
+        f"gradient shrank by a factor e every: " + ", ".join(parts) + " (median over seeds)."
     )
 
 
-def _share_predicts(runs: pd.DataFrame) -> str:
-    """Does the initial key share separate the runs that learned from those that did not?"""
-    solved = median_of(runs[runs["status"] == "solved"], "probe_init_h_key_share")
-    not_solved = median_of(runs[runs["status"] != "solved"], "probe_init_h_key_share")
-    if not (math.isfinite(solved) and math.isfinite(not_solved)):
-        return "Every probed run ended the same way, so the key share cannot separate outcomes."
-    verdict = (
-        "a larger share went with learning the dependency"
-        if solved > not_solved
-        else "the share at initialisation did not predict which runs learned"
+def _share_against_outcome(runs: pd.DataFrame) -> str:
+    """Within each distance: did the runs that learned start with a larger key share?"""
+    comparisons = share_against_outcome(runs)
+    if not comparisons:
+        return (
+            "At no distance did some runs solve and others not, so the data cannot separate the "
+            "initial key share of runs that learned from those that did not."
+        )
+    parts, verdicts = [], []
+    for c in comparisons:
+        test = (
+            f"Mann-Whitney p = {c.p:.3g}, Holm-adjusted {c.p_holm:.3g}"
+            if not math.isnan(c.p)
+            else "one run on a side: no test"
+        )
+        parts.append(
+            f"at distance {c.distance}, {c.n_solved} solved run(s) started with a median share of "
+            f"{sci(c.median_solved)} and {c.n_unsolved} unsolved with {sci(c.median_unsolved)} "
+            f"({test})"
+        )
+        if c.significant:
+            verdicts.append((c.distance, c.larger_in_solved))
+    text = "Compared within the same distance (runs of all models pooled there): " + "; ".join(
+        parts
     )
+    if verdicts:
+        larger = [d for d, up in verdicts if up]
+        smaller = [d for d, up in verdicts if not up]
+        said = []
+        if larger:
+            said.append(f"a larger initial share went with learning at distance(s) {larger}")
+        if smaller:
+            said.append(f"a smaller initial share went with learning at distance(s) {smaller}")
+        return text + f". After Holm's correction (alpha {ALPHA}), " + "; ".join(said) + "."
+    floor = min(smallest_p(c.n_solved, c.n_unsolved) for c in comparisons)
     return (
-        f"Runs that solved their distance started with a median key share of {sci(solved)}, "
-        f"runs that did not with {sci(not_solved)}: {verdict}."
+        text + f". No difference holds after Holm's correction (alpha {ALPHA}); with these run "
+        f"counts the smallest possible p is {floor:.3g}, so the data cannot show one either way."
+        if floor >= ALPHA
+        else text + f". No difference holds after Holm's correction (alpha {ALPHA})."
+    )
+
+
+# ---- time to solve, and the adding task's error --------------------------------------------
+
+
+def _steps_sentences(sweep: Sweep, task: str) -> list[str]:
+    budget = sweep.exp.training.max_steps
+    curves = survival_table(sweep.runs[sweep.runs["task"] == task], budget)
+    parts = []
+    for model in sweep.models:
+        mine = [(d, c) for (t, m, d), c in curves.items() if t == task and m == model]
+        if mine:
+            shown = ", ".join(f"{d}: {survival_text(c)}" for d, c in sorted(mine))
+            parts.append(f"{model} ({shown})")
+    if not parts:
+        return []
+    return [
+        "Median steps to solve (Kaplan-Meier, runs that did not solve censored at the "
+        f"{budget}-step budget; 'not reached' where fewer than half solved): "
+        + "; ".join(parts)
+        + "."
+    ]
+
+
+def _mse_sentence(sweep: Sweep, task: str) -> str:
+    runs = sweep.finished[sweep.finished["task"] == task]
+    below = 1 / 12
+    parts = []
+    for model in sweep.models:
+        for d, at in runs[runs["model"] == model].groupby("distance"):
+            mse = values_of(at, "test_loss")
+            n_below = int((mse < below).sum())
+            parts.append(f"{model} at {d}: {mse.median():.4f} ({n_below}/{len(mse)} below 1/12)")
+    return (
+        "Test MSE, median over seeds, against the two memoryless baselines (1/6: predict 1; "
+        "1/12: remember only the later value; below 1/12 a model uses the value at the key "
+        "step): " + "; ".join(parts) + "."
     )

@@ -17,22 +17,20 @@ from contextlib import contextmanager
 import pandas as pd
 
 from pipeline import paths, tracking
-from pipeline.config import Experiment, RunSpec
+from pipeline.config import Experiment
 from pipeline.decay import efold
 from pipeline.errors import ReportError
-from pipeline.report.results import FINISHED, PHASES, STATES, Sweep
+from pipeline.report.results import FINISHED, PHASES, PROBE_STATS, STATES, Sweep
+from pipeline.runs import RunSpec
 
 PROBE_COLUMNS = [
-    f"probe_{phase}_{state}_{stat}"
-    for phase in PHASES
-    for state in STATES
-    for stat in ("key_share", "rho", "efold")
+    f"probe_{phase}_{state}_{stat}" for phase in PHASES for state in STATES for stat in PROBE_STATS
 ]
 RESULT_COLUMNS = [
     "task", "model", "cell", "distance", "seed", "status",
     "test_accuracy", "test_loss", "baseline_loss", "chance_accuracy", "best_val_accuracy",
-    "steps", "steps_to_solve", "solved", "diverged_step", "mean_grad_norm", "wall_time",
-    "probe_data", *PROBE_COLUMNS, "run_key", "run_id", "note",
+    "best_val_loss", "steps", "steps_to_solve", "solved", "diverged_step", "mean_grad_norm",
+    "wall_time", "probe_data", *PROBE_COLUMNS, "environment", "run_key", "run_id", "note",
 ]  # fmt: skip
 IDENTITY = ["run_id", "run_key", "task", "model", "cell", "distance", "seed"]
 HISTORIES = ("grad_norm", "val_accuracy")  # metric histories the figures draw
@@ -102,6 +100,7 @@ def _row(spec: RunSpec, mlflow_runs: list) -> dict:
         }
     row = identity | {k: result.get(k) for k in RESULT_COLUMNS if k in result}
     row["probe_data"] = any(result.get(k) is not None for k in PROBE_COLUMNS)
+    row["environment"] = environment_text(result.get("environment") or {})
     for phase in PHASES:
         for state in STATES:  # the result file stores an infinite e-folding length as null
             rho = result.get(f"probe_{phase}_{state}_rho")
@@ -111,6 +110,17 @@ def _row(spec: RunSpec, mlflow_runs: list) -> dict:
     if result.get("run_id") not in {r.info.run_id for r in mlflow_runs}:
         row["note"] = "no MLflow run with this id (training curves unavailable)"
     return row
+
+
+def environment_text(env: dict) -> str:
+    """``Intel Xeon ...; cpu; torch 2.13.0+cpu; Lightning 2.6.6; ...``: where a run trained."""
+    if not env:
+        return "not recorded"
+    names = {"env.torch": "torch", "env.lightning": "Lightning", "env.mlflow": "MLflow"}
+    parts = [env.get("env.cpu", "?"), env.get("env.device", "?")]
+    parts += [f"{label} {env[key]}" for key, label in names.items() if key in env]
+    parts += [f"Python {env['env.python']}"] if "env.python" in env else []
+    return "; ".join(parts)
 
 
 def _unfinished(spec: RunSpec, mlflow_runs: list) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.report.figures import Plot
+from pipeline.report.style import Plot
 
 
 @dataclass

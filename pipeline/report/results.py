@@ -16,6 +16,10 @@ from pipeline.config import Experiment
 
 FINISHED = ("solved", "unsolved", "diverged")
 PHASES, STATES = ("init", "final"), ("h", "c")
+# the probe's summaries per phase and state (probe.py), as result-file keys probe_<phase>_<state>_*
+PROBE_STATS = (
+    "key_share", "key_share_q25", "key_share_q75", "rho", "rho_r2", "efold", "jacobian_key",
+)  # fmt: skip
 NO_PROBE = "no probe data"
 
 
@@ -61,9 +65,31 @@ def median_of(runs: pd.DataFrame, column: str) -> float:
     return float(values.median()) if len(values) else math.nan
 
 
+def values_of(runs: pd.DataFrame, column: str) -> pd.Series:
+    """``column`` as numbers, over the runs that have it."""
+    return pd.to_numeric(runs[column], errors="coerce").dropna()
+
+
 def sci(x: float) -> str:
     """A gradient share as the report writes it everywhere: ``3.4e-02``."""
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.1e}"
+
+
+def spread_text(values: pd.Series, fmt=sci) -> str:
+    """``3.4e-02 (range 1.0e-02 to 5.0e-02, n=3)``: a median with its range over runs."""
+    if values.empty:
+        return "n/a"
+    if len(values) == 1:
+        return f"{fmt(values.iloc[0])} (n=1)"
+    return (
+        f"{fmt(values.median())} (range {fmt(values.min())} to {fmt(values.max())}, "
+        f"n={len(values)})"
+    )
+
+
+def distance_text(d: float) -> str:
+    """A fitted distance: ``28``, ``4.5``."""
+    return f"{d:.0f}" if d >= 10 else f"{d:.1f}"
 
 
 def steps_text(x: float) -> str:

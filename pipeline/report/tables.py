@@ -6,82 +6,170 @@ import math
 
 import pandas as pd
 
-from pipeline.decay import efold
+from pipeline.decay import GEOMETRIC_R2, efold
 from pipeline.report.results import (
     NO_PROBE,
     PHASES,
     STATES,
     Sweep,
+    distance_text,
     init_setting,
     is_unprobed,
-    median_of,
     sci,
+    spread_text,
     steps_text,
+    values_of,
 )
-from pipeline.report.stats import horizons, success_counts
+from pipeline.report.stats import D50, Horizon, fit_d50, horizons, success_counts
+from pipeline.report.survival import survival_table
 
 
-def horizon_table(sweep: Sweep, task: str) -> pd.DataFrame:
-    """Per model: init, memory horizon with its seed count, and solved/planned per distance."""
-    counts = success_counts(sweep.runs[sweep.runs["task"] == task])
-    held = horizons(counts)
-    rows = []
-    for model in sweep.models:
-        mine = counts[counts["model"] == model].set_index("distance")
-        h = held[(task, model)]
-        row = {
-            "model": model,
-            "cell": sweep.runs.loc[sweep.runs["model"] == model, "cell"].iloc[0],
-            "init": init_setting(sweep.exp, model),
-            "memory horizon": "none" if h is None else f"{h} ({_count(mine.loc[h])} seeds)",
-        }
-        row |= {f"d={d}": _count(c) for d, c in mine.iterrows()}
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _count(c) -> str:
+def count_text(c) -> str:
     """``2/3``: seeds solved of planned, with those that did not finish: ``1/3 (1 unfinished)``."""
     text = f"{int(c['solved'])}/{int(c['planned'])}"
     unfinished = int(c["planned"] - c["finished"])
     return text + (f" ({unfinished} unfinished)" if unfinished else "")
 
 
+def horizon_text(h: Horizon) -> str:
+    """The monotone horizon in words, with any later distance held after a failure."""
+    text = "none (did not hold at the shortest distance)" if h.distance is None else str(h.distance)
+    if h.held_again:
+        again = ", ".join(map(str, h.held_again))
+        text += f"; non-monotone: held again at {again} after failing at {h.failed_at}"
+    return text
+
+
+def d50_text(d: D50, shortest: float, longest: float) -> str:
+    """The fitted horizon in words: a number with its 90% interval only where it is identified,
+    and said to be extrapolated where it lies outside the sweep's distances.
+    """
+    if d.kind == "beyond":
+        return f"beyond the longest distance ({distance_text(d.high)}): every run solved"
+    if d.kind == "below":
+        return f"below the shortest distance ({distance_text(d.low)}): no run solved"
+    if d.kind == "between":
+        return (
+            f"between {distance_text(d.low)} and {distance_text(d.high)} (not identifiable: "
+            "every seed solved up to the one, none from the other)"
+        )
+    if d.kind == "rising":
+        return "not estimable: the share of seeds solved rose with distance"
+    if d.low_open and d.high_open:
+        interval = "90% interval unbounded"
+    elif d.low_open:
+        interval = f"90% interval below {distance_text(d.high)}"
+    elif d.high_open:
+        interval = f"90% interval above {distance_text(d.low)}"
+    else:
+        interval = f"90% interval {distance_text(d.low)} to {distance_text(d.high)}"
+    where = ""
+    if d.estimate < shortest:
+        where = f", extrapolated below the shortest distance {distance_text(shortest)}"
+    elif d.estimate > longest:
+        where = f", extrapolated beyond the longest distance {distance_text(longest)}"
+    return f"{distance_text(d.estimate)} ({interval}; n={d.n} runs{where})"
+
+
+def horizon_table(sweep: Sweep, task: str) -> pd.DataFrame:
+    """Per model: init, both horizons, and seeds solved/planned per distance."""
+    counts = success_counts(sweep.runs[sweep.runs["task"] == task])
+    held = horizons(counts)
+    rows = []
+    for model in sweep.models:
+        mine = counts[counts["model"] == model]
+        row = {
+            "model": model,
+            "cell": sweep.runs.loc[sweep.runs["model"] == model, "cell"].iloc[0],
+            "init": init_setting(sweep.exp, model),
+            "memory horizon": horizon_text(held[(task, model)]),
+            "fitted horizon d50": d50_text(
+                fit_d50(mine), mine["distance"].min(), mine["distance"].max()
+            ),
+        }
+        row |= {f"d={c.distance}": count_text(c._asdict()) for c in mine.itertuples(index=False)}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def decay_table(sweep: Sweep, task: str) -> pd.DataFrame:
-    """Per model and state: fitted decay rho and e-folding length, init and after training,
-    median over the task's probed runs.
+    """Per model and state: the e-folding length at initialisation per distance (the fit window
+    is k = 1..distance, the same for every model in a column), or why there is none.
     """
     runs = sweep.probed(task)
     rows = []
     for model in sweep.models:
         mine = runs[runs["model"] == model]
         for state in STATES:
-            if mine.empty or mine[f"probe_init_{state}_rho"].isna().all():
+            column = f"probe_init_{state}_rho"
+            if mine.empty or values_of(mine, column).empty:
                 continue
-            row = {"model": model, "state": state, "probed runs": len(mine)}
-            for phase, label in (("init", "at init"), ("final", "after training")):
-                rho = median_of(mine, f"probe_{phase}_{state}_rho")
-                row[f"rho {label}"] = f"{rho:.3f}" if math.isfinite(rho) else "n/a"
-                row[f"e-fold {label} (steps)"] = steps_text(efold(rho))
+            row = {"model": model, "state": state}
+            for d, at in mine.groupby("distance"):
+                rho = values_of(at, column).median()
+                r2 = values_of(at, f"probe_init_{state}_rho_r2").median()
+                row[f"d={d}"] = (
+                    f"{steps_text(efold(rho))} (rho {rho:.3f}, R² {r2:.2f})"
+                    if r2 >= GEOMETRIC_R2
+                    else f"not geometric (R² {r2:.2f})"
+                )
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def share_table(sweep: Sweep, task: str) -> pd.DataFrame:
-    """Per model and state: median key share per distance, ``init -> after training``."""
+def measure_table(sweep: Sweep, task: str, stat: str) -> pd.DataFrame:
+    """Per model and state: a probe summary ``stat`` (``key_share`` or ``jacobian_key``) per
+    distance, median over seeds with its range, at initialisation and after training.
+    """
     runs = sweep.probed(task)
     rows = []
     for model in sweep.models:
         mine = runs[runs["model"] == model]
         for state in STATES:
-            if mine.empty or mine[f"probe_init_{state}_key_share"].isna().all():
+            if mine.empty or values_of(mine, f"probe_init_{state}_{stat}").empty:
                 continue
-            row = {"model": model, "state": state}
-            for d, at in mine.groupby("distance"):
-                init = median_of(at, f"probe_init_{state}_key_share")
-                final = median_of(at, f"probe_final_{state}_key_share")
-                row[f"d={d}"] = f"{sci(init)} → {sci(final)}"
-            rows.append(row)
+            for phase in PHASES:
+                row = {"model": model, "state": state, "when": _WHEN[phase]}
+                for d, at in mine.groupby("distance"):
+                    row[f"d={d}"] = spread_text(values_of(at, f"probe_{phase}_{state}_{stat}"))
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+_WHEN = {"init": "at initialisation", "final": "after training"}
+
+
+def survival_text(curve) -> str:
+    solved = f"{curve.solved}/{curve.runs} solved"
+    if math.isnan(curve.median):
+        return f"not reached ({solved})"
+    return f"{curve.median:.0f} ({solved})"
+
+
+def steps_table(sweep: Sweep, task: str) -> pd.DataFrame:
+    """Per model: the Kaplan-Meier median steps to solve per distance, where defined."""
+    budget = sweep.exp.training.max_steps
+    curves = survival_table(sweep.runs[sweep.runs["task"] == task], budget)
+    rows = []
+    for model in sweep.models:
+        row = {"model": model}
+        for (t, m, d), curve in sorted(curves.items(), key=lambda kv: kv[0][2]):
+            if t == task and m == model:
+                row[f"d={d}"] = survival_text(curve)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def mse_table(sweep: Sweep, task: str) -> pd.DataFrame:
+    """Per model: test MSE per distance (median over seeds, with its range)."""
+    runs = sweep.finished[sweep.finished["task"] == task]
+    rows = []
+    for model in sweep.models:
+        mine = runs[runs["model"] == model]
+        row = {"model": model}
+        for d, at in mine.groupby("distance"):
+            row[f"d={d}"] = spread_text(values_of(at, "test_loss"), fmt=lambda v: f"{v:.4f}")
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -100,6 +188,7 @@ def runs_table(sweep: Sweep) -> pd.DataFrame:
     runs = sweep.runs
     table = runs[["task", "model", "distance", "seed", "status"]].copy()
     table["test accuracy"] = runs["test_accuracy"].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    table["test loss"] = runs["test_loss"].map(lambda v: "" if pd.isna(v) else f"{v:.4f}")
     table["steps"] = runs["steps"].astype("string").fillna("")
     table["steps to solve"] = runs["steps_to_solve"].astype("string").fillna("")
     unprobed = is_unprobed(runs)

@@ -1,0 +1,91 @@
+"""Does the gradient share at initialisation go with learning? Compared like with like.
+
+Pooling every distance would make "a larger share went with learning" close to guaranteed:
+short distances have both larger shares and more solved runs. So runs are compared only within
+the same task and distance: at each distance where both outcomes occur, the initial key share of
+the runs that solved against those that did not, by a two-sided Mann-Whitney rank test, with
+Holm's correction over the distances tested. Within one model too, where a model has both
+outcomes at a distance (seeds differ only in their initialisation there). Every comparison
+carries its number of runs on each side.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+from scipy.stats import mannwhitneyu
+from statsmodels.stats.multitest import multipletests
+
+from pipeline.report.results import FINISHED
+
+SHARE = "probe_init_h_key_share"
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Solved against unsolved runs at one distance (of one model, when ``model`` is set)."""
+
+    distance: int
+    model: str | None
+    n_solved: int
+    n_unsolved: int
+    median_solved: float
+    median_unsolved: float
+    p: float  # two-sided Mann-Whitney; nan when either side has one run only
+    p_holm: float = math.nan
+
+    @property
+    def larger_in_solved(self) -> bool:
+        return self.median_solved > self.median_unsolved
+
+    @property
+    def significant(self) -> bool:
+        return self.p_holm < ALPHA
+
+
+def _compare(group: pd.DataFrame, distance: int, model: str | None) -> Comparison | None:
+    shares = pd.to_numeric(group[SHARE], errors="coerce")
+    solved = shares[group["status"] == "solved"].dropna().to_numpy()
+    unsolved = shares[group["status"] != "solved"].dropna().to_numpy()
+    if len(solved) == 0 or len(unsolved) == 0:
+        return None
+    p = math.nan
+    if len(solved) >= 2 or len(unsolved) >= 2:
+        p = float(mannwhitneyu(solved, unsolved, alternative="two-sided").pvalue)
+    return Comparison(
+        distance, model, len(solved), len(unsolved),
+        float(np.median(solved)), float(np.median(unsolved)), p,
+    )  # fmt: skip
+
+
+def _holm(comparisons: list[Comparison]) -> list[Comparison]:
+    tested = [c for c in comparisons if not math.isnan(c.p)]
+    if not tested:
+        return comparisons
+    holm = multipletests([c.p for c in tested], method="holm")[1]
+    adjusted = {id(c): float(p) for c, p in zip(tested, holm, strict=True)}
+    return [replace(c, p_holm=adjusted.get(id(c), math.nan)) for c in comparisons]
+
+
+def share_against_outcome(runs: pd.DataFrame, by_model: bool = False) -> list[Comparison]:
+    """The comparisons of one task's finished, probed runs: one per distance (per model and
+    distance with ``by_model``) where both outcomes occur, Holm-corrected together.
+    """
+    finished = runs[runs["status"].isin(FINISHED) & runs[SHARE].notna()]
+    keys = ["distance", "model"] if by_model else ["distance"]
+    out = []
+    for key, group in finished.groupby(keys, sort=True):
+        distance, model = (key if by_model else (key[0], None))[:2]
+        found = _compare(group, int(distance), model)
+        if found is not None:
+            out.append(found)
+    return _holm(out)
+
+
+def smallest_p(n_a: int, n_b: int) -> float:
+    """The smallest two-sided p a Mann-Whitney test can give with these group sizes: 2 / C(n, k)."""
+    return min(1.0, 2 / math.comb(n_a + n_b, n_a))

@@ -1,0 +1,113 @@
+"""The look every figure of the report shares: a ``Plot`` (file stem, title, caption, figure), one
+colour per model with each cell's variants in one colour family, a log2 distance axis, and one
+legend per figure at its right.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from pipeline.report.results import Sweep
+
+FEW = 4  # distances drawn in the per-distance figures (spread over the experiment's range)
+# a cell's variants share a colour family, so RNN variants stand against LSTM variants at a
+# glance (the palettes are seaborn's sequential ones, light shades dropped)
+FAMILIES = {"rnn": "Blues", "gru": "Greens", "lstm": "Oranges"}
+
+
+@dataclass
+class Plot:
+    """A figure of the report: file stem, title, and a caption that says how to read it (and
+    states only numbers computed from the sweep). ``svg``: also saved as SVG, for figures whose
+    many decades a reader zooms into.
+    """
+
+    name: str
+    title: str
+    caption: str
+    figure: Figure
+    svg: bool = False
+
+
+def model_colours(sweep: Sweep) -> dict[str, tuple]:
+    """One colour per model: darker shades of its cell's family for later variants."""
+    cells = {m.name: m.cell for m in sweep.exp.models}
+    out = {}
+    for cell, family in FAMILIES.items():
+        members = [m for m in sweep.models if cells[m] == cell]
+        shades = sns.color_palette(family, len(members) + 2)[2:]  # skip the palest
+        out |= dict(zip(members, shades, strict=True))
+    return out
+
+
+def by_model(sweep: Sweep) -> dict:
+    """Seaborn's hue arguments: one colour per model, the same in every figure."""
+    return {"hue": "model", "hue_order": sweep.models, "palette": model_colours(sweep)}
+
+
+def few(distances, n: int = FEW) -> list[int]:
+    """Up to ``n`` of the sorted ``distances``, spread over the range, first and last included."""
+    distances = sorted(set(int(d) for d in distances))
+    if len(distances) <= n:
+        return distances
+    picks = np.linspace(0, len(distances) - 1, n).round().astype(int)
+    return [distances[i] for i in sorted(set(picks))]
+
+
+def figure(rows: int, cols: int, width: float = 3.6, height: float = 2.9):
+    # +2 inches for the legend on the right; at least 7 wide so a one-panel title fits
+    size = (max(width * cols + 2.0, 7.0), height * rows + 0.7)
+    fig = Figure(figsize=size, layout="constrained")
+    return fig, fig.subplots(rows, cols, squeeze=False)
+
+
+def distance_axis(ax, distances) -> None:
+    """Distances usually double from one to the next: a log axis spaces them evenly."""
+    distances = sorted(int(d) for d in distances)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(distances, [str(d) for d in distances])
+    ax.minorticks_off()
+    # the same margin whatever the number of distances (a single one would fill the panel)
+    ax.set_xlim(distances[0] * 2**-0.5, distances[-1] * 2**0.5)
+    ax.set_xlabel("distance (steps, key to output)")
+
+
+def legend(fig: Figure, axes) -> None:
+    """One legend for the figure instead of one per panel: every label once, in first-seen
+    order (a panel may lack a model that another has).
+    """
+    entries: dict[str, object] = {}
+    for ax in np.ravel(axes):
+        if ax.get_legend() is not None:
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                entries.setdefault(label, handle)
+            ax.get_legend().remove()
+        else:
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                if not label.startswith("_"):
+                    entries.setdefault(label, handle)
+    if entries:
+        figure_legend(fig, list(entries.values()), list(entries))
+
+
+def figure_legend(fig: Figure, handles: list, labels: list) -> None:
+    """Right of the panels, one column, centred so its top stays clear of the figure's title."""
+    fig.legend(handles, labels, loc="outside right center", frameon=False)
+
+
+def log_span(ax, decades: float = 2.0) -> None:
+    """Widen a log y axis to at least ``decades`` decades, so it carries labelled ticks."""
+    low, high = ax.get_ylim()
+    if high / low < 10**decades:
+        middle = math.sqrt(low * high)
+        ax.set_ylim(middle / 10 ** (decades / 2), middle * 10 ** (decades / 2))
+
+
+def hide_unused(axes, used: int) -> None:
+    for ax in np.ravel(axes)[used:]:
+        ax.set_visible(False)

@@ -1,0 +1,235 @@
+"""A sweep's runs: one ``RunSpec`` per (task, distance, model variant, seed), and how an experiment
+expands into them.
+
+Without tuning, an experiment's runs are its *evaluation* runs (``evaluation_runs``). With
+``tuning``, each variant first trains every grid point on the tuning seeds at the task's tuning
+distance (``tuning_runs``: ordinary runs whose key carries the grid point), and its evaluation
+runs then take the grid point that ``tuning.select`` chose on validation data (``plan``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from pipeline.config import (
+    AddingConfig,
+    CopyConfig,
+    DataConfig,
+    Experiment,
+    ModelConfig,
+    ProbeConfig,
+    RecallConfig,
+    ResourcesConfig,
+    TaskBase,
+    TrainingConfig,
+)
+
+GridPoint = tuple[tuple[str, Any], ...]  # (training field, value) pairs, in the grid's order
+SHORT = {"learning_rate": "lr", "batch_size": "bs", "grad_clip": "clip", "optimizer": "opt"}
+
+
+def grid_label(point: GridPoint) -> str:
+    """``lr0.003``, ``lr0.001_bs64``: a grid point as a run key and a plot label name it."""
+    return "_".join(f"{SHORT.get(field, field)}{value:g}" if isinstance(value, int | float)
+                    else f"{SHORT.get(field, field)}{value}" for field, value in point)  # fmt: skip
+
+
+class RunSpec(BaseModel):
+    """One run: a task at one distance, one model variant, one seed; a tuning run also carries its
+    grid point (the training settings it tries), an evaluation run the grid point its variant's
+    tuning chose (empty without tuning).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    experiment: str
+    task: RecallConfig | CopyConfig | AddingConfig
+    model: ModelConfig
+    distance: int
+    seed: int
+    hidden_size: int
+    training: TrainingConfig
+    data: DataConfig
+    probe: ProbeConfig
+    resources: ResourcesConfig = ResourcesConfig()
+    phase: Literal["evaluation", "tuning"] = "evaluation"
+    grid: GridPoint = ()
+
+    @property
+    def key(self) -> str:
+        """``recall/lstm_d20_s1`` (``recall/tuning/lstm_lr0.003_d20_s100`` for a tuning run):
+        unique within an experiment; names the result file.
+        """
+        if self.phase == "tuning":
+            return (
+                f"{self.task.task}/tuning/{self.model.name}_{grid_label(self.grid)}"
+                f"_d{self.distance}_s{self.seed}"
+            )
+        return f"{self.task.task}/{self.model.name}_d{self.distance}_s{self.seed}"
+
+    @property
+    def title(self) -> str:
+        """The MLflow run name, e.g. ``recall lstm d=20 s=1`` (``... lr0.003 (tuning)``)."""
+        name = f"{self.task.task} {self.model.name} d={self.distance} s={self.seed}"
+        return f"{name} {grid_label(self.grid)} (tuning)" if self.phase == "tuning" else name
+
+    @property
+    def forget_bias(self) -> float | None:
+        return self.model.lstm_forget_bias
+
+    @property
+    def chrono_t_max(self) -> int | None:
+        return self.model.chrono(self.distance)
+
+    def identity(self) -> dict:
+        """Who the run is: the tags every record of it carries (MLflow, result file, report)."""
+        return {
+            "experiment": self.experiment,
+            "task": self.task.task,
+            "model": self.model.name,
+            "cell": self.model.cell,
+            "distance": self.distance,
+            "seed": self.seed,
+            "phase": self.phase,
+            "grid": grid_label(self.grid) or "none",
+            "run_key": self.key,
+            "config_hash": self.config_hash,
+        }
+
+    def params(self) -> dict:
+        """Every setting of the run, flat, under the config's own field names."""
+        m = self.model
+        flat = {
+            "experiment": self.experiment,
+            "task": self.task.task,
+            **self.task.params(),
+            "model": m.name,
+            "cell": m.cell,
+            "hidden_size": self.hidden_size,
+            "parameters": m.parameters,
+            "nonlinearity": m.nonlinearity or ("tanh" if m.cell == "rnn" else None),
+            "recurrent_init": m.recurrent_init,
+            "forget_bias": self.forget_bias,
+            "update_bias": m.update_bias,
+            "chrono_t_max": self.chrono_t_max,
+            "distance": self.distance,
+            "seed": self.seed,
+            "phase": self.phase if self.phase == "tuning" else None,
+            **self.training.model_dump(),
+            **self.data.model_dump(),
+            **{f"probe_{k}": v for k, v in self.probe.model_dump().items()},
+        }
+        return {k: v for k, v in flat.items() if v is not None}
+
+    @property
+    def config_hash(self) -> str:
+        """Hash of everything that determines the run's outcome; a changed config reruns it."""
+        blob = json.dumps(self.params(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def model_options(self) -> dict:
+        """The ``models.SequenceModel`` init arguments this run builds its model with."""
+        m = self.model
+        return {
+            "forget_bias": self.forget_bias,
+            "chrono_t_max": self.chrono_t_max,
+            "nonlinearity": m.nonlinearity or "tanh",
+            "recurrent_init": m.recurrent_init,
+            "update_bias": m.update_bias,
+        }
+
+
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # weight blocks of a core: W is [GATES * H, H]
+
+
+def count_parameters(cell: str, n_inputs: int, n_outputs: int, hidden: int, tokens: bool) -> int:
+    """The parameters of the ``models.SequenceModel`` these arguments build, without building
+    it (no torch here): input layer (an embedding, or a linear map with bias), core (per gate:
+    U, W and two biases), head V. A test holds it to ``models.parameter_count``.
+    """
+    encoder = n_inputs * hidden + (0 if tokens else hidden)
+    core = GATES[cell] * (2 * hidden * hidden + 2 * hidden)
+    return encoder + core + hidden * n_outputs + n_outputs
+
+
+def hidden_for_budget(cell: str, n_inputs: int, n_outputs: int, tokens: bool, budget: int) -> int:
+    """The largest hidden size whose model has at most ``budget`` parameters (at least 1)."""
+    hidden = 1
+    while count_parameters(cell, n_inputs, n_outputs, hidden + 1, tokens) <= budget:
+        hidden += 1
+    return hidden
+
+
+def hidden_size(exp: Experiment, model: ModelConfig, task: TaskBase) -> int:
+    """The model's hidden size on ``task``: its own, the largest within its parameter budget,
+    or the experiment's.
+    """
+    if model.parameters is not None:
+        t = task.build()
+        return hidden_for_budget(model.cell, t.n_inputs, t.n_outputs, t.tokens, model.parameters)
+    return model.hidden_size or exp.hidden_size
+
+
+def _spec(exp, task, model, distance, seed, phase="evaluation", point: GridPoint = ()):
+    training = exp.training.model_copy(update=dict(point)) if point else exp.training
+    return RunSpec(
+        experiment=exp.name,
+        task=task,
+        model=model,
+        distance=distance,
+        seed=seed,
+        hidden_size=hidden_size(exp, model, task),
+        training=training,
+        data=exp.data,
+        probe=exp.probe,
+        resources=exp.resources,
+        phase=phase,
+        grid=point,
+    )
+
+
+def grid_points(exp: Experiment) -> list[GridPoint]:
+    """Every combination of the tuning grid's values, in the file's order (none: no tuning)."""
+    if exp.tuning is None:
+        return []
+    fields = list(exp.tuning.grid)
+    combos = itertools.product(*(exp.tuning.grid[f] for f in fields))
+    return [tuple(zip(fields, values, strict=True)) for values in combos]
+
+
+def tuning_runs(exp: Experiment) -> list[RunSpec]:
+    """Every tuning run: task, model, grid point, tuning seed, at the task's tuning distance."""
+    if exp.tuning is None:
+        return []
+    return [
+        _spec(exp, t, m, exp.tuning.distance(t), s, "tuning", point)
+        for t in exp.tasks
+        for m in exp.models
+        for point in grid_points(exp)
+        for s in exp.tuning.seeds
+    ]
+
+
+Choice = dict[tuple[str, str], GridPoint]  # (task, model) -> the grid point its runs use
+
+
+def evaluation_runs(exp: Experiment, choice: Choice | None = None) -> list[RunSpec]:
+    """The evaluation runs (task, distance, seed, model order), each variant with the grid point
+    ``choice`` gives it (none: the experiment's own training settings); variants ``choice``
+    lacks are left out (their tuning is unfinished).
+    """
+    out = []
+    for t in exp.tasks:
+        for d in t.distances:
+            for s in exp.seeds:
+                for m in exp.models:
+                    if choice is None:
+                        out.append(_spec(exp, t, m, d, s))
+                    elif (t.task, m.name) in choice:
+                        out.append(_spec(exp, t, m, d, s, point=choice[(t.task, m.name)]))
+    return out

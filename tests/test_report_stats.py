@@ -1,0 +1,259 @@
+"""The report's statistics and claims on synthetic sweeps (no training): horizons, the fitted d50,
+share against outcome within a distance, time to solve with censoring, and captions and
+findings that change when the data do.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import config
+from pipeline.report import compare, figures, findings, stats, style, survival
+from pipeline.report.reading import RESULT_COLUMNS
+from pipeline.report.results import Sweep
+from pipeline.report.tables import d50_text, horizon_text
+
+# ---- hand-made count tables ------------------------------------------------------------------
+
+
+def counts(rows: list[tuple[str, int, int, int]]) -> pd.DataFrame:
+    """(model, distance, solved, planned) -> a success_counts frame of task ``t``."""
+    frame = pd.DataFrame(rows, columns=["model", "distance", "solved", "planned"])
+    return frame.assign(task="t", finished=frame["planned"])
+
+
+def test_horizon_needs_every_shorter_distance_held():
+    table = counts(
+        [
+            ("a", 10, 3, 3),
+            ("a", 20, 1, 3),  # 1 of 3: below half
+            ("a", 40, 2, 3),  # held again after failing 20: non-monotone, not the horizon
+            ("b", 10, 0, 3),
+            ("c", 10, 1, 2),  # exactly half counts
+            ("c", 20, 0, 2),
+        ]
+    )
+    held = stats.horizons(table)
+    assert held[("t", "a")] == stats.Horizon(10, held_again=(40,), failed_at=20)
+    assert not held[("t", "a")].monotone
+    assert held[("t", "b")].distance is None
+    assert held[("t", "c")] == stats.Horizon(10, (), 20)
+    text = horizon_text(held[("t", "a")])
+    assert text.startswith("10") and "non-monotone" in text and "40" in text and "20" in text
+
+
+def test_parting_distances_are_where_the_holding_models_change():
+    table = counts(
+        [
+            ("rnn", 10, 3, 3),
+            ("rnn", 20, 0, 3),
+            ("rnn", 40, 0, 3),
+            ("rnn", 80, 0, 3),
+            ("lstm", 10, 3, 3),
+            ("lstm", 20, 3, 3),
+            ("lstm", 40, 2, 3),
+            ("lstm", 80, 1, 3),  # below half: from 80 on, no model holds
+        ]
+    )
+    assert stats.parting_distances(table) == {20: ["rnn"]}
+    same = table.assign(solved=0)
+    assert stats.parting_distances(same) == {80: []}  # never part: the longest distance
+
+
+def test_d50_of_data_symmetric_about_a_distance_is_that_distance():
+    table = counts([("m", 10, 3, 3), ("m", 20, 2, 3), ("m", 40, 1, 3), ("m", 80, 0, 3)])
+    d = stats.fit_d50(table)
+    assert d.kind == "fitted" and d.n == 12
+    assert d.estimate == pytest.approx(math.sqrt(20 * 40), rel=1e-4)  # midway in log2
+    assert d.low * d.high == pytest.approx(800, rel=1e-3)  # the interval is symmetric too
+    assert 10 < d.low < d.estimate < d.high < 80
+    more = counts([("m", 10, 30, 30), ("m", 20, 20, 30), ("m", 40, 10, 30), ("m", 80, 0, 30)])
+    tighter = stats.fit_d50(more)
+    assert tighter.high - tighter.low < d.high - d.low  # ten times the seeds: narrower
+
+
+@pytest.mark.parametrize(
+    ("rows", "kind", "said"),
+    [
+        ([(10, 3, 3), (20, 3, 3)], "beyond", "beyond the longest distance (20)"),
+        ([(10, 0, 3), (20, 0, 3)], "below", "below the shortest distance (10)"),
+        ([(10, 3, 3), (20, 3, 3), (40, 0, 3), (80, 0, 3)], "between", "between 20 and 40"),
+        ([(10, 0, 3), (20, 1, 3), (40, 3, 3)], "rising", "not estimable"),
+    ],
+)
+def test_d50_says_where_it_cannot_be_identified(rows, kind, said):
+    table = counts([("m", *r) for r in rows])
+    d = stats.fit_d50(table)
+    assert d.kind == kind and math.isnan(d.estimate)
+    text = d50_text(d, table["distance"].min(), table["distance"].max())
+    assert said in text
+    assert stats.fitted_curve(table, np.array([10.0, 20.0])) is None or kind == "rising"
+
+
+def test_d50_outside_the_sweep_is_called_extrapolated():
+    table = counts([("m", 10, 1, 3), ("m", 20, 0, 3), ("m", 40, 0, 3), ("m", 80, 0, 3)])
+    d = stats.fit_d50(table)
+    assert d.kind == "fitted" and d.estimate < 10
+    assert "extrapolated below the shortest distance 10" in d50_text(d, 10, 80)
+
+
+def test_the_fitted_curve_crosses_half_at_d50():
+    table = counts([("m", 10, 3, 3), ("m", 20, 2, 3), ("m", 40, 1, 3), ("m", 80, 0, 3)])
+    d = stats.fit_d50(table)
+    curve = stats.fitted_curve(table, np.array([d.estimate / 2, d.estimate, d.estimate * 2]))
+    assert curve[1] == pytest.approx(0.5, abs=1e-6)
+    assert curve[0] > 0.5 > curve[2]
+
+
+def test_few_distances_keep_both_ends():
+    assert style.few([10, 20, 40]) == [10, 20, 40]
+    assert style.few([10, 20, 40, 80, 160, 320], 4) == [10, 40, 80, 320]
+
+
+# ---- synthetic sweeps ----------------------------------------------------------------------
+
+SEEDS = [0, 1, 2, 3]
+DISTANCES = [10, 20, 40, 80]
+
+
+def synthetic_sweep(outcome: dict[tuple[str, int], list[str]], shares=None) -> Sweep:
+    """A sweep of two models (rnn, lstm) on recall without training: ``outcome[(model, d)]`` is
+    the status of each seed; ``shares[(model, d)]`` each seed's initial key share.
+    """
+    exp = config.Experiment(
+        name="synthetic",
+        tasks=[{"task": "recall", "distances": DISTANCES}],
+        models=[{"name": "rnn", "cell": "rnn"}, {"name": "lstm", "cell": "lstm"}],
+        seeds=SEEDS,
+    )
+    rows = []
+    for spec in exp.runs:
+        status = outcome[(spec.model.name, spec.distance)][SEEDS.index(spec.seed)]
+        share = (shares or {}).get((spec.model.name, spec.distance))
+        share = share[SEEDS.index(spec.seed)] if share else 10.0 ** (-spec.distance / 10)
+        solved = status == "solved"
+        rows.append(
+            {
+                **{k: v for k, v in spec.identity().items() if k in RESULT_COLUMNS},
+                "status": status,
+                "solved": solved,
+                "test_accuracy": 1.0 if solved else 0.125,
+                "test_loss": 0.01 if solved else 2.08,
+                "chance_accuracy": 0.125,
+                "baseline_loss": 2.08,
+                "steps": 100 * (1 + SEEDS.index(spec.seed)) if solved else 2000,
+                "steps_to_solve": 100 * (1 + SEEDS.index(spec.seed)) if solved else None,
+                "probe_data": True,
+                "probe_init_h_key_share": share,
+                "probe_final_h_key_share": share,
+                "probe_init_h_rho": 0.5,
+                "probe_init_h_rho_r2": 0.99,
+                "probe_init_h_jacobian_key": share,
+                "environment": "test machine",
+                "run_id": f"id-{spec.key}",
+            }
+        )
+    runs = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    runs = runs.astype({"steps": "Int64", "steps_to_solve": "Int64", "solved": "boolean"})
+    history = pd.DataFrame(columns=["run_id", "task", "model", "distance", "seed", "metric"])
+    curves = pd.DataFrame(columns=["run_id", "task", "model", "distance", "phase", "k"])
+    return Sweep(exp, "1", "sqlite:///none", runs, curves, history.assign(step=[], value=[]))
+
+
+def all_(status: str) -> list[str]:
+    return [status] * len(SEEDS)
+
+
+RNN_SHORT = {  # the RNN holds to 10, the LSTM to 40
+    **{("rnn", d): all_("solved" if d <= 10 else "unsolved") for d in DISTANCES},
+    **{("lstm", d): all_("solved" if d <= 40 else "unsolved") for d in DISTANCES},
+}
+LSTM_SHORT = {(("lstm" if m == "rnn" else "rnn"), d): v for (m, d), v in RNN_SHORT.items()}
+
+
+def test_opposite_outcomes_give_opposite_claims():
+    one, other = synthetic_sweep(RNN_SHORT), synthetic_sweep(LSTM_SHORT)
+    said_one, said_other = findings.findings(one), findings.findings(other)
+    ranking = [s for s in said_one if s.startswith("Memory horizon by model")][0]
+    assert ranking.index("lstm 40") < ranking.index("rnn 10")
+    ranking = [s for s in said_other if s.startswith("Memory horizon by model")][0]
+    assert ranking.index("rnn 40") < ranking.index("lstm 10")
+    captions = {p.name: p.caption for p in figures.plots(one)}
+    assert {p.name: p.caption for p in figures.plots(other)} == captions  # how to read: same
+    for caption in captions.values():  # no caption states an outcome
+        assert "falls to chance" not in caption and "clipping cuts" not in caption
+
+
+def test_share_is_compared_within_a_distance_not_pooled():
+    """Pooled over distances, solved runs have far larger shares (short distances solve and have
+    large shares); within each distance the shares do not differ. The report must not claim the
+    pooled association.
+    """
+    shares = {(m, d): [10.0 ** (-d / 10) * f for f in (1, 2, 3, 4)] for m in ("rnn", "lstm")
+              for d in DISTANCES}  # fmt: skip
+    mixed = dict(RNN_SHORT)
+    mixed[("rnn", 20)] = ["solved", "unsolved", "solved", "unsolved"]  # both outcomes at 20
+    sweep = synthetic_sweep(mixed, shares)
+    pooled_solved = sweep.runs.loc[sweep.runs["status"] == "solved", "probe_init_h_key_share"]
+    pooled_unsolved = sweep.runs.loc[sweep.runs["status"] != "solved", "probe_init_h_key_share"]
+    assert pooled_solved.median() > 100 * pooled_unsolved.median()  # the confound is there
+    sentence = next(s for s in findings.findings(sweep) if "Compared within" in s)
+    assert "larger initial share went with learning" not in sentence
+    assert "No difference holds after Holm" in sentence
+    for c in compare.share_against_outcome(sweep.runs):  # every count is quoted
+        assert f"{c.n_solved} solved run(s)" in sentence
+        assert f"{c.n_unsolved} unsolved" in sentence
+
+
+def test_a_within_distance_difference_is_reported_with_its_counts():
+    statuses = ["solved"] * 6 + ["unsolved"] * 6
+    runs = pd.DataFrame(
+        {
+            "distance": [20] * 12,
+            "model": ["m"] * 12,
+            "status": statuses,
+            "probe_init_h_key_share": [1e-2 * (1 + i) for i in range(6)]
+            + [1e-6 * (1 + i) for i in range(6)],
+        }
+    )
+    (c,) = compare.share_against_outcome(runs)
+    assert (c.n_solved, c.n_unsolved) == (6, 6)
+    assert c.p < 0.01 and c.significant and c.larger_in_solved
+    assert compare.smallest_p(1, 2) == pytest.approx(2 / 3)
+
+
+def test_no_distance_with_both_outcomes_says_the_data_cannot_separate():
+    same = {(m, d): all_("solved" if d <= 20 else "unsolved") for m in ("rnn", "lstm")
+            for d in DISTANCES}  # fmt: skip
+    sweep = synthetic_sweep(same)
+    sentence = next(s for s in findings.findings(sweep) if "cannot separate" in s)
+    assert "At no distance" in sentence
+
+
+def test_time_to_solve_censors_unsolved_runs_at_the_budget():
+    runs = pd.DataFrame(
+        {
+            "status": ["solved", "solved", "unsolved", "diverged"],
+            "steps_to_solve": [100, 300, None, None],
+        }
+    )
+    curve = survival.kaplan_meier(runs, budget=2000)
+    assert (curve.runs, curve.solved) == (4, 2)
+    assert curve.unsolved[0] == 1.0 and curve.unsolved[-1] == pytest.approx(0.5)
+    assert curve.median == 300  # half solved by 300
+    late = survival.kaplan_meier(runs.assign(status=["solved"] + ["unsolved"] * 3), 2000)
+    assert math.isnan(late.median)  # a quarter solved: no median, not "2000"
+    none = survival.kaplan_meier(runs.assign(status="unsolved"), 2000)
+    assert none.solved == 0 and math.isnan(none.median)
+
+
+def test_synthetic_sweep_draws_every_figure_with_an_outcome():
+    sweep = synthetic_sweep(RNN_SHORT)
+    drawn = figures.plots(sweep)
+    names = [p.name for p in drawn]
+    assert "accuracy_vs_distance" in names and "steps_to_solve" in names
+    assert "adding_mse" not in names  # no adding task: no adding figure
