@@ -30,8 +30,9 @@ TRAIN = (
     "preload.py",
     "ray_executor.py",
     "stages.py",
+    "tuning.py",
 )
-REPORT = (*COMMON, "decay.py", "tracking.py", "report/*.py")
+REPORT = (*COMMON, "decay.py", "tracking.py", "tuning.py", "report/*.py")
 
 STAGE_CODE = {"data": DATA, "train": TRAIN, "report": REPORT}
 

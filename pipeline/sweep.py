@@ -10,6 +10,11 @@ sweep of the same experiment out:
 - a FINISHED run whose result file was not yet renamed into place is adopted from its
   ``result.json`` artifact rather than trained twice.
 
+An experiment with ``tuning`` sweeps in two phases: its tuning runs first, then its evaluation
+runs, each variant with the training settings its tuning chose on validation data (``tuning``);
+the choice is recomputed from the tuning result files on every start, so a resumed sweep makes
+the same one.
+
 Runs are independent. ``jobs`` worker processes (one torch thread each) each train many runs
 (``runner``); they are forked from a server that imported torch, Lightning and MLflow once, while
 the parent set up the store. When every run has a result, ``results/<experiment>/sweep.json`` is
@@ -33,7 +38,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline import paths, stages, tracking, workers
+from pipeline import paths, runs, stages, tracking, workers
 from pipeline.config import Experiment
 from pipeline.errors import SweepError
 from pipeline.files import write_json
@@ -47,7 +52,8 @@ from pipeline.runner import (
     run_one,
     stop_taking_runs,
 )
-from pipeline.runs import RunSpec
+from pipeline.runs import RunSpec, grid_label
+from pipeline.tuning import select
 
 
 def code_version() -> str:
@@ -181,7 +187,6 @@ def _run_parallel(
                 ) from None
             except Exception as e:
                 on_done(spec, None, f"{type(e).__name__}: {e}")
-        pool.shutdown(wait=True)
     except BaseException:
         workers.stop(pool)
         raise
@@ -199,23 +204,54 @@ def _run_inline(todo: list[RunSpec], init_args: tuple, on_done) -> None:
 
 
 def run(exp: Experiment, jobs: int, executor: str = "local", log=print) -> Progress:
-    """Train every run of ``exp`` that has no current result file. Raises SweepError when runs
-    failed (the others are kept), Interrupted on SIGINT/SIGTERM, TrackingError for a bad store.
+    """Train every run of ``exp`` that has no current result file: the tuning runs first, if the
+    experiment tunes, then the evaluation runs with the settings tuning chose (``tuning``).
+    Raises SweepError when runs failed (the others are kept), Interrupted on SIGINT/SIGTERM,
+    TrackingError for a bad store.
     """
     if executor == "ray":  # before anything touches the store: a cluster cannot share SQLite
         from pipeline.ray_executor import check_store
 
         check_store(paths.tracking_uri())
     version = code_version()
-    waiting = sum(not is_done(s, version) for s in exp.runs)
+    waiting = sum(not is_done(s, version) for s in runs.tuning_runs(exp)) + sum(
+        read_result(result_path(s)) is None for s in exp.runs
+    )
     jobs = max(1, min(jobs, waiting))
     pool = _local_pool(jobs) if executor == "local" and jobs > 1 else None
     try:
-        return _run(exp, jobs, executor, pool, version, log)
+        progress = _run(exp, jobs, executor, pool, version, log)
     except BaseException:
         if pool is not None:
             workers.stop(pool)
         raise
+    if pool is not None:
+        pool.shutdown(wait=True)
+    return progress
+
+
+@dataclass
+class Sweep:
+    """One sweep in progress: where runs go, how they run, and what has happened so far."""
+
+    exp: Experiment
+    jobs: int
+    executor: str
+    pool: cf.ProcessPoolExecutor | None
+    client: object
+    exp_id: str
+    version: str
+    progress: Progress
+    log: Callable
+
+    def train(self, specs: list[RunSpec], bar) -> None:
+        """Train those of ``specs`` that have no current result (adopting finished ones)."""
+        todo = [s for s in specs if not is_done(s, self.version)]
+        todo = adopt_finished(self.client, self.exp_id, todo, self.version)
+        self.progress.done += len(specs) - len(todo)
+        bar.update(len(specs) - len(todo))
+        if todo:
+            _train_all(self, todo, bar)
 
 
 def _run(exp: Experiment, jobs: int, executor: str, pool, version: str, log) -> Progress:
@@ -228,19 +264,19 @@ def _run(exp: Experiment, jobs: int, executor: str, pool, version: str, log) -> 
         closed = tracking.close_stale_runs(client, exp_id)
         if closed:
             log(f"train: closed {len(closed)} run(s) left RUNNING by an interruption (now KILLED)")
-        todo = [s for s in exp.runs if not is_done(s, version)]
-        todo = adopt_finished(client, exp_id, todo, version)
-        progress = Progress(total=len(exp.runs), done=len(exp.runs) - len(todo))
-        if todo:
-            _train_all(exp, todo, jobs, executor, pool, client, exp_id, version, progress, log)
-        elif pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        tuning = runs.tuning_runs(exp)
+        progress = Progress(total=len(tuning) + len(exp.runs))
+        sweep = Sweep(exp, jobs, executor, pool, client, exp_id, version, progress, log)
+        with _progress_bar(sweep) as bar:
+            sweep.train(tuning, bar)
+            evaluation = _evaluation_runs(sweep, tuning)
+            sweep.train(evaluation, bar)
         if progress.failed:
             raise SweepError(
                 f"{progress.failed} of {progress.total} runs failed:\n  "
                 + "\n  ".join(progress.failures)
             )
-        _write_summary(exp, version)
+        _write_summary(exp, tuning + evaluation, version)
         log(
             f"train: all {progress.total} runs of {exp.name!r} finished; results under "
             f"{paths.results_dir(exp.name)}, MLflow experiment {exp.name!r} at "
@@ -249,19 +285,52 @@ def _run(exp: Experiment, jobs: int, executor: str, pool, version: str, log) -> 
         return progress
 
 
-def _train_all(exp, todo, jobs, executor, pool, client, exp_id, version, progress, log) -> None:
-    tags = {tracking.CODE_VERSION: version, "code_commit": git_commit()}
-    init_args = (client.tracking_uri, exp_id, tags, exp.resources.cpus_per_run)
+def _evaluation_runs(sweep: Sweep, tuning: list[RunSpec]) -> list[RunSpec]:
+    """The evaluation runs, each variant with the settings its tuning chose on validation data
+    (all of them, untuned, without tuning). Variants whose tuning did not finish are left out
+    and counted as failed, with the reason.
+    """
+    exp = sweep.exp
+    if not tuning:
+        return exp.runs
+    results = {s.key: read_result(result_path(s)) for s in tuning if is_done(s, sweep.version)}
+    choice, selections, missing = select(exp, results)
+    for chosen in selections:
+        sweep.log(
+            f"train: tuning chose {grid_label(chosen.chosen)} for {chosen.task} {chosen.model}"
+        )
+    evaluation = runs.evaluation_runs(exp, choice)
+    skipped = len(exp.runs) - len(evaluation)
+    if skipped:
+        sweep.progress.failed += skipped
+        sweep.progress.failures.append(
+            f"{skipped} evaluation run(s) not started: the tuning of their variant did not "
+            f"finish ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})"
+        )
+    return evaluation
+
+
+@contextmanager
+def _progress_bar(sweep: Sweep):
     bar = tqdm(
-        total=progress.total,
-        initial=progress.done,
+        total=sweep.progress.total,
         unit="run",
         dynamic_ncols=True,
-        desc=f"train {exp.name}",
+        desc=f"train {sweep.exp.name}",
         file=sys.stderr,
         mininterval=1.0,
     )
-    bar.set_postfix(failed=0, running=jobs)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def _train_all(sweep: Sweep, todo: list[RunSpec], bar) -> None:
+    progress, jobs = sweep.progress, sweep.jobs
+    tags = {tracking.CODE_VERSION: sweep.version, "code_commit": git_commit()}
+    init_args = (sweep.client.tracking_uri, sweep.exp_id, tags, sweep.exp.resources.cpus_per_run)
+    bar.set_postfix(failed=progress.failed, running=min(jobs, len(todo)))
 
     def on_done(spec, result, error):
         if error is None:
@@ -278,32 +347,31 @@ def _train_all(exp, todo, jobs, executor, pool, client, exp_id, version, progres
     signal.signal(signal.SIGTERM, stop_taking_runs)
     signal.signal(signal.SIGINT, stop_taking_runs)
     try:
-        if executor == "ray":
+        if sweep.executor == "ray":
             from pipeline.ray_executor import run_ray
 
             run_ray(todo, init_args, on_done)
-        elif pool is None:
+        elif sweep.pool is None:
             _run_inline(todo, init_args, on_done)
         else:
-            _run_parallel(todo, pool, init_args, on_done)
+            _run_parallel(todo, sweep.pool, init_args, on_done)
     except KeyboardInterrupt:
         bar.close()
         left = progress.total - progress.done
-        log(
+        sweep.log(
             f"train: interrupted; {progress.done} of {progress.total} runs finished, {left} "
             "left. Run the same command again to resume."
         )
         raise Interrupted() from None
     finally:
-        bar.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _write_summary(exp: Experiment, version: str) -> None:
+def _write_summary(exp: Experiment, specs: list[RunSpec], version: str) -> None:
     summary = {
         "experiment": exp.name,
         tracking.CODE_VERSION: version,
-        "runs": {s.key: read_result(result_path(s))["run_id"] for s in exp.runs},
+        "runs": {s.key: read_result(result_path(s))["run_id"] for s in specs},
     }
     write_json(paths.results_dir(exp.name) / "sweep.json", summary)

@@ -139,6 +139,8 @@ def synthetic_sweep(outcome: dict[tuple[str, int], list[str]], shares=None) -> S
         rows.append(
             {
                 **{k: v for k, v in spec.identity().items() if k in RESULT_COLUMNS},
+                "hidden_size": spec.hidden_size,
+                "parameters": 1000 if spec.model.cell == "rnn" else 4000,
                 "status": status,
                 "solved": solved,
                 "test_accuracy": 1.0 if solved else 0.125,

@@ -21,10 +21,12 @@ from pipeline.report.tables import (
     decay_table,
     horizon_table,
     measure_table,
+    models_table,
     mse_table,
     problem_table,
     runs_table,
     steps_table,
+    tuning_table,
 )
 
 
@@ -100,6 +102,7 @@ def method(sweep: Sweep) -> list[str]:
         "machine the same seeds can end differently near the edge of a model's horizon, so "
         "outcomes agree there within seed noise, not run for run.",
     ]
+    out.append(_tuning_method(sweep))
     if "adding" in sweep.tasks:
         tolerance = next(task.tolerance for task in sweep.exp.tasks if task.task == "adding")
         out.append(
@@ -113,9 +116,42 @@ def method(sweep: Sweep) -> list[str]:
     return out
 
 
+def _tuning_method(sweep: Sweep) -> str:
+    tuning, t = sweep.exp.tuning, sweep.exp.training
+    if tuning is None:
+        return (
+            f"Training settings. Every variant trained with the same settings ({t.optimizer}, "
+            f"learning rate {t.learning_rate:g}, batch {t.batch_size}, clip {t.grad_clip}); "
+            "none was tuned, so a variant that needs another learning rate is at a disadvantage."
+        )
+    grid = "; ".join(f"{field} in {values}" for field, values in tuning.grid.items())
+    where = ", ".join(f"{task.task} at {tuning.distance(task)}" for task in sweep.exp.tasks)
+    return (
+        f"Tuning. Every variant had the same budget: each point of the grid ({grid}) trained on "
+        f"tuning seed(s) {tuning.seeds}, never the evaluation seeds, at one distance per task "
+        f"({where}). Per variant, the grid point with the most tuning seeds solved wins, then "
+        "the fewest mean steps to solve (unsolved counting as the budget), then the highest "
+        "mean best validation accuracy, then the lowest best validation loss, then the grid's "
+        "order. Only validation numbers enter the choice; the evaluation runs (the seeds "
+        f"{sweep.exp.seeds}) then train with it at every distance."
+    )
+
+
 def tables(sweep: Sweep) -> list:
     blocks = []
     for task in sweep.tasks:
+        blocks += [
+            f"{task}: the variants compared: cell, initialisation, size and parameter count"
+            + (", and the settings tuning chose." if sweep.exp.tuning else "."),
+            models_table(sweep, task),
+        ]
+        if sweep.selections:
+            blocks += [
+                f"{task}: tuning, per variant and grid point, over the tuning seeds: seeds "
+                "solved, mean steps to solve (unsolved: the budget), mean best validation "
+                "accuracy.",
+                tuning_table(sweep, task),
+            ]
         blocks += [
             f"{task}: memory horizon (held in at least half the seeds at this and every shorter "
             f"distance), fitted horizon d50 with its {LEVEL:.0%} interval, and seeds "

@@ -21,6 +21,7 @@ from pipeline.report.results import Sweep
 from pipeline.report.stats import LEVEL, fitted_curve, success_counts
 from pipeline.report.style import Plot, by_model, distance_axis, figure, legend, model_colours
 from pipeline.report.survival import survival_table
+from pipeline.runs import grid_label, grid_points
 
 
 def _nudge(sweep: Sweep) -> dict[str, float]:
@@ -180,12 +181,65 @@ def plot_adding_error(sweep: Sweep) -> Plot | None:
     )
 
 
+def plot_sensitivity(sweep: Sweep) -> Plot | None:
+    """Outcome against the tuned setting, per variant, at each task's tuning distance."""
+    if not sweep.selections or sweep.tuning is None:
+        return None
+    tuning = sweep.exp.tuning
+    field = next(iter(tuning.grid))
+    numeric = all(isinstance(v, int | float) for v in tuning.grid[field])
+    runs = sweep.tuning[sweep.tuning["status"].isin(("solved", "unsolved", "diverged"))].copy()
+    if runs.empty:
+        return None
+    values = {grid_label(p): dict(p)[field] for p in grid_points(sweep.exp)}
+    runs["setting"] = runs["grid"].map(values)
+    budget = sweep.exp.training.max_steps
+    runs["steps used"] = runs["steps_to_solve"].astype("Float64").fillna(budget).astype(float)
+    tasks = [t for t in sweep.tasks if t in set(runs["task"])]
+    fig, axes = figure(len(tasks), 2, width=3.8)
+    chosen = {(s.task, s.model): dict(s.chosen)[field] for s in sweep.selections}
+    colours = model_colours(sweep)
+    for row, task in enumerate(tasks):
+        part = runs[runs["task"] == task]
+        for col, (column, label) in enumerate(
+            [("best_val_accuracy", "best validation accuracy"), ("steps used", "steps to solve")]
+        ):
+            ax = axes[row][col]
+            sns.lineplot(
+                part, x="setting", y=column, **by_model(sweep), estimator="mean", errorbar=None,
+                marker="o", ax=ax,
+            )  # fmt: skip
+            for model in sweep.models:
+                pick = chosen.get((task, model))
+                mine = part[(part["model"] == model) & (part["setting"] == pick)]
+                if pick is not None and not mine.empty:
+                    ax.plot([pick], [mine[column].mean()], marker="*", ms=13, ls="none",
+                            color=colours[model], markeredgecolor="k")  # fmt: skip
+            if numeric:
+                ax.set_xscale("log")
+            if column == "steps used":
+                ax.axhline(budget, color="k", ls="--", lw=1, label=f"budget ({budget})")
+            d = tuning.distance(next(t for t in sweep.exp.tasks if t.task == task))
+            ax.set(title=f"{task}, tuning distance {d}", xlabel=field, ylabel=label)
+    legend(fig, axes)
+    fig.suptitle("Sensitivity to the tuned setting (tuning runs, validation data)")
+    return Plot(
+        "tuning_sensitivity",
+        "Outcome against the tuned setting",
+        f"Each variant's tuning runs at each {field} of the grid, mean over the tuning seeds "
+        f"{tuning.seeds}: best validation accuracy (left) and steps to solve, an unsolved run "
+        "counting as the budget (right). Stars mark the setting each variant's evaluation runs "
+        "used. A flat line means the variant's outcome did not depend on the setting.",
+        fig,
+    )
+
+
 def plots(sweep: Sweep) -> list[Plot]:
     """Every figure the data allows, in the report's order (absent data: figure left out),
     drawn in the report's style.
     """
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.9):
-        drawn = [plot_accuracy(sweep), plot_adding_error(sweep)]
+        drawn = [plot_accuracy(sweep), plot_adding_error(sweep), plot_sensitivity(sweep)]
         drawn += [plot_gradient_curves(sweep, task) for task in sweep.tasks]
         drawn += [
             plot_key_share(sweep),

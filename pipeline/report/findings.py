@@ -25,6 +25,7 @@ from pipeline.report.results import (
 from pipeline.report.stats import fit_d50, horizons, parting_distances, success_counts
 from pipeline.report.survival import survival_table
 from pipeline.report.tables import count_text, d50_text, horizon_text, survival_text
+from pipeline.report.verdict import verdicts
 
 
 def findings(sweep: Sweep) -> list[str]:
@@ -36,6 +37,7 @@ def findings(sweep: Sweep) -> list[str]:
         prefix = f"{task}: " if len(sweep.tasks) > 1 else ""
         out += [prefix + _model_sentence(counts, model) for model in sweep.models]
         out.append(prefix + _ranking(counts, task, sweep))
+        out += [prefix + s for s in verdicts(sweep, task)]
         out += [prefix + s for s in _gradient_sentences(sweep, task, counts)]
         out += [prefix + s for s in _steps_sentences(sweep, task)]
         if task == "adding":

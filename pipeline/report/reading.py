@@ -16,7 +16,8 @@ from contextlib import contextmanager
 
 import pandas as pd
 
-from pipeline import paths, tracking
+from pipeline import paths, tracking, tuning
+from pipeline import runs as runs_module
 from pipeline.config import Experiment
 from pipeline.decay import efold
 from pipeline.errors import ReportError
@@ -27,7 +28,8 @@ PROBE_COLUMNS = [
     f"probe_{phase}_{state}_{stat}" for phase in PHASES for state in STATES for stat in PROBE_STATS
 ]
 RESULT_COLUMNS = [
-    "task", "model", "cell", "distance", "seed", "status",
+    "task", "model", "cell", "distance", "seed", "phase", "grid", "hidden_size", "parameters",
+    "status",
     "test_accuracy", "test_loss", "baseline_loss", "chance_accuracy", "best_val_accuracy",
     "best_val_loss", "steps", "steps_to_solve", "solved", "diverged_step", "mean_grad_norm",
     "wall_time", "probe_data", *PROBE_COLUMNS, "environment", "run_key", "run_id", "note",
@@ -51,10 +53,18 @@ def collect(exp: Experiment, client) -> Sweep:
         for r in tracking.search(client, found.experiment_id)
         if r.data.tags.get(tracking.SUMMARY_TAG) != "true"
     ]
-    runs = pd.DataFrame([_row(spec, mlflow_runs) for spec in exp.runs], columns=RESULT_COLUMNS)
-    runs = runs.astype(
-        {"steps": "Int64", "steps_to_solve": "Int64", "diverged_step": "Int64", "solved": "boolean"}
-    )
+    tuning_specs = runs_module.tuning_runs(exp)
+    tuned = _frame([_row(spec, mlflow_runs) for spec in tuning_specs])
+    selections, evaluation = [], exp.runs
+    if tuning_specs:
+        current = tuned[tuned["status"].isin(FINISHED)]["run_key"]
+        results = {key: _result(exp, key) for key in current}
+        choice, selections, _ = tuning.select(exp, results)
+        evaluation = _with_choice(exp, choice)
+    runs = _frame([_row(spec, mlflow_runs) for spec in evaluation])
+    if tuning_specs:
+        untuned = ~runs["run_key"].isin([s.key for s in runs_module.evaluation_runs(exp, choice)])
+        runs.loc[untuned, ["status", "note"]] = ["missing", "its variant's tuning did not finish"]
     if not runs["status"].isin(FINISHED).any():
         raise ReportError(
             f"experiment {exp.name!r} has no finished runs (no current result files under "
@@ -73,7 +83,28 @@ def collect(exp: Experiment, client) -> Sweep:
         curves=curves,
         history=_history(client, finished),
         commits=commits,
+        tuning=tuned,
+        selections=selections,
     )
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    return frame.astype(
+        {"steps": "Int64", "steps_to_solve": "Int64", "diverged_step": "Int64", "solved": "boolean"}
+    )
+
+
+def _result(exp: Experiment, key: str) -> dict:
+    return json.loads(paths.result_file(exp.name, key).read_text())
+
+
+def _with_choice(exp: Experiment, choice: dict) -> list[RunSpec]:
+    """Every evaluation run: with its variant's chosen settings where tuning finished, else
+    with the untuned ones (listed, then marked missing: they cannot have been trained).
+    """
+    chosen = {s.key: s for s in runs_module.evaluation_runs(exp, choice)}
+    return [chosen.get(s.key, s) for s in exp.runs]
 
 
 def _row(spec: RunSpec, mlflow_runs: list) -> dict:
@@ -81,6 +112,10 @@ def _row(spec: RunSpec, mlflow_runs: list) -> dict:
     task = spec.task.build()
     identity = {
         **{k: v for k, v in spec.identity().items() if k in RESULT_COLUMNS},
+        "hidden_size": spec.hidden_size,
+        "parameters": runs_module.count_parameters(
+            spec.model.cell, task.n_inputs, task.n_outputs, spec.hidden_size, task.tokens
+        ),
         "chance_accuracy": task.chance_accuracy(spec.distance),
         "baseline_loss": task.baseline_loss(spec.distance),
         "probe_data": False,

@@ -27,10 +27,11 @@ NO_PROBE = "no probe data"
 class Sweep:
     """Everything the report shows, read once.
 
-    ``runs``: one row per planned run (``report.RESULT_COLUMNS``). ``curves``: rows of the runs'
-    ``probe.csv`` artifacts with the run's identity. ``history``: long format (identity, metric,
-    step, value) of ``report.HISTORIES``. ``commits``: code commits the finished runs were
-    trained at.
+    ``runs``: one row per planned evaluation run (``reading.RESULT_COLUMNS``), the report's
+    subject. ``tuning``: one row per tuning run, and ``selections`` what tuning chose (empty
+    without tuning). ``curves``: rows of the runs' ``probe.csv`` artifacts with the run's
+    identity. ``history``: long format (identity, metric, step, value) of
+    ``reading.HISTORIES``. ``commits``: code commits the finished runs were trained at.
     """
 
     exp: Experiment
@@ -40,6 +41,8 @@ class Sweep:
     curves: pd.DataFrame
     history: pd.DataFrame
     commits: list[str] = field(default_factory=list)
+    tuning: pd.DataFrame | None = None  # rows of the tuning runs (same columns as ``runs``)
+    selections: list = field(default_factory=list)  # tuning.Selection per (task, variant)
 
     @property
     def finished(self) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from pipeline.report.results import (
 )
 from pipeline.report.stats import D50, Horizon, fit_d50, horizons, success_counts
 from pipeline.report.survival import survival_table
+from pipeline.runs import grid_label
 
 
 def count_text(c) -> str:
@@ -173,9 +174,51 @@ def mse_table(sweep: Sweep, task: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def models_table(sweep: Sweep, task: str) -> pd.DataFrame:
+    """Per variant: family, initialisation, size and parameters, and the settings it trained
+    with (the ones its tuning chose, when the experiment tunes).
+    """
+    runs = sweep.runs[sweep.runs["task"] == task]
+    chosen = {(s.task, s.model): grid_label(s.chosen) for s in sweep.selections}
+    rows = []
+    for m in sweep.exp.models:
+        mine = runs[runs["model"] == m.name]
+        row = {
+            "model": m.name,
+            "cell": m.cell,
+            "init": m.describe_init(),
+            "hidden size": int(values_of(mine, "hidden_size").max()),
+            "parameters": f"{int(values_of(mine, 'parameters').max()):,}",
+        }
+        if sweep.exp.tuning is not None:
+            row["tuning chose"] = chosen.get((task, m.name), "tuning unfinished")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def tuning_table(sweep: Sweep, task: str) -> pd.DataFrame:
+    """Per variant and grid point, what tuning saw on validation data (the rule's inputs)."""
+    rows = []
+    for s in sweep.selections:
+        if s.task != task:
+            continue
+        row = {"model": s.model}
+        for sc in s.scores:
+            mark = " (chosen)" if sc.point == s.chosen else ""
+            row[sc.label] = (
+                f"{sc.solved}/{sc.runs} solved, {sc.mean_steps:.0f} steps, best val acc "
+                f"{sc.mean_best_val_accuracy:.3f}{mark}"
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def problem_table(sweep: Sweep) -> pd.DataFrame:
-    """Every run that did not finish cleanly, and every finished run without probe data."""
-    runs = sweep.runs
+    """Every run that did not finish cleanly, and every finished run without probe data (tuning
+    runs included).
+    """
+    runs = sweep.runs if sweep.tuning is None else pd.concat([sweep.tuning, sweep.runs])
+    runs = runs.reset_index(drop=True)
     bad = runs[(runs["status"] != "solved") & (runs["status"] != "unsolved")].copy()
     unprobed = runs[is_unprobed(runs)].copy()
     unprobed["note"] = [NO_PROBE if pd.isna(n) else f"{n}; {NO_PROBE}" for n in unprobed["note"]]

@@ -1,0 +1,128 @@
+"""The central comparison, like with like: cell families (RNN, GRU, LSTM) compared twice.
+
+- **PyTorch defaults**: each family's variant that keeps PyTorch's own initialisation (a tanh
+  RNN, a GRU, an LSTM with PyTorch's forget-gate bias), so no family gets an initialisation
+  chosen for the task;
+- **each family at its best**: each family's variant that held the dependency furthest. This
+  choice is made on the evaluation results themselves, so a family with more variants has more
+  chances: the sentence says how many each had.
+
+Both compare variants trained under the same tuning budget (when the experiment tunes: the same
+grid, seeds and distance) and name the parameter counts, which differ at equal hidden size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from pipeline.report.results import Sweep, values_of
+from pipeline.report.stats import D50, fit_d50, horizons, success_counts
+from pipeline.report.tables import d50_text
+
+FAMILY = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
+
+
+def _d50_rank(d: D50) -> float:
+    """A number that orders fitted horizons: beyond the sweep > any estimate > below it."""
+    if d.kind == "beyond":
+        return math.inf
+    if d.kind == "fitted":
+        return d.estimate
+    if d.kind == "between":
+        return math.sqrt(d.low * d.high)
+    return 0.0
+
+
+def standing(sweep: Sweep, task: str) -> pd.DataFrame:
+    """Per model on ``task``: family, whether PyTorch-default, horizon, d50, parameters, mean
+    test accuracy; sorted best first (horizon, then d50, then accuracy).
+    """
+    runs = sweep.runs[sweep.runs["task"] == task]
+    counts = success_counts(runs)
+    held = horizons(counts)
+    configs = {m.name: m for m in sweep.exp.models}
+    rows = []
+    for model in sweep.models:
+        mine = counts[counts["model"] == model]
+        d50 = fit_d50(mine)
+        mine_runs = runs[runs["model"] == model]
+        rows.append(
+            {
+                "model": model,
+                "family": FAMILY[configs[model].cell],
+                "default": configs[model].pytorch_default,
+                "horizon": held[(task, model)].distance or 0,
+                "d50": d50,
+                "d50_rank": _d50_rank(d50),
+                "parameters": int(values_of(mine_runs, "parameters").max()),
+                "accuracy": values_of(mine_runs, "test_accuracy").mean(),
+                "shortest": mine["distance"].min(),
+                "longest": mine["distance"].max(),
+            }
+        )
+    table = pd.DataFrame(rows)
+    return table.sort_values(["horizon", "d50_rank", "accuracy"], ascending=False, kind="stable")
+
+
+def _describe(row) -> str:
+    horizon = row.horizon or "none"
+    d50 = d50_text(row.d50, row.shortest, row.longest)
+    return f"{row.model} (horizon {horizon}; d50 {d50}; {row.parameters:,} parameters)"
+
+
+def _compare(picked: pd.DataFrame) -> str:
+    """Which family held furthest among ``picked`` (one variant per family, best first)."""
+    first, rest = picked.iloc[0], picked.iloc[1:]
+    ties = rest[(rest["horizon"] == first.horizon) & (rest["d50_rank"] == first.d50_rank)]
+    if len(ties):
+        names = ", ".join([first.family, *ties["family"]])
+        return f"{names} held the dependency equally far"
+    behind = ", ".join(f"{r.family} ({r.horizon or 'none'})" for r in rest.itertuples())
+    lead = first.horizon or "none"
+    return f"the {first.family} held the dependency furthest ({lead}; then {behind})"
+
+
+def _budget(sweep: Sweep) -> str:
+    tuning = sweep.exp.tuning
+    if tuning is None:
+        t = sweep.exp.training
+        settings = f"{t.optimizer}, learning rate {t.learning_rate:g}"
+        return f"all with the same settings ({settings}, untuned)"
+    grid = "; ".join(f"{field} {values}" for field, values in tuning.grid.items())
+    return (
+        f"each tuned with the same budget (grid {grid} on tuning seed(s) {tuning.seeds}, chosen "
+        "on validation data)"
+    )
+
+
+def verdicts(sweep: Sweep, task: str) -> list[str]:
+    """The two family comparisons on ``task``, in words; empty with fewer than two families."""
+    table = standing(sweep, task)
+    if table["family"].nunique() < 2:
+        return []
+    out = []
+    defaults = table[table["default"]].drop_duplicates("family")
+    if defaults["family"].nunique() >= 2:
+        out.append(
+            "PyTorch defaults, each family's cell with PyTorch's own initialisation, "
+            f"{_budget(sweep)}: "
+            + "; ".join(_describe(r) for r in defaults.itertuples())
+            + f". Among these, {_compare(defaults)}."
+        )
+    else:
+        out.append(
+            "No defaults-against-defaults comparison: fewer than two families have a variant "
+            "with PyTorch's own initialisation in this experiment."
+        )
+    best = table.drop_duplicates("family")
+    sizes = table.groupby("family", sort=False)["model"].count()
+    counted = ", ".join(f"{family} {n}" for family, n in sizes.items())
+    out.append(
+        f"Each family at its best, {_budget(sweep)}; the best variant is picked on these same "
+        f"results, so families with more variants had more chances (variants: {counted}): "
+        + "; ".join(_describe(r) for r in best.itertuples())
+        + f". Among these, {_compare(best)}."
+    )
+    return out
