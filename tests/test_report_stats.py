@@ -259,3 +259,57 @@ def test_synthetic_sweep_draws_every_figure_with_an_outcome():
     names = [p.name for p in drawn]
     assert "accuracy_vs_distance" in names and "steps_to_solve" in names
     assert "adding_mse" not in names  # no adding task: no adding figure
+
+
+def family_sweep(outcome: dict[str, int]) -> Sweep:
+    """Five variants over three families: ``outcome[model]`` is the longest distance at which all
+    its seeds solve (0: none).
+    """
+    models = [
+        {"name": "rnn", "cell": "rnn"},
+        {"name": "irnn", "cell": "rnn", "nonlinearity": "relu", "recurrent_init": "identity"},
+        {"name": "gru", "cell": "gru"},
+        {"name": "lstm_default", "cell": "lstm", "forget_bias": "pytorch"},
+        {"name": "lstm", "cell": "lstm"},
+    ]
+    base = synthetic_sweep(RNN_SHORT)
+    exp = config.Experiment(
+        name="families", tasks=[{"task": "recall", "distances": DISTANCES}], models=models,
+        seeds=SEEDS,
+    )  # fmt: skip
+    rows = []
+    for spec in exp.runs:
+        solved = spec.distance <= outcome[spec.model.name]
+        rows.append(
+            {
+                **{k: v for k, v in spec.identity().items() if k in RESULT_COLUMNS},
+                "hidden_size": 64,
+                "parameters": {"rnn": 9000, "gru": 27000, "lstm": 35000}[spec.model.cell],
+                "status": "solved" if solved else "unsolved",
+                "test_accuracy": 1.0 if solved else 0.125,
+                "steps_to_solve": 100 if solved else None,
+                "run_id": spec.key,
+            }
+        )
+    runs = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    return Sweep(exp, "1", "sqlite:///none", runs, base.curves, base.history)
+
+
+def test_verdicts_compare_defaults_with_defaults_and_best_with_best():
+    from pipeline.report.verdict import verdicts
+
+    sweep = family_sweep({"rnn": 10, "irnn": 40, "gru": 20, "lstm_default": 10, "lstm": 20})
+    defaults, best = verdicts(sweep, "recall")
+    assert defaults.startswith("PyTorch defaults")
+    for name in ("rnn (horizon 10", "gru (horizon 20", "lstm_default (horizon 10"):
+        assert name in defaults
+    assert "irnn" not in defaults and "lstm (" not in defaults  # not PyTorch defaults
+    assert "the GRU held the dependency furthest" in defaults
+    assert "35,000 parameters" in defaults and "9,000 parameters" in defaults
+    assert "irnn (horizon 40" in best and "lstm (horizon 20" in best
+    assert "the RNN held the dependency furthest" in best  # the IRNN, at its best
+    assert "variants: RNN 2" in best and "LSTM 2" in best and "GRU 1" in best
+    flipped = family_sweep({"rnn": 10, "irnn": 10, "gru": 20, "lstm_default": 40, "lstm": 40})
+    defaults, best = verdicts(flipped, "recall")
+    assert "the LSTM held the dependency furthest" in defaults
+    assert "the LSTM held the dependency furthest" in best
