@@ -269,7 +269,7 @@ def _run(exp: Experiment, jobs: int, executor: str, pool, version: str, log) -> 
         sweep = Sweep(exp, jobs, executor, pool, client, exp_id, version, progress, log)
         with _progress_bar(sweep) as bar:
             sweep.train(tuning, bar)
-            evaluation = _evaluation_runs(sweep, tuning)
+            evaluation = _evaluation_runs(sweep, tuning, bar)
             sweep.train(evaluation, bar)
         if progress.failed:
             raise SweepError(
@@ -285,7 +285,7 @@ def _run(exp: Experiment, jobs: int, executor: str, pool, version: str, log) -> 
         return progress
 
 
-def _evaluation_runs(sweep: Sweep, tuning: list[RunSpec]) -> list[RunSpec]:
+def _evaluation_runs(sweep: Sweep, tuning: list[RunSpec], bar) -> list[RunSpec]:
     """The evaluation runs, each variant with the settings its tuning chose on validation data
     (all of them, untuned, without tuning). Variants whose tuning did not finish are left out
     and counted as failed, with the reason.

@@ -64,7 +64,9 @@ def collect(exp: Experiment, client) -> Sweep:
     runs = _frame([_row(spec, mlflow_runs) for spec in evaluation])
     if tuning_specs:
         untuned = ~runs["run_key"].isin([s.key for s in runs_module.evaluation_runs(exp, choice)])
-        runs.loc[untuned, ["status", "note"]] = ["missing", "its variant's tuning did not finish"]
+        runs["note"] = runs["note"].astype(object)
+        runs.loc[untuned, "status"] = "missing"
+        runs.loc[untuned, "note"] = "its variant's tuning did not finish"
     if not runs["status"].isin(FINISHED).any():
         raise ReportError(
             f"experiment {exp.name!r} has no finished runs (no current result files under "
