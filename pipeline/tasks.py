@@ -150,16 +150,22 @@ class Recall:
         """``x``: uint8 token ids ``[n, length]``; ``y``: uint8 class ids ``[n]``."""
         g = generator(seed)
         ids = {word: i for i, word in enumerate(self.vocabulary)}
+
+        def tokens(words) -> Tensor:  # token ids fit in uint8 (at most 256 words)
+            return torch.tensor([ids[w] for w in words], dtype=torch.uint8)
+
         key_class = torch.randint(self.n_keys, (n,), generator=g)  # which pair, per sample
-        filler_ids = torch.tensor([ids[w] for w in self.filler])
-        filler = filler_ids[torch.randint(self.n_filler, (n, distance - len(QUERY)), generator=g)]
-        key_ids = torch.tensor([ids[k] for k in self.keys])
-        prefix = torch.tensor([ids[w] for w in PREFIX]).expand(n, -1)
-        query = torch.tensor([ids[w] for w in QUERY]).expand(n, -1)
-        x = torch.cat([prefix, key_ids[key_class, None], filler, query], dim=1)
+        filler = torch.randint(self.n_filler, (n, distance - len(QUERY)), generator=g)
+        # written in place, in uint8: int64 pieces joined and cast would take 17 bytes a token
+        x = torch.empty(n, self.length(distance), dtype=torch.uint8)
+        key = len(PREFIX)
+        x[:, :key] = tokens(PREFIX)
+        x[:, key] = tokens(self.keys)[key_class]
+        x[:, key + 1 : key + 1 + filler.shape[1]] = tokens(self.filler)[filler]
+        x[:, x.shape[1] - len(QUERY) :] = tokens(QUERY)
         answer_class = {a: c for c, a in enumerate(self.answers)}
         to_class = torch.tensor([answer_class[a] for _, a in PAIRS[: self.n_keys]])
-        return x.to(torch.uint8), to_class[key_class].to(torch.uint8)
+        return x, to_class[key_class].to(torch.uint8)
 
     def render(self, x: Tensor, y: Tensor) -> list[str]:
         """Readable lines, ``i grew up in france the ... i speak fluent -> french``."""
