@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from pipeline import tasks
+from pipeline import capacity, tasks
 from pipeline.errors import ConfigError
 
 
@@ -227,6 +227,19 @@ class Experiment(Frozen):
             )
         return self
 
+    @model_validator(mode="after")
+    def _held_out_fits(self):
+        """Every (task, distance) has enough sequences for held-out splits that avoid train
+        (``capacity.held_out_problem``).
+        """
+        sizes = self.data.sizes()
+        for i, task in enumerate(self.tasks):
+            for distance in task.distances:
+                problem = capacity.held_out_problem(task.build(), distance, sizes)
+                if problem:
+                    raise ValueError(f"tasks[{i}].distances: {problem}")
+        return self
+
     @cached_property
     def runs(self) -> list[RunSpec]:
         """Every run of the sweep, in a stable order: task, distance, seed, model."""
@@ -336,7 +349,7 @@ def _describe(path: Path, error: ValidationError) -> str:
     lines = []
     for e in error.errors():
         where, msg = _location(e["loc"]), e["msg"].removeprefix("Value error, ")
-        own = re.match(r"^([a-z_.]+(?:\[\d+\])?): (.*)$", msg, re.S)
+        own = re.match(r"^([a-z_]+(?:\[\d+\]|\.[a-z_]+)*): (.*)$", msg, re.S)
         if own:  # a cross-field check that names its own field: "distances: ..."
             sub, msg = own.groups()
             where = sub if where == "(top level)" else f"{where}.{sub}"

@@ -14,10 +14,18 @@ import sys
 
 PACKAGE = "pipeline"
 
-COMMON = ("__init__.py", "paths.py", "errors.py", "files.py", "config.py", "tasks.py")
+COMMON = (
+    "__init__.py",
+    "paths.py",
+    "errors.py",
+    "files.py",
+    "config.py",
+    "tasks.py",
+    "capacity.py",
+)
 DATA = (*COMMON, "data.py")
 OUTCOME_CODE = (
-    *("config.py", "tasks.py", "data.py", "models.py", "decay.py", "probe.py"),
+    *("config.py", "tasks.py", "capacity.py", "data.py", "models.py", "decay.py", "probe.py"),
     *("batches.py", "record.py", "train.py"),
 )
 TRAIN = (

@@ -8,7 +8,8 @@ onto distance.
 Every generator draws from its own ``torch.Generator`` (never global random state), is vectorised
 over samples, and returns ``(x, y)`` in a compact dtype. Each task also knows its loss, its
 accuracy, its chance accuracy and the loss of the best model with no memory (``baseline_loss``),
-so training and reports share one definition of each.
+so training and reports share one definition of each; and, for the data stage, how many distinct
+inputs it can draw at a distance (``sequence_space``).
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ QUERY = ("i", "speak", "fluent")  # the answer is asked for after this phrase
 def stream_seed(*parts: object) -> int:
     """A 63-bit seed for one named random stream, e.g. ``stream_seed("recall", 20, 1, "train")``.
 
-    Different parts give unrelated streams, so the train, validation and test splits of one
-    (task, distance, seed) are drawn independently and never overlap by construction.
+    Different parts give unrelated streams. Unrelated streams can still draw the same sequence
+    where a task has few of them: keeping held-out splits apart from train is the data stage's
+    job (``data.generate``), not this function's.
     """
     digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
@@ -59,6 +61,14 @@ def stream_seed(*parts: object) -> int:
 
 def generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+def _power(base: int, exponent: int) -> float:
+    """``base ** exponent`` as a float; ``math.inf`` past the largest float (about 1.8e308)."""
+    try:
+        return float(base) ** exponent
+    except OverflowError:
+        return math.inf
 
 
 def check_limits(task) -> None:
@@ -107,6 +117,7 @@ class Recall:
     min_distance: ClassVar[int] = len(QUERY)  # the query phrase sits between key and output
     readout: ClassVar[str] = "last"
     tokens: ClassVar[bool] = True  # inputs are token ids
+    GROW_SPACE: ClassVar[str] = "longer distances, more filler words (n_filler)"  # more sequences
 
     def __post_init__(self) -> None:
         check_limits(self)
@@ -145,6 +156,13 @@ class Recall:
 
     def scored_step(self, distance: int) -> int:
         return self.length(distance) - 1
+
+    def sequence_space(self, distance: int) -> float:
+        """How many distinct inputs the task has at ``distance``: a key, then ``distance - 3``
+        filler words, each free (``math.inf`` past the largest float). ``y`` is a function of
+        ``x``, so distinct inputs are distinct samples.
+        """
+        return self.n_keys * _power(self.n_filler, distance - len(QUERY))
 
     def generate(self, distance: int, n: int, seed: int) -> tuple[Tensor, Tensor]:
         """``x``: uint8 token ids ``[n, length]``; ``y``: uint8 class ids ``[n]``."""
@@ -217,6 +235,7 @@ class Copy:
     LIMITS: ClassVar[dict] = {"n_symbols": {"ge": 2, "le": 250}, "copy_length": {"ge": 1}}
     readout: ClassVar[str] = "all"
     tokens: ClassVar[bool] = True
+    GROW_SPACE: ClassVar[str] = "a longer copy_length, more symbols (n_symbols)"
 
     def __post_init__(self) -> None:
         check_limits(self)
@@ -241,6 +260,12 @@ class Copy:
 
     def scored_step(self, distance: int) -> int:
         return distance
+
+    def sequence_space(self, distance: int) -> float:
+        """How many distinct inputs the task has: only the ``copy_length`` symbols vary, so the
+        distance does not change it (``math.inf`` past the largest float).
+        """
+        return _power(self.n_symbols, self.copy_length)
 
     def generate(self, distance: int, n: int, seed: int) -> tuple[Tensor, Tensor]:
         """``x``, ``y``: uint8 ``[n, distance + copy_length]``."""
@@ -306,6 +331,7 @@ class Adding:
     tokens: ClassVar[bool] = False  # inputs are two float channels
     n_inputs: ClassVar[int] = 2
     n_outputs: ClassVar[int] = 1
+    GROW_SPACE: ClassVar[str] = "longer distances"  # never needed: the space is unbounded
 
     def __post_init__(self) -> None:
         check_limits(self)
@@ -318,6 +344,12 @@ class Adding:
 
     def scored_step(self, distance: int) -> int:
         return distance
+
+    def sequence_space(self, distance: int) -> float:
+        """``math.inf``: the values are continuous (float32 draws repeat with a chance of about
+        2**-24 per value, ``distance + 1`` values a sequence).
+        """
+        return math.inf
 
     def generate(self, distance: int, n: int, seed: int) -> tuple[Tensor, Tensor]:
         """``x``: float32 ``[n, distance + 1, 2]`` (value, marker); ``y``: float32 ``[n]``."""

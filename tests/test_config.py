@@ -18,7 +18,7 @@ from pipeline import config
 from pipeline.config import ConfigError
 
 GOOD = {
-    "tasks": [{"task": "recall", "distances": [4, 8]}],
+    "tasks": [{"task": "recall", "distances": [6, 8]}],
     "models": [{"name": "rnn", "cell": "rnn"}, {"name": "lstm", "cell": "lstm"}],
     "seeds": [0, 1],
 }
@@ -91,7 +91,7 @@ BAD = [
     ),
     (
         "duplicate distances",
-        lambda s: s["tasks"][0].update(distances=[8, 4, 8]),
+        lambda s: s["tasks"][0].update(distances=[8, 6, 8]),
         "tasks[0].distances",
         "8",
     ),
@@ -126,6 +126,13 @@ BAD = [
         "64",
     ),
     ("name is not a setting", lambda s: s.update(name="other"), "name", "not a setting"),
+    # validation and test must avoid train: a space that train nearly exhausts is refused
+    (
+        "too few sequences for held-out splits",
+        lambda s: s["tasks"][0].update(distances=[8, 4]),
+        "tasks[0].distances",
+        "recall at distance 4 has 192 possible sequences",
+    ),
 ]
 
 
@@ -165,6 +172,40 @@ def test_an_index_in_a_message_points_into_the_file(tmp_path):
     with pytest.raises(ConfigError) as caught:
         config.load(path)
     assert "distances[0]" not in str(caught.value)
+
+
+def test_too_few_sequences_names_task_distance_and_sizes(tmp_path):
+    settings = {
+        **GOOD,
+        "tasks": [{"task": "recall", "distances": [4, 8], "n_keys": 4, "n_filler": 8}],
+        "data": {"n_train": 512, "n_val": 128, "n_test": 128},
+        "probe": {"batch_size": 32},
+    }
+    path = write(tmp_path, settings)
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert str(caught.value) == (
+        f"{path}: tasks[0].distances: recall at distance 4 has 32 possible sequences; a "
+        "512-sequence training split leaves about 0 unseen, and validation plus test need 256: "
+        "use longer distances, more filler words (n_filler), or a smaller data.n_train"
+    )
+
+
+def test_a_space_train_nearly_exhausts_is_refused_for_its_draws(tmp_path):
+    """10**6 copy sequences and 5 million training draws leave about 6700 unseen, enough for
+    validation and test, but 0.7% of the space: over a hundred draws per kept sequence.
+    """
+    settings = {
+        **GOOD,
+        "tasks": [{"task": "copy", "distances": [7], "n_symbols": 10, "copy_length": 6}],
+        "data": {"n_train": 5_000_000},
+    }
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, settings))
+    message = str(caught.value)
+    assert "tasks[0].distances: copy at distance 7 has 1000000 possible sequences" in message
+    assert "0.67% of them" in message and "about 148 draws per kept sequence" in message
+    assert "use a longer copy_length, more symbols (n_symbols)" in message
 
 
 def test_malformed_yaml_says_where(tmp_path):
