@@ -231,8 +231,11 @@ class Copy:
     copy_length: int = 10
 
     name: ClassVar[str] = "copy"
-    # symbol ids, blank and delimiter fit in uint8
-    LIMITS: ClassVar[dict] = {"n_symbols": {"ge": 2, "le": 250}, "copy_length": {"ge": 1}}
+    LIMITS: ClassVar[dict] = {
+        "n_symbols": {"ge": 2, "le": 250},  # symbol ids, blank and delimiter fit in uint8
+        # a hundred times the classic 10; a copy sequence is longer than twice its copy_length
+        "copy_length": {"ge": 1, "le": 1000},
+    }
     readout: ClassVar[str] = "all"
     tokens: ClassVar[bool] = True
     GROW_SPACE: ClassVar[str] = "a longer copy_length, more symbols (n_symbols)"

@@ -5,6 +5,7 @@ value; the shipped files load; config names are the run's param names.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import subprocess
 import sys
@@ -133,6 +134,140 @@ BAD = [
         "tasks[0].distances",
         "recall at distance 4 has 192 possible sequences",
     ),
+    # numbers must be finite (YAML writes these as .inf, -.inf and .nan)
+    (
+        "infinite learning rate",
+        lambda s: s.update(training={"learning_rate": math.inf}),
+        "training.learning_rate",
+        "inf",
+    ),
+    (
+        "nan clip norm",
+        lambda s: s.update(training={"grad_clip": math.nan}),
+        "training.grad_clip",
+        "nan",
+    ),
+    (
+        "negative infinite forget bias",
+        lambda s: s["models"][1].update(forget_bias=-math.inf),
+        "models[1].forget_bias",
+        "-inf",
+    ),
+    (
+        "nan tolerance as text",
+        lambda s: s.update(tasks=[{"task": "adding", "distances": [10], "tolerance": "nan"}]),
+        "tasks[0].tolerance",
+        "'nan'",
+    ),
+    (
+        "infinite GPUs",
+        lambda s: s.update(resources={"gpus_per_run": math.inf}),
+        "resources.gpus_per_run",
+        "inf",
+    ),
+    # sizes a later stage cannot handle
+    (
+        "batch larger than the training split",
+        lambda s: s.update(data={"n_train": 100}),
+        "training.batch_size",
+        "128 exceeds data.n_train 100",
+    ),
+    (
+        "validation past the last step",
+        lambda s: s.update(training={"max_steps": 50}),
+        "training.eval_every",
+        "100 exceeds training.max_steps 50",
+    ),
+    (
+        "metric writes past the last step",
+        lambda s: s.update(training={"max_steps": 20, "eval_every": 10}),
+        "training.log_every",
+        "25 exceeds training.max_steps 20",
+    ),
+    # upper bounds
+    (
+        "distance too long",
+        lambda s: s["tasks"][0].update(distances=[8, 20_000]),
+        "tasks[0].distances[1]",
+        "20000",
+    ),
+    ("hidden size too large", lambda s: s.update(hidden_size=100_000), "hidden_size", "100000"),
+    (
+        "model hidden size too large",
+        lambda s: s["models"][0].update(hidden_size=5000),
+        "models[0].hidden_size",
+        "5000",
+    ),
+    ("n_train too large", lambda s: s.update(data={"n_train": 10**8}), "data.n_train", "100000000"),
+    ("n_val too large", lambda s: s.update(data={"n_val": 10**8}), "data.n_val", "100000000"),
+    ("n_test too large", lambda s: s.update(data={"n_test": 10**8}), "data.n_test", "100000000"),
+    (
+        "max_steps too large",
+        lambda s: s.update(training={"max_steps": 10**7}),
+        "training.max_steps",
+        "10000000",
+    ),
+    (
+        "learning rate too large",
+        lambda s: s.update(training={"learning_rate": 1e7}),
+        "training.learning_rate",
+        "10000000.0",
+    ),
+    (
+        "clip norm too large",
+        lambda s: s.update(training={"grad_clip": 1e7}),
+        "training.grad_clip",
+        "10000000.0",
+    ),
+    ("seed too large for Lightning", lambda s: s.update(seeds=[0, 2**32]), "seeds", "4294967296"),
+    (
+        "copy_length too large",
+        lambda s: s.update(tasks=[{"task": "copy", "distances": [2500], "copy_length": 2000}]),
+        "tasks[0].copy_length",
+        "2000",
+    ),
+    (
+        "forget bias too large",
+        lambda s: s["models"][1].update(forget_bias=1000.0),
+        "models[1].forget_bias",
+        "1000.0",
+    ),
+    (
+        "chrono_t_max too large",
+        lambda s: s["models"][1].update(chrono_t_max=10**6),
+        "models[1].chrono_t_max",
+        "1000000",
+    ),
+    (
+        "model name too long",
+        lambda s: s["models"][0].update(name="m" * 65),
+        "models[0].name",
+        "'mmm",
+    ),
+    (
+        "probe interval too large",
+        lambda s: s.update(probe={"every_evals": 10**7}),
+        "probe.every_evals",
+        "10000000",
+    ),
+    (
+        "too many CPUs",
+        lambda s: s.update(resources={"cpus_per_run": 1000}),
+        "resources.cpus_per_run",
+        "1000",
+    ),
+    (
+        "too many GPUs",
+        lambda s: s.update(resources={"gpus_per_run": 16}),
+        "resources.gpus_per_run",
+        "16",
+    ),
+    (
+        "a fraction of GPUs above one",
+        lambda s: s.update(resources={"gpus_per_run": 1.5}),
+        "resources.gpus_per_run",
+        "1.5",
+    ),
 ]
 
 
@@ -156,8 +291,18 @@ def test_bad_config_names_file_field_and_value(tmp_path, edit, field, value):
         ("- recall\n- copy\n", "got list"),
         ("just text\n", "got str"),
         ("", "got NoneType"),
+        ("1: 2\n", "1: not a setting"),
+        ("a: " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply"),
     ],
-    ids=["unclosed list", "bad indent", "top-level list", "top-level scalar", "empty file"],
+    ids=[
+        "unclosed list",
+        "bad indent",
+        "top-level list",
+        "top-level scalar",
+        "empty file",
+        "number as a key",
+        "deep nesting",
+    ],
 )
 def test_unreadable_files(tmp_path, text, expect):
     path = write(tmp_path, text)
@@ -208,6 +353,25 @@ def test_a_space_train_nearly_exhausts_is_refused_for_its_draws(tmp_path):
     assert "use a longer copy_length, more symbols (n_symbols)" in message
 
 
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+        b"tasks: []\nseeds: [0]\x00\n",
+        b"seeds: [\xff\xfe]\n",
+    ],
+    ids=["binary", "nul byte", "invalid utf-8"],
+)
+def test_a_file_that_is_not_text(tmp_path, blob):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(blob)
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: not a text file")
+    assert len(message.splitlines()) == 1
+
+
 def test_malformed_yaml_says_where(tmp_path):
     path = write(tmp_path, "tasks: [recall, copy\n")
     with pytest.raises(ConfigError, match=r"line \d+"):
@@ -227,10 +391,10 @@ def test_yaml_is_read_safely(tmp_path):
         config.load(path)
 
 
-def test_cli_rejects_a_bad_file_with_code_2_and_writes_nothing(tmp_path):
+def cli_data_stage(tmp_path: Path, path: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """``python -m pipeline data -e path`` with its outputs under a fresh root."""
     root = tmp_path / "root"
     root.mkdir()
-    path = write(tmp_path, changed(lambda s: s.update(training={"learning_rate": -1.0})))
     source = Path(pipeline.__file__).resolve().parent.parent
     env = {
         **os.environ,
@@ -245,12 +409,43 @@ def test_cli_rejects_a_bad_file_with_code_2_and_writes_nothing(tmp_path):
         text=True,
         timeout=120,
     )
+    return done, root
+
+
+def test_cli_rejects_a_bad_file_with_code_2_and_writes_nothing(tmp_path):
+    path = write(tmp_path, changed(lambda s: s.update(training={"learning_rate": -1.0})))
+    done, root = cli_data_stage(tmp_path, path)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "training.learning_rate" in lines[0] and "-1.0" in lines[0] and str(path) in lines[0]
     assert done.stdout == ""
     assert list(root.iterdir()) == []  # no data/ folder, nothing at all
+
+
+@pytest.mark.parametrize(
+    ("content", "expect"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x02\x00", "not a text file"),
+        (
+            yaml.safe_dump(
+                changed(lambda s: s.update(training={"learning_rate": math.inf}))
+            ).encode(),
+            "training.learning_rate: input should be a finite number (got inf)",
+        ),
+    ],
+    ids=["binary file", "non-finite number"],
+)
+def test_cli_refuses_in_one_line_without_a_traceback(tmp_path, content, expect):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    done, root = cli_data_stage(tmp_path, path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert str(path) in lines[0] and expect in lines[0]
+    assert list(root.iterdir()) == []
 
 
 # --- the shipped experiments ---

@@ -30,6 +30,7 @@ SETTINGS = {
     ],
     "models": [{"name": "rnn", "cell": "rnn"}],
     "seeds": [0, 1],
+    "training": {"batch_size": 32},  # at most n_train
     "data": {"n_train": 64, "n_val": 32, "n_test": 48},
     "probe": {"batch_size": 16},
 }
@@ -201,7 +202,7 @@ def small_experiments(draw):
             name="p",
             tasks=[task],
             models=[{"name": "rnn", "cell": "rnn"}],
-            seeds=[draw(st.integers(0, 2**32 - 1))],
+            seeds=[draw(st.integers(0, config.MAX_SEED))],
             training={"batch_size": 1},
             data={k: draw(st.integers(1, 300)) for k in ("n_train", "n_val", "n_test")},
             probe={"batch_size": 1},

@@ -146,7 +146,8 @@ def test_forked_workers_take_each_sweeps_environment(tmp_path, monkeypatch):
     """The fork server outlives a sweep in this process: the next sweep's workers must still
     write under that sweep's PIPELINE_ROOT and store, not the first one's.
     """
-    settings = {**TINY, "seeds": [0], "training": {**TINY["training"], "max_steps": 10}}
+    training = {**TINY["training"], "max_steps": 10, "eval_every": 10}  # within max_steps
+    settings = {**TINY, "seeds": [0], "training": training}
     settings["tasks"] = [{**TINY["tasks"][0], "distances": [6]}]
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     for name in ("first", "second"):
