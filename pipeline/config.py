@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from functools import cached_property
 from pathlib import Path
@@ -42,7 +43,7 @@ class Frozen(BaseModel):
 
 
 # Upper bounds, each generous for the shipped experiments (full.yaml is paper-scale).
-MAX_DISTANCE = 10_000  # over 13 times full.yaml's longest (750)
+MAX_DISTANCE = 10_000  # over 13 times full.yaml's longest (750); data memory is checked apart
 MAX_HIDDEN = 4096  # 32 times full.yaml's 128: an LSTM this wide has 134M weights, 2 GB to train
 MAX_SEQUENCES = 10_000_000  # per split: 100 times full.yaml's training split
 MAX_STEPS = 1_000_000  # 50 times full.yaml's 20000 updates: days of training at paper scale
@@ -307,6 +308,30 @@ class Experiment(Frozen):
                     raise ValueError(f"tasks[{i}].distances: {problem}")
         return self
 
+    @model_validator(mode="after")
+    def _memory_fits(self):
+        """The data stage's largest folder fits in half of this machine's memory
+        (``capacity.peak_bytes``); unchecked where the platform does not say how much it has.
+        """
+        limit = capacity.memory_limit()
+        if limit is None:
+            return self
+        sizes = self.data.sizes()
+        need, task, distance = max(
+            (capacity.peak_bytes(t.build(), d, sizes), t.task, d)
+            for t in self.tasks
+            for d in t.distances
+        )
+        if need > limit:
+            raise ValueError(
+                f"data: {self.data.n_train}/{self.data.n_val}/{self.data.n_test} sequences of "
+                f"{task} at distance {distance} need about {_bytes(need)} of memory in the data "
+                f"stage, over the {_bytes(limit)} it may take here (half of this machine's "
+                f"{_bytes(2 * limit)}): use fewer sequences (data.n_train, data.n_val, "
+                "data.n_test) or shorter distances"
+            )
+        return self
+
     @cached_property
     def runs(self) -> list[RunSpec]:
         """Every run of the sweep, in a stable order: task, distance, seed, model."""
@@ -397,6 +422,13 @@ class RunSpec(BaseModel):
         """Hash of everything that determines the run's outcome; a changed config reruns it."""
         blob = json.dumps(self.params(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _bytes(n: float) -> str:
+    """``1.5 GiB``: a memory size for a message."""
+    units = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    power = min(int(math.log(max(n, 1), 1024)), len(units) - 1)
+    return f"{n / 1024**power:.1f} {units[power]}" if power else f"{n:.0f} bytes"
 
 
 def _location(loc: tuple) -> str:

@@ -9,9 +9,10 @@ One folder per (task, distance, seed) under ``data/<experiment>/<task>/d<distanc
 Every model of the experiment at that (task, distance, seed) reads the same files, so model
 comparisons are paired. Validation and test hold no sequence of the training split, so they
 measure generalisation, not memory, even where a task has few sequences (``generate``); the
-experiment file is refused where that cannot be done (``capacity``). A folder is written under a
-temporary name and renamed into place once complete, so an interrupted stage leaves no folder
-that looks finished; readers verify the checksums and name any file that fails.
+experiment file is refused where that cannot be done, or where the stage would not fit in memory
+(``capacity``). A folder is written under a temporary name and renamed into place once complete,
+so an interrupted stage leaves no folder that looks finished; readers verify the checksums and
+name any file that fails.
 """
 
 from __future__ import annotations

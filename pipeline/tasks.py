@@ -9,7 +9,8 @@ Every generator draws from its own ``torch.Generator`` (never global random stat
 over samples, and returns ``(x, y)`` in a compact dtype. Each task also knows its loss, its
 accuracy, its chance accuracy and the loss of the best model with no memory (``baseline_loss``),
 so training and reports share one definition of each; and, for the data stage, how many distinct
-inputs it can draw at a distance (``sequence_space``).
+inputs it can draw at a distance (``sequence_space``) and the memory a draw takes
+(``generate_bytes``).
 """
 
 from __future__ import annotations
@@ -164,6 +165,12 @@ class Recall:
         """
         return self.n_keys * _power(self.n_filler, distance - len(QUERY))
 
+    def generate_bytes(self, distance: int, n: int) -> int:
+        """An upper bound on the memory ``generate(distance, n)`` holds at once, its result
+        included: the filler drawn as int64, its uint8 token ids, and the uint8 sequence.
+        """
+        return n * (9 * (distance - len(QUERY)) + self.length(distance) + 64)
+
     def generate(self, distance: int, n: int, seed: int) -> tuple[Tensor, Tensor]:
         """``x``: uint8 token ids ``[n, length]``; ``y``: uint8 class ids ``[n]``."""
         g = generator(seed)
@@ -270,6 +277,12 @@ class Copy:
         """
         return _power(self.n_symbols, self.copy_length)
 
+    def generate_bytes(self, distance: int, n: int) -> int:
+        """An upper bound on the memory ``generate(distance, n)`` holds at once, its result
+        included: uint8 ``x`` and ``y``, the int64 symbols and their uint8 casts.
+        """
+        return n * (2 * self.length(distance) + 10 * self.copy_length + 64)
+
     def generate(self, distance: int, n: int, seed: int) -> tuple[Tensor, Tensor]:
         """``x``, ``y``: uint8 ``[n, distance + copy_length]``."""
         g = generator(seed)
@@ -353,6 +366,12 @@ class Adding:
         2**-24 per value, ``distance + 1`` values a sequence).
         """
         return math.inf
+
+    def generate_bytes(self, distance: int, n: int) -> int:
+        """An upper bound on the memory ``generate(distance, n)`` holds at once, its result
+        included: float32 values and markers, and the float32 pair they are stacked into.
+        """
+        return n * (16 * self.length(distance) + 64)
 
     def generate(self, distance: int, n: int, seed: int) -> tuple[Tensor, Tensor]:
         """``x``: float32 ``[n, distance + 1, 2]`` (value, marker); ``y``: float32 ``[n]``."""

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 import pipeline
-from pipeline import config
+from pipeline import capacity, config, tasks
 from pipeline.config import ConfigError
 
 GOOD = {
@@ -184,6 +184,14 @@ BAD = [
         "training.log_every",
         "25 exceeds training.max_steps 20",
     ),
+    (
+        "data larger than memory",
+        lambda s: s.update(
+            tasks=[{"task": "recall", "distances": [9000]}], data={"n_train": 10_000_000}
+        ),
+        "data",
+        "10000000/1000/2000 sequences of recall at distance 9000 need about",
+    ),
     # upper bounds
     (
         "distance too long",
@@ -351,6 +359,20 @@ def test_a_space_train_nearly_exhausts_is_refused_for_its_draws(tmp_path):
     assert "tasks[0].distances: copy at distance 7 has 1000000 possible sequences" in message
     assert "0.67% of them" in message and "about 148 draws per kept sequence" in message
     assert "use a longer copy_length, more symbols (n_symbols)" in message
+
+
+def test_data_larger_than_memory_names_both_sizes(tmp_path, monkeypatch):
+    monkeypatch.setattr(capacity, "memory_limit", lambda: 2**30)
+    settings = {**GOOD, "tasks": [{"task": "adding", "distances": [1000]}]}
+    settings["data"] = {"n_train": 100_000}  # float32 pairs: 8 bytes a step, 0.75 GiB a split
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, settings))
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1
+    assert "data: 100000/1000/2000 sequences of adding at distance 1000 need about " in message
+    assert "over the 1.0 GiB it may take here (half of this machine's 2.0 GiB)" in message
+    need = capacity.peak_bytes(tasks.Adding(), 1000, {"train": 100_000, "val": 1000, "test": 2000})
+    assert f"need about {need / 2**30:.1f} GiB" in message
 
 
 @pytest.mark.parametrize(
