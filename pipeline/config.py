@@ -1,9 +1,11 @@
 """Experiment files: typed, validated, frozen.
 
 An experiment file (``experiments/<name>.yaml``) lists only what differs from the defaults below.
-Loading validates everything before any work starts; any problem (malformed YAML, an unknown key,
-a wrong type, an out-of-range value, a duplicate name) raises :class:`ConfigError`, whose message
-names the file, the field and the bad value.
+Loading validates everything before any work starts; any problem (a file that is not text,
+malformed YAML, an unknown key, a wrong type, a number that is not finite, an out-of-range value,
+a duplicate name, sizes the later stages cannot handle) raises :class:`ConfigError`, whose message
+names the file, the field and the bad value. Every number is bounded above as well as below, so
+a value that passes cannot make a later stage fail (the bounds below say why each is where it is).
 
 The names here are the names everywhere: a field ``distance`` is the MLflow param ``distance``, the
 result column ``distance`` and the plot label ``distance``.
@@ -23,13 +25,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     StrictInt,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from pipeline import tasks
+from pipeline import capacity, tasks
 from pipeline.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -37,7 +40,29 @@ if TYPE_CHECKING:
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    # allow_inf_nan: nan, inf and YAML's .inf are refused wherever a number is accepted
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
+
+
+# Upper bounds, each generous for the shipped experiments (full.yaml is paper-scale).
+MAX_DISTANCE = 10_000  # over 13 times full.yaml's longest (750); data memory is checked apart
+MAX_HIDDEN = 4096  # 32 times full.yaml's 128: an LSTM this wide has 134M weights, 2 GB to train
+MAX_SEQUENCES = 10_000_000  # per split: 100 times full.yaml's training split
+MAX_STEPS = 1_000_000  # 50 times full.yaml's 20000 updates: days of training at paper scale
+# train.py seeds Lightning's global state with the run's seed, and seed_everything accepts
+# 0..2**32 - 1 (numpy's range; torch.Generator.manual_seed accepts more)
+MAX_SEED = 2**32 - 1
+# far above any rate that trains these models (Adam's work near 1e-3, SGD's below 10), and high
+# enough to make runs diverge on purpose (a test does, at 1e4)
+MAX_LEARNING_RATE = 1e6
+MAX_GRAD_CLIP = 1e6  # a clip norm no healthy gradient reaches never acts; null turns clipping off
+MAX_FORGET_BIAS = 100.0  # sigma(17) is 1 in float32: past that, a larger bias changes nothing
+MAX_PARAMETERS = 100_000_000  # a parameter budget: an LSTM of width MAX_HIDDEN has about 134M
+# per run: the cores of a large node. Ray leaves a task that asks for more than any node holds
+# pending forever, and a local run starts as many torch threads
+MAX_CPUS = 256
+MAX_GPUS = 8  # per run: the GPUs of one large node; Ray cannot spread a task across nodes
+MAX_NAME = 64  # model names go into file names (255 bytes at most) and figure legends
 
 
 def _number(value: object) -> object:
@@ -49,7 +74,34 @@ def _number(value: object) -> object:
 
 Number = Annotated[float, BeforeValidator(_number)]
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
-Distances = Annotated[list[PositiveInt], Field(min_length=1)]
+Distances = Annotated[list[Annotated[StrictInt, Field(ge=1, le=MAX_DISTANCE)]], Field(min_length=1)]
+HiddenSize = Annotated[StrictInt, Field(ge=1, le=MAX_HIDDEN)]
+GateBias = Annotated[Number, Field(ge=-MAX_FORGET_BIAS, le=MAX_FORGET_BIAS)]  # forget or update
+
+
+def _number_or(word: str, low: float, high: float, integer: bool = False):
+    """A validator for a field that takes a number in [low, high] or the word ``word``, with one
+    message either way (pydantic's union would report each alternative separately).
+    """
+
+    def check(value):
+        if value == word:
+            return value
+        kind = "an integer" if integer else "a number"
+        ok = isinstance(value, int if integer else int | float) and not isinstance(value, bool)
+        if isinstance(value, str) and not integer:
+            try:
+                value, ok = float(value), True
+            except ValueError:
+                ok = False
+        if not ok or not math.isfinite(value) or not low <= value <= high:
+            raise ValueError(f"input should be {kind} from {low:g} to {high:g}, or {word!r}")
+        return value
+
+    return PlainValidator(check)
+
+
+Sequences = Annotated[StrictInt, Field(ge=1, le=MAX_SEQUENCES)]
 
 
 def _unique(values: list, what: str) -> list:
@@ -133,15 +185,22 @@ class ModelConfig(Frozen):
       ``auto`` for ``CHRONO_AUTO`` x each run's distance.
     """
 
-    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=r"^[A-Za-z0-9_.-]+$")]
     cell: Literal["rnn", "lstm", "gru"]
-    hidden_size: PositiveInt | None = None  # None: the experiment's hidden_size
-    parameters: PositiveInt | None = None  # a budget: the largest hidden size within it, per task
+    hidden_size: HiddenSize | None = None  # None: the experiment's hidden_size
+    # a parameter budget: the largest hidden size within it, per task (bounded as a width is)
+    parameters: Annotated[StrictInt, Field(ge=1, le=MAX_PARAMETERS)] | None = None
     nonlinearity: Literal["tanh", "relu"] | None = None
     recurrent_init: Literal["pytorch", "orthogonal", "identity"] = "pytorch"
-    forget_bias: Number | Literal["pytorch"] | None = None
-    update_bias: Number | None = None
-    chrono_t_max: Annotated[StrictInt, Field(ge=2)] | Literal["auto"] | None = None
+    # None: LSTM_FORGET_BIAS; pytorch: PyTorch's own init (about 0)
+    forget_bias: (
+        Annotated[float | str, _number_or("pytorch", -MAX_FORGET_BIAS, MAX_FORGET_BIAS)] | None
+    ) = None
+    update_bias: GateBias | None = None
+    # Tallec & Ollivier 2018; time scales past the longest distance have nothing to span
+    chrono_t_max: Annotated[int | str, _number_or("auto", 2, MAX_DISTANCE, integer=True)] | None = (
+        None
+    )
 
     @model_validator(mode="after")
     def _options_fit_the_cell(self):
@@ -220,10 +279,11 @@ class ModelConfig(Frozen):
 
 class TrainingConfig(Frozen):
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
-    learning_rate: Annotated[Number, Field(gt=0)] = 3e-3
-    batch_size: PositiveInt = 128
-    max_steps: PositiveInt = 2000
-    grad_clip: Annotated[Number, Field(gt=0)] | None = 1.0  # clip by global norm; None: never
+    learning_rate: Annotated[Number, Field(gt=0, le=MAX_LEARNING_RATE)] = 3e-3
+    batch_size: PositiveInt = 128  # at most data.n_train (Experiment)
+    max_steps: Annotated[StrictInt, Field(ge=1, le=MAX_STEPS)] = 2000
+    # clip by global norm; None: never
+    grad_clip: Annotated[Number, Field(gt=0, le=MAX_GRAD_CLIP)] | None = 1.0
     eval_every: PositiveInt = 100  # steps between validations
     solved_accuracy: Annotated[Number, Field(gt=0, le=1)] = 0.99  # validation accuracy to stop at
     log_every: PositiveInt = 25  # steps between training-metric writes to MLflow
@@ -232,11 +292,22 @@ class TrainingConfig(Frozen):
     # clipping did not contain); a large pre-clip gradient norm alone is what clipping handles
     diverge_loss_factor: Annotated[Number, Field(gt=1)] = 100.0
 
+    @model_validator(mode="after")
+    def _cadence_fits(self):
+        for field, what in (("eval_every", "validate"), ("log_every", "write a training metric")):
+            value = getattr(self, field)
+            if value > self.max_steps:
+                raise ValueError(
+                    f"{field}: {value} exceeds training.max_steps {self.max_steps}: the run "
+                    f"would never {what}"
+                )
+        return self
+
 
 class DataConfig(Frozen):
-    n_train: PositiveInt = 20_000
-    n_val: PositiveInt = 1_000
-    n_test: PositiveInt = 2_000
+    n_train: Sequences = 20_000
+    n_val: Sequences = 1_000
+    n_test: Sequences = 2_000
 
     def sizes(self) -> dict[str, int]:
         """Sequences per split, by split name (the data stage's file names)."""
@@ -244,8 +315,9 @@ class DataConfig(Frozen):
 
 
 class ProbeConfig(Frozen):
-    batch_size: PositiveInt = 128  # probe samples, from the validation split
-    every_evals: Annotated[StrictInt, Field(ge=0)] = 5  # also probe every N validations; 0: never
+    batch_size: PositiveInt = 128  # probe samples, from the validation split (at most n_val)
+    # also probe every N validations; 0: never. A run validates at most MAX_STEPS times.
+    every_evals: Annotated[StrictInt, Field(ge=0, le=MAX_STEPS)] = 5
 
 
 class ResourcesConfig(Frozen):
@@ -253,10 +325,35 @@ class ResourcesConfig(Frozen):
     retrain finished runs.
     """
 
-    cpus_per_run: PositiveInt = 1  # CPUs (and torch threads) per run, locally and on Ray
-    gpus_per_run: Annotated[Number, Field(ge=0)] = 0  # Ray: 0.25 lets 4 runs share a GPU
+    # CPUs (and torch threads) per run, locally and on Ray
+    cpus_per_run: Annotated[StrictInt, Field(ge=1, le=MAX_CPUS)] = 1
+    # Ray: 0.25 lets 4 runs share a GPU
+    gpus_per_run: Annotated[Number, Field(ge=0, le=MAX_GPUS)] = 0
+
+    @field_validator("gpus_per_run")
+    @classmethod
+    def _whole_gpus(cls, v: float) -> float:
+        if v > 1 and v != int(v):
+            raise ValueError(
+                "a fraction of a GPU must be below 1 (Ray's rule): above 1, whole GPUs"
+            )
+        return v
 
 
+def _check_seeds(v: list[int]) -> list[int]:
+    """Seeds are distinct, and within what Lightning's seed_everything accepts."""
+    for s in v:
+        if s < 0:
+            raise ValueError(f"seed {s} is negative")
+        if s > MAX_SEED:
+            raise ValueError(
+                f"seed {s} exceeds {MAX_SEED} (2**32 - 1), the largest seed Lightning's "
+                "seed_everything accepts"
+            )
+    return _unique(v, "seed")
+
+
+# the training fields a tuning grid may vary
 TUNABLE = (
     "learning_rate",
     "optimizer",
@@ -275,7 +372,7 @@ class TuningConfig(Frozen):
 
     grid: Annotated[dict[str, Annotated[list, Field(min_length=1)]], Field(min_length=1)]
     seeds: Annotated[list[StrictInt], Field(min_length=1)]
-    distances: dict[str, PositiveInt] = {}
+    distances: dict[str, Annotated[StrictInt, Field(ge=1, le=MAX_DISTANCE)]] = {}
 
     @field_validator("grid")
     @classmethod
@@ -296,10 +393,7 @@ class TuningConfig(Frozen):
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v: list[int]) -> list[int]:
-        for s in v:
-            if s < 0:
-                raise ValueError(f"seed {s} is negative")
-        return _unique(v, "seed")
+        return _check_seeds(v)
 
     def distance(self, task: TaskBase) -> int:
         """The tuning distance of ``task``: as listed, else the middle of its distances."""
@@ -314,7 +408,7 @@ class Experiment(Frozen):
     tasks: Annotated[list[TaskConfig], Field(min_length=1)]
     models: Annotated[list[ModelConfig], Field(min_length=1)]
     seeds: Annotated[list[StrictInt], Field(min_length=1)]
-    hidden_size: PositiveInt = 64
+    hidden_size: HiddenSize = 64
     training: TrainingConfig = TrainingConfig()
     data: DataConfig = DataConfig()
     probe: ProbeConfig = ProbeConfig()
@@ -324,10 +418,7 @@ class Experiment(Frozen):
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v: list[int]) -> list[int]:
-        for s in v:
-            if s < 0:
-                raise ValueError(f"seed {s} is negative")
-        return _unique(v, "seed")
+        return _check_seeds(v)
 
     @field_validator("tasks")
     @classmethod
@@ -385,15 +476,68 @@ class Experiment(Frozen):
                 out.append((t, d, s))
         return out
 
+    @model_validator(mode="after")
+    def _batch_fits(self):
+        # batches.Batches yields only full batches: a smaller training split yields none, and
+        # training would wait for its first step forever
+        if self.training.batch_size > self.data.n_train:
+            raise ValueError(
+                f"training.batch_size: {self.training.batch_size} exceeds data.n_train "
+                f"{self.data.n_train}: training would never fill a batch"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _held_out_fits(self):
+        """Every (task, distance) has enough sequences for held-out splits that avoid train
+        (``capacity.held_out_problem``).
+        """
+        sizes = self.data.sizes()
+        index = {t.task: i for i, t in enumerate(self.tasks)}
+        for task, distance, _ in self.data_cells():  # the tuning distances too
+            problem = capacity.held_out_problem(task.build(), distance, sizes)
+            if problem:
+                raise ValueError(f"tasks[{index[task.task]}].distances: {problem}")
+        return self
+
+    @model_validator(mode="after")
+    def _memory_fits(self):
+        """The data stage's largest folder fits in half of this machine's memory
+        (``capacity.peak_bytes``); unchecked where the platform does not say how much it has.
+        """
+        limit = capacity.memory_limit()
+        if limit is None:
+            return self
+        sizes = self.data.sizes()
+        need, task, distance = max(
+            (capacity.peak_bytes(t.build(), d, sizes), t.task, d) for t, d, _ in self.data_cells()
+        )
+        if need > limit:
+            raise ValueError(
+                f"data: {self.data.n_train}/{self.data.n_val}/{self.data.n_test} sequences of "
+                f"{task} at distance {distance} need about {_bytes(need)} of memory in the data "
+                f"stage, over the {_bytes(limit)} it may take here (half of this machine's "
+                f"{_bytes(2 * limit)}): use fewer sequences (data.n_train, data.n_val, "
+                "data.n_test) or shorter distances"
+            )
+        return self
+
     @cached_property
     def runs(self) -> list[RunSpec]:
         """The evaluation runs with the experiment's own training settings, in a stable order
-        (task, distance, seed, model). With ``tuning``, see ``runs.plan``: each variant's
-        evaluation runs then take the settings its tuning chose.
+        (task, distance, seed, model). With ``tuning``, the sweep and the report give each
+        variant's evaluation runs the settings its tuning chose (``runs.evaluation_runs``).
         """
         from pipeline import runs
 
         return runs.evaluation_runs(self)
+
+
+def _bytes(n: float) -> str:
+    """``1.5 GiB``: a memory size for a message."""
+    units = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+    power = min(int(math.log(max(n, 1), 1024)), len(units) - 1)
+    return f"{n / 1024**power:.1f} {units[power]}" if power else f"{n:.0f} bytes"
 
 
 def _location(loc: tuple) -> str:
@@ -413,7 +557,7 @@ def _describe(path: Path, error: ValidationError) -> str:
     lines = []
     for e in error.errors():
         where, msg = _location(e["loc"]), e["msg"].removeprefix("Value error, ")
-        own = re.match(r"^([a-z_.]+(?:\[\d+\])?): (.*)$", msg, re.S)
+        own = re.match(r"^([a-z_]+(?:\[\d+\]|\.[a-z_]+)*): (.*)$", msg, re.S)
         if own:  # a cross-field check that names its own field: "distances: ..."
             sub, msg = own.groups()
             where = sub if where == "(top level)" else f"{where}.{sub}"
@@ -432,15 +576,28 @@ def load(path: str | Path) -> Experiment:
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        blob = path.read_bytes()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read experiment file ({e.strerror})") from None
+    try:
+        if b"\0" in blob:  # valid UTF-8, but no text file holds a NUL byte
+            raise ValueError("it holds a NUL byte")
+        text = blob.decode("utf-8")  # the same on every machine, whatever its locale
+    except ValueError as e:
+        raise ConfigError(
+            f"{path}: not a text file ({e}); an experiment file is UTF-8 YAML"
+        ) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: malformed YAML: {e}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError(f"{path}: malformed YAML: collections nested too deeply") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
+    for key in raw:
+        if not isinstance(key, str):
+            raise ConfigError(f"{path}: {key!r}: not a setting (settings are named by words)")
     if "name" in raw:
         raise ConfigError(f"{path}: name: not a setting; the experiment is named by its file")
     try:

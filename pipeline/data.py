@@ -7,16 +7,21 @@ One folder per (task, distance, seed) under ``data/<experiment>/<task>/d<distanc
     samples.txt                    a few validation samples, rendered readably
 
 Every model of the experiment at that (task, distance, seed) reads the same files, so model
-comparisons are paired. The three splits come from unrelated random streams. A folder is written
-under a temporary name and renamed into place once complete, so an interrupted stage leaves no
-folder that looks finished; readers verify the checksums and name any file that fails.
+comparisons are paired. Validation and test hold no sequence of the training split, so they
+measure generalisation, not memory, even where a task has few sequences (``generate``); the
+experiment file is refused where that cannot be done, or where the stage would not fit in memory
+(``capacity``). A folder is written under a temporary name and renamed into place once complete,
+so an interrupted stage leaves no folder that looks finished; readers verify the checksums and
+name any file that fails.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
+import math
 import os
 import shutil
 import time
@@ -27,12 +32,15 @@ import numpy as np
 import torch
 
 from pipeline import paths
+from pipeline.capacity import MIN_UNSEEN
 from pipeline.config import Experiment, TaskBase
 from pipeline.errors import DataError
-from pipeline.tasks import stream_seed
+from pipeline.tasks import Task, stream_seed
 
 SPLITS = ("train", "val", "test")
-FORMAT = 1
+# 2: validation and test hold no training sequence (format 1 drew them regardless of train,
+# so a folder of format 1 may not; the manifest check makes the stage rewrite it)
+FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -65,13 +73,75 @@ def _npz_bytes(x: torch.Tensor, y: torch.Tensor) -> bytes:
     return buf.getvalue()
 
 
+def _rows(x: torch.Tensor) -> np.ndarray:
+    """``x`` as one row of raw bytes per sequence, ``[n, bytes]`` (a view where it can be)."""
+    return np.ascontiguousarray(x.numpy()).reshape(len(x), -1).view(np.uint8)
+
+
 def generate(task: TaskBase, distance: int, seed: int, sizes: dict[str, int]) -> dict[str, Split]:
-    """The splits of one (task, distance, seed), in memory: what ``write`` stores."""
+    """The splits of one (task, distance, seed), in memory: what ``write`` stores.
+
+    ``sizes`` maps split names to sequence counts, ``train`` among them. Train is the task's draw
+    from its own stream. A held-out split (``val``, ``test``) holds no row whose ``x`` equals
+    (byte for byte) a train row's: it is drawn from its own streams, and rows found in train are
+    rejected (``_held_out``). Held-out splits avoid train only: they may share rows with each
+    other, and repeat rows within themselves, as train may. ``y`` is a function of ``x`` in
+    every task, so comparing inputs is enough. The same arguments give the same bytes, always;
+    where no drawn row is in train (any large space), a split is exactly its stream's first draw.
+    """
+    if "train" not in sizes:
+        raise ValueError(f"sizes {sizes} lack the train split that held-out splits avoid")
     generator = task.build()
-    streams = {split: stream_seed(task.task, distance, seed, split) for split in sizes}
-    return {
-        split: Split(*generator.generate(distance, n, streams[split])) for split, n in sizes.items()
-    }
+    stream = stream_seed(task.task, distance, seed, "train")
+    train = Split(*generator.generate(distance, sizes["train"], stream))
+    seen = set(map(bytes, _rows(train.x))) if len(sizes) > 1 else set()
+    splits = {}
+    for split in sizes:
+        splits[split] = (
+            train if split == "train" else _held_out(generator, distance, seed, split, sizes, seen)
+        )
+    return splits
+
+
+def _held_out(
+    generator: Task, distance: int, seed: int, split: str, sizes: dict, seen: set[bytes]
+) -> Split:
+    """``sizes[split]`` rows of ``split`` whose inputs are not in ``seen``, drawn and rejected.
+
+    Round 0 draws ``n`` rows from the split's stream, ``stream_seed(task, distance, seed,
+    split)``; each later round ``r`` draws from ``stream_seed(task, distance, seed, split, r)``
+    as many rows as the share kept so far says are needed, and a quarter more (at most ``n``,
+    which bounds the memory a round takes). Kept rows keep their drawing order. The round sizes
+    depend only on what was drawn before, so the result is deterministic. Raises DataError if
+    far more rows are drawn than ``capacity.held_out_problem`` allows without filling the split:
+    a space that validation would have refused.
+    """
+    name, n = generator.name, sizes[split]
+    xs, ys, kept, drawn = [], [], 0, 0
+    for r in itertools.count():
+        if r == 0:
+            stream, size = stream_seed(name, distance, seed, split), n
+        else:
+            rate = max(kept / drawn, MIN_UNSEEN)
+            stream = stream_seed(name, distance, seed, split, r)
+            size = min(n, math.ceil((n - kept) / rate * 1.25) + 16)
+        x, y = generator.generate(distance, size, stream)
+        drawn += size
+        fresh = np.fromiter((row not in seen for row in map(bytes, _rows(x))), bool, size)
+        if r == 0 and fresh.all():  # the usual case in a large space: no copy
+            return Split(x, y)
+        take = torch.from_numpy(np.flatnonzero(fresh)[: n - kept])
+        xs.append(x[take])
+        ys.append(y[take])
+        kept += len(take)
+        if kept == n:
+            return Split(torch.cat(xs), torch.cat(ys))
+        if drawn > 10 * n / MIN_UNSEEN + 1000:
+            raise DataError(
+                f"{name} at distance {distance}, seed {seed}: {split} found {kept} of {n} "
+                f"sequences outside the {sizes['train']}-sequence training split in {drawn} "
+                "draws: too few sequences for held-out splits that avoid train"
+            )
 
 
 def write(target: Path, task: TaskBase, distance: int, seed: int, sizes: dict[str, int]) -> int:

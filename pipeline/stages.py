@@ -14,11 +14,20 @@ import sys
 
 PACKAGE = "pipeline"
 
-COMMON = ("__init__.py", "paths.py", "errors.py", "files.py", "config.py", "tasks.py", "runs.py")
+COMMON = (
+    "__init__.py",
+    "paths.py",
+    "errors.py",
+    "files.py",
+    "config.py",
+    "tasks.py",
+    "capacity.py",
+    "runs.py",
+)
 DATA = (*COMMON, "data.py")
 OUTCOME_CODE = (
-    *("config.py", "runs.py", "tasks.py", "data.py", "models.py", "decay.py", "probe.py"),
-    *("batches.py", "record.py", "train.py"),
+    *("config.py", "runs.py", "tasks.py", "capacity.py", "data.py", "models.py", "decay.py"),
+    *("probe.py", "batches.py", "record.py", "train.py"),
 )
 TRAIN = (
     *COMMON,

@@ -8,7 +8,9 @@ onto distance.
 Every generator draws from its own ``torch.Generator`` (never global random state), is vectorised
 over samples, and returns ``(x, y)`` in a compact dtype. Each task also knows its loss, its
 accuracy, its chance accuracy and the loss of the best model with no memory (``baseline_loss``),
-so training and reports share one definition of each.
+so training and reports share one definition of each; and, for the data stage, how many distinct
+inputs it can draw at a distance (``sequence_space``) and the memory a draw takes
+(``generate_bytes``).
 """
 
 from __future__ import annotations
@@ -50,8 +52,9 @@ QUERY = ("i", "speak", "fluent")  # the answer is asked for after this phrase
 def stream_seed(*parts: object) -> int:
     """A 63-bit seed for one named random stream, e.g. ``stream_seed("recall", 20, 1, "train")``.
 
-    Different parts give unrelated streams, so the train, validation and test splits of one
-    (task, distance, seed) are drawn independently and never overlap by construction.
+    Different parts give unrelated streams. Unrelated streams can still draw the same sequence
+    where a task has few of them: keeping held-out splits apart from train is the data stage's
+    job (``data.generate``), not this function's.
     """
     digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
@@ -59,6 +62,14 @@ def stream_seed(*parts: object) -> int:
 
 def generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+def _power(base: int, exponent: int) -> float:
+    """``base ** exponent`` as a float; ``math.inf`` past the largest float (about 1.8e308)."""
+    try:
+        return float(base) ** exponent
+    except OverflowError:
+        return math.inf
 
 
 def check_limits(task) -> None:
@@ -107,6 +118,7 @@ class Recall:
     min_distance: ClassVar[int] = len(QUERY)  # the query phrase sits between key and output
     readout: ClassVar[str] = "last"
     tokens: ClassVar[bool] = True  # inputs are token ids
+    GROW_SPACE: ClassVar[str] = "longer distances, more filler words (n_filler)"  # more sequences
 
     def __post_init__(self) -> None:
         check_limits(self)
@@ -146,20 +158,39 @@ class Recall:
     def scored_step(self, distance: int) -> int:
         return self.length(distance) - 1
 
+    def sequence_space(self, distance: int) -> float:
+        """How many distinct inputs the task has at ``distance``: a key, then ``distance - 3``
+        filler words, each free (``math.inf`` past the largest float). ``y`` is a function of
+        ``x``, so distinct inputs are distinct samples.
+        """
+        return self.n_keys * _power(self.n_filler, distance - len(QUERY))
+
+    def generate_bytes(self, distance: int, n: int) -> int:
+        """An upper bound on the memory ``generate(distance, n)`` holds at once, its result
+        included: the filler drawn as int64, its uint8 token ids, and the uint8 sequence.
+        """
+        return n * (9 * (distance - len(QUERY)) + self.length(distance) + 64)
+
     def generate(self, distance: int, n: int, seed: int) -> tuple[Tensor, Tensor]:
         """``x``: uint8 token ids ``[n, length]``; ``y``: uint8 class ids ``[n]``."""
         g = generator(seed)
         ids = {word: i for i, word in enumerate(self.vocabulary)}
+
+        def tokens(words) -> Tensor:  # token ids fit in uint8 (at most 256 words)
+            return torch.tensor([ids[w] for w in words], dtype=torch.uint8)
+
         key_class = torch.randint(self.n_keys, (n,), generator=g)  # which pair, per sample
-        filler_ids = torch.tensor([ids[w] for w in self.filler])
-        filler = filler_ids[torch.randint(self.n_filler, (n, distance - len(QUERY)), generator=g)]
-        key_ids = torch.tensor([ids[k] for k in self.keys])
-        prefix = torch.tensor([ids[w] for w in PREFIX]).expand(n, -1)
-        query = torch.tensor([ids[w] for w in QUERY]).expand(n, -1)
-        x = torch.cat([prefix, key_ids[key_class, None], filler, query], dim=1)
+        filler = torch.randint(self.n_filler, (n, distance - len(QUERY)), generator=g)
+        # written in place, in uint8: int64 pieces joined and cast would take 17 bytes a token
+        x = torch.empty(n, self.length(distance), dtype=torch.uint8)
+        key = len(PREFIX)
+        x[:, :key] = tokens(PREFIX)
+        x[:, key] = tokens(self.keys)[key_class]
+        x[:, key + 1 : key + 1 + filler.shape[1]] = tokens(self.filler)[filler]
+        x[:, x.shape[1] - len(QUERY) :] = tokens(QUERY)
         answer_class = {a: c for c, a in enumerate(self.answers)}
         to_class = torch.tensor([answer_class[a] for _, a in PAIRS[: self.n_keys]])
-        return x.to(torch.uint8), to_class[key_class].to(torch.uint8)
+        return x, to_class[key_class].to(torch.uint8)
 
     def render(self, x: Tensor, y: Tensor) -> list[str]:
         """Readable lines, ``i grew up in france the ... i speak fluent -> french``."""
@@ -211,10 +242,14 @@ class Copy:
     copy_length: int = 10
 
     name: ClassVar[str] = "copy"
-    # symbol ids, blank and delimiter fit in uint8
-    LIMITS: ClassVar[dict] = {"n_symbols": {"ge": 2, "le": 250}, "copy_length": {"ge": 1}}
+    LIMITS: ClassVar[dict] = {
+        "n_symbols": {"ge": 2, "le": 250},  # symbol ids, blank and delimiter fit in uint8
+        # a hundred times the classic 10; a copy sequence is longer than twice its copy_length
+        "copy_length": {"ge": 1, "le": 1000},
+    }
     readout: ClassVar[str] = "all"
     tokens: ClassVar[bool] = True
+    GROW_SPACE: ClassVar[str] = "a longer copy_length, more symbols (n_symbols)"
 
     def __post_init__(self) -> None:
         check_limits(self)
@@ -239,6 +274,18 @@ class Copy:
 
     def scored_step(self, distance: int) -> int:
         return distance
+
+    def sequence_space(self, distance: int) -> float:
+        """How many distinct inputs the task has: only the ``copy_length`` symbols vary, so the
+        distance does not change it (``math.inf`` past the largest float).
+        """
+        return _power(self.n_symbols, self.copy_length)
+
+    def generate_bytes(self, distance: int, n: int) -> int:
+        """An upper bound on the memory ``generate(distance, n)`` holds at once, its result
+        included: uint8 ``x`` and ``y``, the int64 symbols and their uint8 casts.
+        """
+        return n * (2 * self.length(distance) + 10 * self.copy_length + 64)
 
     def generate(self, distance: int, n: int, seed: int) -> tuple[Tensor, Tensor]:
         """``x``, ``y``: uint8 ``[n, distance + copy_length]``."""
@@ -310,6 +357,7 @@ class Adding:
     tokens: ClassVar[bool] = False  # inputs are two float channels
     n_inputs: ClassVar[int] = 2
     n_outputs: ClassVar[int] = 1
+    GROW_SPACE: ClassVar[str] = "longer distances"  # never needed: the space is unbounded
 
     def __post_init__(self) -> None:
         check_limits(self)
@@ -322,6 +370,18 @@ class Adding:
 
     def scored_step(self, distance: int) -> int:
         return distance
+
+    def sequence_space(self, distance: int) -> float:
+        """``math.inf``: the values are continuous (float32 draws repeat with a chance of about
+        2**-24 per value, ``distance + 1`` values a sequence).
+        """
+        return math.inf
+
+    def generate_bytes(self, distance: int, n: int) -> int:
+        """An upper bound on the memory ``generate(distance, n)`` holds at once, its result
+        included: float32 values and markers, and the float32 pair they are stacked into.
+        """
+        return n * (16 * self.length(distance) + 64)
 
     def generate(self, distance: int, n: int, seed: int) -> tuple[Tensor, Tensor]:
         """``x``: float32 ``[n, distance + 1, 2]`` (value, marker); ``y``: float32 ``[n]``."""

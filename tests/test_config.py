@@ -5,6 +5,7 @@ value; the shipped files load; config names are the run's param names.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import subprocess
 import sys
@@ -14,12 +15,12 @@ import pytest
 import yaml
 
 import pipeline
-from pipeline import config
+from pipeline import capacity, config, tasks
 from pipeline.config import ConfigError
 from pipeline.runs import RunSpec
 
 GOOD = {
-    "tasks": [{"task": "recall", "distances": [4, 8]}],
+    "tasks": [{"task": "recall", "distances": [6, 8]}],
     "models": [{"name": "rnn", "cell": "rnn"}, {"name": "lstm", "cell": "lstm"}],
     "seeds": [0, 1],
 }
@@ -92,7 +93,7 @@ BAD = [
     ),
     (
         "duplicate distances",
-        lambda s: s["tasks"][0].update(distances=[8, 4, 8]),
+        lambda s: s["tasks"][0].update(distances=[8, 6, 8]),
         "tasks[0].distances",
         "8",
     ),
@@ -189,6 +190,155 @@ BAD = [
         "64",
     ),
     ("name is not a setting", lambda s: s.update(name="other"), "name", "not a setting"),
+    # validation and test must avoid train: a space that train nearly exhausts is refused
+    (
+        "too few sequences for held-out splits",
+        lambda s: s["tasks"][0].update(distances=[8, 4]),
+        "tasks[0].distances",
+        "recall at distance 4 has 192 possible sequences",
+    ),
+    # numbers must be finite (YAML writes these as .inf, -.inf and .nan)
+    (
+        "infinite learning rate",
+        lambda s: s.update(training={"learning_rate": math.inf}),
+        "training.learning_rate",
+        "inf",
+    ),
+    (
+        "nan clip norm",
+        lambda s: s.update(training={"grad_clip": math.nan}),
+        "training.grad_clip",
+        "nan",
+    ),
+    (
+        "negative infinite forget bias",
+        lambda s: s["models"][1].update(forget_bias=-math.inf),
+        "models[1].forget_bias",
+        "-inf",
+    ),
+    (
+        "nan tolerance as text",
+        lambda s: s.update(tasks=[{"task": "adding", "distances": [10], "tolerance": "nan"}]),
+        "tasks[0].tolerance",
+        "'nan'",
+    ),
+    (
+        "infinite GPUs",
+        lambda s: s.update(resources={"gpus_per_run": math.inf}),
+        "resources.gpus_per_run",
+        "inf",
+    ),
+    # sizes a later stage cannot handle
+    (
+        "batch larger than the training split",
+        lambda s: s.update(data={"n_train": 100}),
+        "training.batch_size",
+        "128 exceeds data.n_train 100",
+    ),
+    (
+        "validation past the last step",
+        lambda s: s.update(training={"max_steps": 50}),
+        "training.eval_every",
+        "100 exceeds training.max_steps 50",
+    ),
+    (
+        "metric writes past the last step",
+        lambda s: s.update(training={"max_steps": 20, "eval_every": 10}),
+        "training.log_every",
+        "25 exceeds training.max_steps 20",
+    ),
+    (
+        "data larger than memory",
+        lambda s: s.update(
+            tasks=[{"task": "recall", "distances": [9000]}], data={"n_train": 10_000_000}
+        ),
+        "data",
+        "10000000/1000/2000 sequences of recall at distance 9000 need about",
+    ),
+    # upper bounds
+    (
+        "distance too long",
+        lambda s: s["tasks"][0].update(distances=[8, 20_000]),
+        "tasks[0].distances[1]",
+        "20000",
+    ),
+    ("hidden size too large", lambda s: s.update(hidden_size=100_000), "hidden_size", "100000"),
+    (
+        "model hidden size too large",
+        lambda s: s["models"][0].update(hidden_size=5000),
+        "models[0].hidden_size",
+        "5000",
+    ),
+    ("n_train too large", lambda s: s.update(data={"n_train": 10**8}), "data.n_train", "100000000"),
+    ("n_val too large", lambda s: s.update(data={"n_val": 10**8}), "data.n_val", "100000000"),
+    ("n_test too large", lambda s: s.update(data={"n_test": 10**8}), "data.n_test", "100000000"),
+    (
+        "max_steps too large",
+        lambda s: s.update(training={"max_steps": 10**7}),
+        "training.max_steps",
+        "10000000",
+    ),
+    (
+        "learning rate too large",
+        lambda s: s.update(training={"learning_rate": 1e7}),
+        "training.learning_rate",
+        "10000000.0",
+    ),
+    (
+        "clip norm too large",
+        lambda s: s.update(training={"grad_clip": 1e7}),
+        "training.grad_clip",
+        "10000000.0",
+    ),
+    ("seed too large for Lightning", lambda s: s.update(seeds=[0, 2**32]), "seeds", "4294967296"),
+    (
+        "copy_length too large",
+        lambda s: s.update(tasks=[{"task": "copy", "distances": [2500], "copy_length": 2000}]),
+        "tasks[0].copy_length",
+        "2000",
+    ),
+    (
+        "forget bias too large",
+        lambda s: s["models"][1].update(forget_bias=1000.0),
+        "models[1].forget_bias",
+        "1000.0",
+    ),
+    (
+        "chrono_t_max too large",
+        lambda s: s["models"][1].update(chrono_t_max=10**6),
+        "models[1].chrono_t_max",
+        "1000000",
+    ),
+    (
+        "model name too long",
+        lambda s: s["models"][0].update(name="m" * 65),
+        "models[0].name",
+        "'mmm",
+    ),
+    (
+        "probe interval too large",
+        lambda s: s.update(probe={"every_evals": 10**7}),
+        "probe.every_evals",
+        "10000000",
+    ),
+    (
+        "too many CPUs",
+        lambda s: s.update(resources={"cpus_per_run": 1000}),
+        "resources.cpus_per_run",
+        "1000",
+    ),
+    (
+        "too many GPUs",
+        lambda s: s.update(resources={"gpus_per_run": 16}),
+        "resources.gpus_per_run",
+        "16",
+    ),
+    (
+        "a fraction of GPUs above one",
+        lambda s: s.update(resources={"gpus_per_run": 1.5}),
+        "resources.gpus_per_run",
+        "1.5",
+    ),
 ]
 
 
@@ -212,8 +362,18 @@ def test_bad_config_names_file_field_and_value(tmp_path, edit, field, value):
         ("- recall\n- copy\n", "got list"),
         ("just text\n", "got str"),
         ("", "got NoneType"),
+        ("1: 2\n", "1: not a setting"),
+        ("a: " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply"),
     ],
-    ids=["unclosed list", "bad indent", "top-level list", "top-level scalar", "empty file"],
+    ids=[
+        "unclosed list",
+        "bad indent",
+        "top-level list",
+        "top-level scalar",
+        "empty file",
+        "number as a key",
+        "deep nesting",
+    ],
 )
 def test_unreadable_files(tmp_path, text, expect):
     path = write(tmp_path, text)
@@ -228,6 +388,73 @@ def test_an_index_in_a_message_points_into_the_file(tmp_path):
     with pytest.raises(ConfigError) as caught:
         config.load(path)
     assert "distances[0]" not in str(caught.value)
+
+
+def test_too_few_sequences_names_task_distance_and_sizes(tmp_path):
+    settings = {
+        **GOOD,
+        "tasks": [{"task": "recall", "distances": [4, 8], "n_keys": 4, "n_filler": 8}],
+        "data": {"n_train": 512, "n_val": 128, "n_test": 128},
+        "probe": {"batch_size": 32},
+    }
+    path = write(tmp_path, settings)
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert str(caught.value) == (
+        f"{path}: tasks[0].distances: recall at distance 4 has 32 possible sequences; a "
+        "512-sequence training split leaves about 0 unseen, and validation plus test need 256: "
+        "use longer distances, more filler words (n_filler), or a smaller data.n_train"
+    )
+
+
+def test_a_space_train_nearly_exhausts_is_refused_for_its_draws(tmp_path):
+    """10**6 copy sequences and 5 million training draws leave about 6700 unseen, enough for
+    validation and test, but 0.7% of the space: over a hundred draws per kept sequence.
+    """
+    settings = {
+        **GOOD,
+        "tasks": [{"task": "copy", "distances": [7], "n_symbols": 10, "copy_length": 6}],
+        "data": {"n_train": 5_000_000},
+    }
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, settings))
+    message = str(caught.value)
+    assert "tasks[0].distances: copy at distance 7 has 1000000 possible sequences" in message
+    assert "0.67% of them" in message and "about 148 draws per kept sequence" in message
+    assert "use a longer copy_length, more symbols (n_symbols)" in message
+
+
+def test_data_larger_than_memory_names_both_sizes(tmp_path, monkeypatch):
+    monkeypatch.setattr(capacity, "memory_limit", lambda: 2**30)
+    settings = {**GOOD, "tasks": [{"task": "adding", "distances": [1000]}]}
+    settings["data"] = {"n_train": 100_000}  # float32 pairs: 8 bytes a step, 0.75 GiB a split
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, settings))
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1
+    assert "data: 100000/1000/2000 sequences of adding at distance 1000 need about " in message
+    assert "over the 1.0 GiB it may take here (half of this machine's 2.0 GiB)" in message
+    need = capacity.peak_bytes(tasks.Adding(), 1000, {"train": 100_000, "val": 1000, "test": 2000})
+    assert f"need about {need / 2**30:.1f} GiB" in message
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+        b"tasks: []\nseeds: [0]\x00\n",
+        b"seeds: [\xff\xfe]\n",
+    ],
+    ids=["binary", "nul byte", "invalid utf-8"],
+)
+def test_a_file_that_is_not_text(tmp_path, blob):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(blob)
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: not a text file")
+    assert len(message.splitlines()) == 1
 
 
 def test_malformed_yaml_says_where(tmp_path):
@@ -249,10 +476,10 @@ def test_yaml_is_read_safely(tmp_path):
         config.load(path)
 
 
-def test_cli_rejects_a_bad_file_with_code_2_and_writes_nothing(tmp_path):
+def cli_data_stage(tmp_path: Path, path: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """``python -m pipeline data -e path`` with its outputs under a fresh root."""
     root = tmp_path / "root"
     root.mkdir()
-    path = write(tmp_path, changed(lambda s: s.update(training={"learning_rate": -1.0})))
     source = Path(pipeline.__file__).resolve().parent.parent
     env = {
         **os.environ,
@@ -267,12 +494,43 @@ def test_cli_rejects_a_bad_file_with_code_2_and_writes_nothing(tmp_path):
         text=True,
         timeout=120,
     )
+    return done, root
+
+
+def test_cli_rejects_a_bad_file_with_code_2_and_writes_nothing(tmp_path):
+    path = write(tmp_path, changed(lambda s: s.update(training={"learning_rate": -1.0})))
+    done, root = cli_data_stage(tmp_path, path)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "training.learning_rate" in lines[0] and "-1.0" in lines[0] and str(path) in lines[0]
     assert done.stdout == ""
     assert list(root.iterdir()) == []  # no data/ folder, nothing at all
+
+
+@pytest.mark.parametrize(
+    ("content", "expect"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x02\x00", "not a text file"),
+        (
+            yaml.safe_dump(
+                changed(lambda s: s.update(training={"learning_rate": math.inf}))
+            ).encode(),
+            "training.learning_rate: input should be a finite number (got inf)",
+        ),
+    ],
+    ids=["binary file", "non-finite number"],
+)
+def test_cli_refuses_in_one_line_without_a_traceback(tmp_path, content, expect):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    done, root = cli_data_stage(tmp_path, path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert str(path) in lines[0] and expect in lines[0]
+    assert list(root.iterdir()) == []
 
 
 # --- the shipped experiments ---

@@ -1,5 +1,6 @@
-"""The data stage: one checked folder per (task, distance, seed), compact dtypes, nothing rewritten
-when current, and damaged or half-written files never read as good data.
+"""The data stage: one checked folder per (task, distance, seed), compact dtypes, validation and
+test that hold no training sequence, nothing rewritten when current, and damaged or half-written
+files never read as good data.
 """
 
 from __future__ import annotations
@@ -11,18 +12,25 @@ import shutil
 
 import pytest
 import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from pipeline import config, data, paths
 from pipeline.errors import DataError
+from pipeline.tasks import stream_seed
 
 SETTINGS = {
     "tasks": [
-        {"task": "recall", "distances": [4, 9], "n_keys": 4, "n_filler": 8},
-        {"task": "copy", "distances": [5], "n_symbols": 4, "copy_length": 3},
+        # the shortest recall and the fewest copy symbols that leave enough sequences unseen by
+        # train for validation and test (data.held_out_problem): 256 and 216 of them
+        {"task": "recall", "distances": [5, 9], "n_keys": 4, "n_filler": 8},
+        {"task": "copy", "distances": [5], "n_symbols": 6, "copy_length": 3},
         {"task": "adding", "distances": [6]},
     ],
     "models": [{"name": "rnn", "cell": "rnn"}],
     "seeds": [0, 1],
+    "training": {"batch_size": 32},  # at most n_train
     "data": {"n_train": 64, "n_val": 32, "n_test": 48},
     "probe": {"batch_size": 16},
 }
@@ -56,7 +64,7 @@ def folders(exp: config.Experiment):
                 yield task, distance, seed, data.folder(exp.name, task, distance, seed)
 
 
-def recall_folder(exp: config.Experiment, distance: int = 4, seed: int = 0):
+def recall_folder(exp: config.Experiment, distance: int = 5, seed: int = 0):
     return data.folder(exp.name, exp.tasks[0], distance, seed)
 
 
@@ -115,6 +123,102 @@ def test_splits_differ(written):
         assert not torch.equal(x["train"][:48], x["test"])
 
 
+def rows(x: torch.Tensor) -> set[bytes]:
+    """The distinct inputs of a split, as raw bytes."""
+    return {row.tobytes() for row in x.numpy().reshape(len(x), -1)}
+
+
+def assert_held_out_avoid_train(splits: dict, sizes: dict, what: str) -> None:
+    seen = rows(splits["train"].x)
+    for split in ("val", "test"):
+        x, y = splits[split]
+        assert len(x) == len(y) == sizes[split], (what, split)
+        shared = rows(x) & seen
+        assert not shared, f"{what}: {len(shared)} {split} sequences are in train"
+
+
+def test_held_out_splits_hold_no_training_sequence_in_quick_yaml():
+    """quick.yaml's copy task has 8**4 = 4096 sequences and recall at distance 5 has 4608, for
+    4096 training sequences: drawn regardless of train, over half of validation and test were
+    training sequences.
+    """
+    exp = config.load(paths.experiment_file("quick"))
+    sizes = exp.data.sizes()
+    for task in exp.tasks:
+        for distance in task.distances:
+            for seed in exp.seeds:
+                splits = data.generate(task, distance, seed, sizes)
+                assert_held_out_avoid_train(splits, sizes, f"{task.task} d={distance} s={seed}")
+
+
+def test_rejection_draw_is_deterministic_and_keeps_x_and_y_paired():
+    task = config.CopyConfig(task="copy", distances=[5], n_symbols=6, copy_length=3)
+    sizes = {"train": 64, "val": 32, "test": 48}
+    first = data.generate(task, 5, 0, sizes)
+    again = data.generate(task, 5, 0, sizes)
+    for split in data.SPLITS:
+        assert first[split].x.numpy().tobytes() == again[split].x.numpy().tobytes()
+        assert first[split].y.numpy().tobytes() == again[split].y.numpy().tobytes()
+        x, y = first[split]
+        assert torch.equal(y[:, 5:], x[:, :3])  # each kept target still belongs to its input
+    # the split's stream alone would have repeated training sequences: some were rejected
+    plain, _ = task.build().generate(5, 32, stream_seed("copy", 5, 0, "val"))
+    assert rows(plain) & rows(first["train"].x)
+    assert not torch.equal(first["val"].x, plain)
+    # a held-out split depends on train alone, not on the other held-out split
+    alone = data.generate(task, 5, 0, {"train": 64, "val": 32})
+    assert torch.equal(alone["val"].x, first["val"].x)
+    other = data.generate(task, 5, 1, sizes)
+    assert not torch.equal(other["val"].x, first["val"].x)
+
+
+def test_a_space_train_covers_fails_loudly_instead_of_looping():
+    """Validation refuses such sizes; called directly, the stage says why rather than spin."""
+    task = config.CopyConfig(task="copy", distances=[2], n_symbols=2, copy_length=1)
+    with pytest.raises(DataError, match="copy at distance 2, seed 0: val found 0 of 4"):
+        data.generate(task, 2, 0, {"train": 64, "val": 4})
+
+
+@st.composite
+def small_experiments(draw):
+    """Task parameters with small sequence spaces; the experiments validation accepts."""
+    if draw(st.booleans()):
+        task = {
+            "task": "recall",
+            "n_keys": draw(st.integers(2, 12)),
+            "n_filler": draw(st.integers(1, 6)),
+            "distances": [draw(st.integers(3, 7))],
+        }
+    else:
+        length = draw(st.integers(1, 5))
+        task = {
+            "task": "copy",
+            "n_symbols": draw(st.integers(2, 10)),
+            "copy_length": length,
+            "distances": [draw(st.integers(length + 1, length + 4))],
+        }
+    try:
+        return config.Experiment(
+            name="p",
+            tasks=[task],
+            models=[{"name": "rnn", "cell": "rnn"}],
+            seeds=[draw(st.integers(0, config.MAX_SEED))],
+            training={"batch_size": 1},
+            data={k: draw(st.integers(1, 300)) for k in ("n_train", "n_val", "n_test")},
+            probe={"batch_size": 1},
+        )
+    except ValidationError:
+        assume(False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(small_experiments())
+def test_held_out_rows_never_appear_in_train(exp):
+    task, sizes = exp.tasks[0], exp.data.sizes()
+    splits = data.generate(task, task.distances[0], exp.seeds[0], sizes)
+    assert_held_out_avoid_train(splits, sizes, repr(task))
+
+
 def test_seeds_differ(written):
     a = data.load(recall_folder(written, 9, 0), "train").x
     b = data.load(recall_folder(written, 9, 1), "train").x
@@ -155,7 +259,7 @@ def test_damaged_split_is_named_and_regenerated(written, damage, split):
         data.load(target, split)
     assert str(path) in str(caught.value)
     with pytest.raises(DataError):
-        data.load_run_data("t", written.tasks[0], 4, 0)
+        data.load_run_data("t", written.tasks[0], 5, 0)
     counts = data.run(written, log=silent)
     assert counts["written"] == 1 and counts["kept"] == 7
     assert path.read_bytes() == good
@@ -185,15 +289,15 @@ def test_damaged_manifest_is_named_and_regenerated(written, damage):
 
 
 def test_interrupted_write_is_not_a_finished_folder(written):
-    """A stage killed before its rename leaves only ``.d4_s0.tmp<pid>``: never read, and the
+    """A stage killed before its rename leaves only ``.d5_s0.tmp<pid>``: never read, and the
     next run writes the real folder, even when the leftover holds a complete copy.
     """
     target = recall_folder(written)
-    leftover = target.with_name(".d4_s0.tmp123")
+    leftover = target.with_name(".d5_s0.tmp123")
     shutil.copytree(target, leftover)
     shutil.rmtree(target)
     with pytest.raises(DataError, match="missing"):
-        data.load_run_data("t", written.tasks[0], 4, 0)
+        data.load_run_data("t", written.tasks[0], 5, 0)
     counts = data.run(written, log=silent)
     assert counts["written"] == 1 and counts["kept"] == 7
     assert data.load(target, "train").x.shape[0] == 64

@@ -147,7 +147,7 @@ def test_finished_run_without_result_file_is_adopted_not_retrained(pipeline_root
 def test_partial_data_folder_is_not_taken_for_finished(pipeline_root):
     exp = config.load(write_experiment(pipeline_root / "experiments", "partial", _small()))
     task = exp.tasks[0]
-    target = data.folder(exp.name, task, 4, 0)
+    target = data.folder(exp.name, task, 6, 0)
     partial = target.with_name(f".{target.name}.tmp999")
     partial.mkdir(parents=True)
     (partial / "train.npz").write_bytes(b"half")

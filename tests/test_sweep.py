@@ -95,7 +95,7 @@ def test_rerun_creates_no_new_runs(tiny_sweep, monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_changed_training_setting_reruns_only_that_experiment(pipeline_root):
     settings = {**TINY, "seeds": [0], "training": {**TINY["training"], "max_steps": 20}}
-    settings["tasks"] = [{**TINY["tasks"][0], "distances": [4]}]
+    settings["tasks"] = [{**TINY["tasks"][0], "distances": [6]}]
     path = write_experiment(pipeline_root / "experiments", "small", settings)
     exp = config.load(path)
     data.run(exp, log=lambda *_: None)
@@ -146,8 +146,9 @@ def test_forked_workers_take_each_sweeps_environment(tmp_path, monkeypatch):
     """The fork server outlives a sweep in this process: the next sweep's workers must still
     write under that sweep's PIPELINE_ROOT and store, not the first one's.
     """
-    settings = {**TINY, "seeds": [0], "training": {**TINY["training"], "max_steps": 10}}
-    settings["tasks"] = [{**TINY["tasks"][0], "distances": [4]}]
+    training = {**TINY["training"], "max_steps": 10, "eval_every": 10}  # within max_steps
+    settings = {**TINY, "seeds": [0], "training": training}
+    settings["tasks"] = [{**TINY["tasks"][0], "distances": [6]}]
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     for name in ("first", "second"):
         root = tmp_path / name

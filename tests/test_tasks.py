@@ -234,6 +234,34 @@ def test_compact_dtypes(task, dtypes):
     assert (x.dtype, y.dtype) == dtypes
 
 
+# --- the sequence space: how many distinct inputs a task has at a distance ---
+
+
+@pytest.mark.parametrize(
+    ("task", "distance", "space"),
+    [
+        (Recall(n_keys=4, n_filler=8), 4, 32),
+        (Recall(n_keys=4, n_filler=8), 3, 4),  # no filler: the key alone
+        (Recall(n_keys=2, n_filler=3), 6, 54),
+        (Recall(n_keys=3, n_filler=1), 40, 3),
+        (Copy(n_symbols=3, copy_length=2), 5, 9),
+        (Copy(n_symbols=3, copy_length=2), 30, 9),  # the distance adds only blanks
+    ],
+    ids=lambda v: str(v) if isinstance(v, int) else None,
+)
+def test_sequence_space_counts_every_input_a_large_draw_finds(task, distance, space):
+    assert task.sequence_space(distance) == space
+    x, _ = task.generate(distance, 4000, seed=9)
+    assert x.unique(dim=0).shape[0] == space  # 4000 draws find every one of these few
+
+
+def test_sequence_space_of_large_and_continuous_tasks():
+    assert Recall().sequence_space(10) == 8 * 24.0**7
+    assert Copy().sequence_space(110) == 8.0**10
+    assert Recall().sequence_space(750) == math.inf  # 24**747 is past the largest float
+    assert Adding().sequence_space(10) == math.inf
+
+
 # --- no leakage: only the key tells the answer ---
 
 

@@ -17,7 +17,7 @@ GRID = {"learning_rate": [1e-3, 3e-3, 1e-2]}
 def experiment(**tuning_settings) -> config.Experiment:
     return config.Experiment(
         name="t",
-        tasks=[{"task": "recall", "distances": [5, 10, 20]}],
+        tasks=[{"task": "recall", "distances": [10, 20, 40]}],
         models=[
             {"name": "rnn", "cell": "rnn"},
             {"name": "irnn", "cell": "rnn", "nonlinearity": "relu", "recurrent_init": "identity"},
@@ -32,16 +32,16 @@ def test_every_variant_gets_the_same_grid_on_the_tuning_seeds():
     exp = experiment()
     specs = runs.tuning_runs(exp)
     assert len(specs) == 3 * 3 * 1  # models x grid points x tuning seeds
-    assert {s.distance for s in specs} == {10}  # the middle distance by default
+    assert {s.distance for s in specs} == {20}  # the middle distance by default
     assert {s.seed for s in specs} == {100}
     for model in ("rnn", "irnn", "lstm"):
         rates = sorted(s.training.learning_rate for s in specs if s.model.name == model)
         assert rates == GRID["learning_rate"]
     keys = {s.key for s in specs}
-    assert "recall/tuning/rnn_lr0.003_d10_s100" in keys and len(keys) == len(specs)
+    assert "recall/tuning/rnn_lr0.003_d20_s100" in keys and len(keys) == len(specs)
     assert len({s.config_hash for s in specs}) == len(specs)
     assert all(s.params()["phase"] == "tuning" for s in specs)
-    assert runs.tuning_runs(experiment(distances={"recall": 20}))[0].distance == 20
+    assert runs.tuning_runs(experiment(distances={"recall": 40}))[0].distance == 40
 
 
 def test_evaluation_runs_take_the_chosen_point_and_keep_their_keys():
@@ -115,9 +115,9 @@ def test_an_unfinished_tuning_leaves_its_variant_out():
 
 
 def test_data_covers_the_tuning_seeds_at_the_tuning_distance():
-    cells = {(t.task, d, s) for t, d, s in experiment(distances={"recall": 20}).data_cells()}
-    assert ("recall", 20, 100) in cells and ("recall", 5, 0) in cells
-    assert ("recall", 5, 100) not in cells
+    cells = {(t.task, d, s) for t, d, s in experiment(distances={"recall": 40}).data_cells()}
+    assert ("recall", 40, 100) in cells and ("recall", 10, 0) in cells
+    assert ("recall", 10, 100) not in cells
 
 
 # ---- one real tuning sweep -------------------------------------------------------------------

@@ -34,9 +34,11 @@ def default_experiment() -> config.Experiment:
     return config.load(paths.experiment_file("default"))
 
 
-def overhead_spec(cell: str, distance: int, steps: int, base: config.Experiment) -> RunSpec:
-    """One recall run with ``base``'s settings, ``steps`` long, that cannot stop early and takes
-    no periodic probe.
+def overhead_spec(
+    cell: str, distance: int, steps: int, base: config.Experiment, **training
+) -> RunSpec:
+    """One recall run with ``base``'s settings (``training`` overrides some), ``steps`` long,
+    that cannot stop early and takes no periodic probe.
     """
     recall = next((t for t in base.tasks if t.task == "recall"), None)
     task = recall.model_dump() if recall else {"task": "recall"}
@@ -46,7 +48,7 @@ def overhead_spec(cell: str, distance: int, steps: int, base: config.Experiment)
         models=[{"name": cell, "cell": cell}],
         seeds=[0],
         hidden_size=base.hidden_size,
-        training={**base.training.model_dump(), "max_steps": steps},
+        training={**base.training.model_dump(), "max_steps": steps, **training},
         data=base.data.model_dump(),
         probe={"batch_size": base.probe.batch_size, "every_evals": 0},
     )
@@ -153,10 +155,8 @@ def measure_overhead(plan: Plan, device: torch.device, log: Callable) -> tuple[l
         # warm-up: a few steps with two validations, each path. The first Trainer also turns on
         # deterministic algorithms for the process, so the plain loop runs under them too.
         for s in settings:
-            warm = overhead_spec(*s, 11, base)
-            warm = warm.model_copy(
-                update={"training": warm.training.model_copy(update={"eval_every": 5})}
-            )
+            # cadences within the 11 steps: the config refuses any past max_steps
+            warm = overhead_spec(*s, 11, base, eval_every=5, log_every=10)
             pipeline_rate(warm, splits[s], client, exp_id)
             plain_rate(warm, splits[s], device)
         for rep in range(plan.reps):
