@@ -308,3 +308,36 @@ def test_a_node_without_the_data_writes_the_drivers_bytes(tmp_path, monkeypatch)
     tampered["files"]["train"]["sha256"] = "0" * 64
     with pytest.raises(DataError, match="differs from the driver's"):
         ray_executor._stage_data(spec, tampered)
+
+
+@pytest.mark.slow
+def test_a_tuning_sweep_runs_both_phases_on_ray(tracking_server, local_ray, tmp_path, monkeypatch):
+    """Grid points are ordinary runs: on Ray too, tuning runs first, then evaluation runs with
+    the choice the driver makes from the returned results.
+    """
+    from pipeline import runs, tuning
+
+    driver_root = tmp_path / "driver_root"
+    monkeypatch.setenv("PIPELINE_ROOT", str(driver_root))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    settings = {
+        **TINY,
+        "tasks": [{**TINY["tasks"][0], "distances": [6]}],
+        "seeds": [0],
+        "training": {**TINY["training"], "max_steps": 40},
+        "tuning": {"grid": {"learning_rate": [1e-3, 3e-2]}, "seeds": [5]},
+    }
+    exp = config.load(write_experiment(driver_root / "experiments", "tuned", settings))
+    data.run(exp, log=_quiet)
+    progress = sweep.run(exp, jobs=2, executor="ray", log=_quiet)
+    tuned = runs.tuning_runs(exp)
+    assert progress.failed == 0 and progress.done == len(tuned) + len(exp.runs)
+    results = {s.key: runner.read_result(runner.result_path(s)) for s in tuned}
+    choice, _, missing = tuning.select(exp, results)
+    assert not missing
+    server = _runs_by_key(tracking_server, exp.name)
+    for spec in [*tuned, *runs.evaluation_runs(exp, choice)]:
+        result = runner.read_result(runner.result_path(spec))
+        assert result[tracking.CONFIG_HASH] == spec.config_hash, spec.key
+        assert [r.info.status for r in server[spec.key]] == ["FINISHED"], spec.key

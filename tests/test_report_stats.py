@@ -313,3 +313,15 @@ def test_verdicts_compare_defaults_with_defaults_and_best_with_best():
     defaults, best = verdicts(flipped, "recall")
     assert "the LSTM held the dependency furthest" in defaults
     assert "the LSTM held the dependency furthest" in best
+
+
+def test_seeds_of_one_model_are_compared_where_they_ended_both_ways():
+    mixed = dict(RNN_SHORT)
+    mixed[("rnn", 20)] = ["solved", "unsolved", "solved", "unsolved"]
+    shares = {("rnn", 20): [1e-3, 1e-6, 2e-3, 2e-6]}
+    sentence = next(
+        s for s in findings.findings(synthetic_sweep(mixed, shares)) if "Within one model" in s
+    )
+    assert "rnn at 20: 2 solved (median 1.5e-03) against 2 unsolved (1.5e-06" in sentence
+    assert "no test could reach p < 0.05" in sentence  # 2 against 2: the smallest p is 1/3
+    assert not any("Within one model" in s for s in findings.findings(synthetic_sweep(RNN_SHORT)))

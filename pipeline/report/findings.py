@@ -110,6 +110,9 @@ def _gradient_sentences(sweep: Sweep, task: str, counts: pd.DataFrame) -> list[s
         f"{_measure(sweep, at, 'init', 'jacobian_key')}."
     )
     out.append(_share_against_outcome(runs))
+    within = _within_models(runs)
+    if within:
+        out.append(within)
     return out
 
 
@@ -194,6 +197,35 @@ def _share_against_outcome(runs: pd.DataFrame) -> str:
         f"counts the smallest possible p is {floor:.3g}, so the data cannot show one either way."
         if floor >= ALPHA
         else text + f". No difference holds after Holm's correction (alpha {ALPHA})."
+    )
+
+
+def _within_models(runs: pd.DataFrame) -> str | None:
+    """Where one model both solved and failed at one distance, its seeds compared: the seeds
+    differ only in initialisation there, so the model and the distance cannot confound it.
+    """
+    comparisons = share_against_outcome(runs, by_model=True)
+    if not comparisons:
+        return None
+    parts = []
+    for c in comparisons:
+        floor = smallest_p(c.n_solved, c.n_unsolved)
+        test = (
+            f"Mann-Whitney p = {c.p:.3g}, Holm-adjusted {c.p_holm:.3g}"
+            if not math.isnan(c.p)
+            else "one run on a side: no test"
+        )
+        if floor >= ALPHA:
+            test += f"; no test could reach p < {ALPHA} with these counts"
+        parts.append(
+            f"{c.model} at {c.distance}: {c.n_solved} solved (median {sci(c.median_solved)}) "
+            f"against {c.n_unsolved} unsolved ({sci(c.median_unsolved)}; {test})"
+        )
+    return (
+        "Within one model at one distance, where its seeds ended both ways (they differ only in "
+        "their initialisation), the initial key share of solved against unsolved seeds: "
+        + "; ".join(parts)
+        + "."
     )
 
 
