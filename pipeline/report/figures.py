@@ -19,7 +19,15 @@ from pipeline.report.gradient_figures import (
 )
 from pipeline.report.results import Sweep
 from pipeline.report.stats import LEVEL, fitted_curve, success_counts
-from pipeline.report.style import Plot, by_model, distance_axis, figure, legend, model_colours
+from pipeline.report.style import (
+    Plot,
+    by_model,
+    distance_axis,
+    figure,
+    legend,
+    model_colours,
+    model_dashes,
+)
 from pipeline.report.survival import survival_table
 from pipeline.runs import grid_label, grid_points
 
@@ -35,7 +43,7 @@ def _nudge(sweep: Sweep) -> dict[str, float]:
 def plot_accuracy(sweep: Sweep) -> Plot:
     runs, tasks = sweep.finished, sweep.tasks
     fig, axes = figure(2, len(tasks))
-    nudge, colours = _nudge(sweep), model_colours(sweep)
+    nudge, colours, dashes = _nudge(sweep), model_colours(sweep), model_dashes(sweep)
     for col, task in enumerate(tasks):
         part = runs[runs["task"] == task].assign(x=lambda r: r["distance"] * r["model"].map(nudge))
         distances = sorted(sweep.runs.loc[sweep.runs["task"] == task, "distance"].unique())
@@ -59,7 +67,7 @@ def plot_accuracy(sweep: Sweep) -> Plot:
             ax.plot(mine["distance"] * nudge[model], share, "o", color=colours[model], label=model)
             curve = fitted_curve(mine, grid)
             if curve is not None:
-                ax.plot(grid, curve, "-", color=colours[model], lw=1.3)
+                ax.plot(grid, curve, ls=dashes[model], color=colours[model], lw=1.4)
         ax.axhline(0.5, color="0.4", ls=":", lw=1, label="half the seeds")
         distance_axis(ax, distances)
         ax.set(title=f"{task}: seeds solved", ylabel="share of seeds solved", ylim=(-0.04, 1.04))
@@ -74,8 +82,8 @@ def plot_accuracy(sweep: Sweep) -> Plot:
         "Bottom: the share of seeds that solved each distance (solved is decided on validation "
         "accuracy) and, where the data identify one, the logistic fit of P(solved) on "
         f"log2(distance) whose 50% crossing is the fitted horizon d50 (its {LEVEL:.0%} interval "
-        "is in the horizon table). Models are shifted sideways a little so that equal values "
-        "stay visible.",
+        "is in the horizon table; a family's variants differ in shade and dash). Models are "
+        "shifted sideways a little so that equal values stay visible.",
         fig,
     )
 
@@ -86,7 +94,7 @@ def plot_survival(sweep: Sweep) -> Plot:
     tasks = sweep.tasks
     distances = {t: sorted({d for (tt, _, d) in curves if tt == t}) for t in tasks}
     fig, axes = figure(len(tasks), max(len(d) for d in distances.values()), width=3.0)
-    colours = model_colours(sweep)
+    colours, dashes = model_colours(sweep), model_dashes(sweep)
     # equal curves (every seed solved at the first check, say) would hide one another: each
     # model's curve is lifted by a small, fixed offset
     n = len(sweep.models)
@@ -99,7 +107,8 @@ def plot_survival(sweep: Sweep) -> Plot:
                 if curve is None:
                     continue
                 y = np.asarray(curve.unsolved) + lift[model]
-                ax.step(curve.times, y, where="post", color=colours[model], lw=1.5, label=model)
+                ax.step(curve.times, y, where="post", color=colours[model], ls=dashes[model],
+                        lw=1.5, label=model)  # fmt: skip
                 if curve.runs > curve.solved:  # censored at the budget: a tick at the end
                     ax.plot([budget], [y[-1]], "|", color=colours[model], ms=9, mew=1.5)
             ax.axhline(0.5, color="0.4", ls=":", lw=1)

@@ -45,6 +45,20 @@ def model_colours(sweep: Sweep) -> dict[str, tuple]:
     return out
 
 
+def model_dashes(sweep: Sweep) -> dict[str, object]:
+    """One line style per model: a family's variants differ by dash as well as shade, so curves
+    that coincide (equal counts give equal fits) stay distinguishable by their ends.
+    """
+    cells = {m.name: m.cell for m in sweep.exp.models}
+    styles = ["-", (0, (5, 2)), (0, (1, 1.5)), (0, (5, 2, 1, 2))]
+    out, seen = {}, {}
+    for model in sweep.models:
+        index = seen.get(cells[model], 0)
+        out[model] = styles[index % len(styles)]
+        seen[cells[model]] = index + 1
+    return out
+
+
 def by_model(sweep: Sweep) -> dict:
     """Seaborn's hue arguments: one colour per model, the same in every figure."""
     return {"hue": "model", "hue_order": sweep.models, "palette": model_colours(sweep)}
