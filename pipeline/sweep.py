@@ -238,12 +238,13 @@ def _run(exp: Experiment, jobs: int, executor: str, pool, version: str, log) -> 
             raise SweepError(
                 f"{progress.failed} of {progress.total} runs failed:\n  "
                 + "\n  ".join(progress.failures)
+                + "\nrerun the same command to train them again (finished runs are kept)"
             )
         _write_summary(exp, version)
         log(
             f"train: all {progress.total} runs of {exp.name!r} finished; results under "
             f"{paths.results_dir(exp.name)}, MLflow experiment {exp.name!r} at "
-            f"{client.tracking_uri}"
+            f"{tracking.redact(client.tracking_uri)}"
         )
         return progress
 
@@ -263,6 +264,8 @@ def _train_all(exp, todo, jobs, executor, pool, client, exp_id, version, progres
     bar.set_postfix(failed=0, running=jobs)
 
     def on_done(spec, result, error):
+        if error is not None:  # it may quote the tracking URI
+            error = tracking.redact(error)
         if error is None:
             progress.done += 1
             bar.update(1)
