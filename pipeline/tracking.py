@@ -111,19 +111,20 @@ def is_local_sqlite(uri: str) -> bool:
     return uri.startswith("sqlite:")
 
 
-class _RetryNotice(logging.StreamHandler):
+class _RetryNotice(logging.Handler):
     """urllib3's notice of each HTTP retry after a broken connection, as one redacted line on
     stderr: urllib3 sends it to a null handler, and an outage the retries ride out would go
     unseen.
     """
 
     def __init__(self) -> None:
-        super().__init__(sys.stderr)
-        self.setLevel(logging.WARNING)
-        self.setFormatter(logging.Formatter("tracking: %(message)s"))
+        super().__init__(logging.WARNING)
 
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+    def emit(self, record: logging.LogRecord) -> None:
+        try:  # the stderr of the moment (not the one at start-up, which may be closed)
+            sys.stderr.write(f"tracking: {redact(record.getMessage())}\n")
+        except Exception:
+            self.handleError(record)
 
 
 def _configure_http() -> None:
