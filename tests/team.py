@@ -371,6 +371,19 @@ class RayCluster:
                     return pid
         return None
 
+    def busy(self, node: str) -> bool:
+        """Whether a worker process of ``node`` (a child of its raylet) is executing a task: Ray
+        titles its workers ``ray::IDLE`` while idle and ``ray::<task name>`` while executing.
+        """
+        raylet = self.raylet(node)
+        for pid, line in command_lines().items():
+            if line.startswith("ray::") and "IDLE" not in line:
+                with contextlib.suppress(OSError, IndexError):
+                    stat = Path(f"/proc/{pid}/stat").read_text()
+                    if int(stat.rsplit(")", 1)[1].split()[1]) == raylet:
+                        return True
+        return False
+
     def kill_raylet(self, node: str) -> None:
         """SIGKILL the raylet of ``node``: the node dies as a machine that lost power would."""
         os.kill(self.raylet(node), signal.SIGKILL)
