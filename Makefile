@@ -15,12 +15,18 @@ VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 RAY      := $(VENV)/.installed-ray
+SERVER   := $(VENV)/.installed-server
+TESTDEPS := $(VENV)/.installed-test
 EXTRAS   ?= dev
-# make mlflow-server: where the tracking server keeps runs and artifacts, and which Host
-# headers it answers (MLflow's default: localhost and private IP addresses)
+# make mlflow-server: where the tracking server keeps runs and artifacts, which Host headers it
+# answers (MLflow's default: localhost and private IP addresses), how many worker processes it
+# runs (MLflow's default: 4). A PostgreSQL BACKEND_STORE_URI installs the driver (the server
+# extra); leave its password out and export PGPASSWORD: the URI reaches the server through its
+# environment, never a command line.
 BACKEND_STORE_URI     ?= sqlite:///$(CURDIR)/mlruns/server.db
 ARTIFACTS_DESTINATION ?= $(CURDIR)/mlruns/server-artifacts
 ALLOWED_HOSTS         ?=
+WORKERS               ?=
 
 DATA     := data/$(EXP)/.done
 RESULTS  := results/$(EXP)/sweep.json
@@ -74,12 +80,21 @@ $(REPORT): $(RESULTS) $(REPORT_CODE) | $(STAMP)
 run-all: $(REPORT) ## every stage for EXP: data, train, report
 	@echo "report: $(abspath $(REPORT))"
 
-# the optional Ray extra: for EXECUTOR=ray, and for the tests, which cover it
+# the optional extras: Ray for EXECUTOR=ray, the PostgreSQL driver for a tracking server on
+# PostgreSQL, and both for the complete test suite, which covers them
 $(RAY): $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS),ray]"
 	touch $@
 
-test: $(RAY) ## the complete test suite, as CI runs it (installs the Ray extra, to test EXECUTOR=ray)
+$(SERVER): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS),server]"
+	touch $@
+
+$(TESTDEPS): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS),ray,server]"
+	touch $@
+
+test: $(TESTDEPS) ## the complete test suite, as CI runs it (installs the ray and server extras)
 	$(PY) -m pytest
 
 test-fast: $(STAMP) ## the fast tier for the edit-test loop: no training, no sweeps, no Ray
@@ -97,12 +112,13 @@ mlflow-ui: $(STAMP) ## serve the MLflow UI on HOST:PORT (default 127.0.0.1:5000)
 	$(VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlruns/mlflow.db}" \
 		--default-artifact-root "$(CURDIR)/mlruns/artifacts" --host $(HOST) --port $(PORT)
 
-mlflow-server: $(STAMP) ## a tracking server on HOST:PORT for Ray workers (BACKEND_STORE_URI, ARTIFACTS_DESTINATION)
+mlflow-server: export MLFLOW_BACKEND_STORE_URI = $(BACKEND_STORE_URI)
+mlflow-server: $(STAMP) $(if $(filter postgresql%,$(BACKEND_STORE_URI)),$(SERVER)) ## a tracking server on HOST:PORT for Ray workers (BACKEND_STORE_URI, ARTIFACTS_DESTINATION)
 	mkdir -p mlruns
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow server \
-		--backend-store-uri "$(BACKEND_STORE_URI)" \
 		--serve-artifacts --artifacts-destination "$(ARTIFACTS_DESTINATION)" \
-		--host $(HOST) --port $(PORT) $(if $(ALLOWED_HOSTS),--allowed-hosts "$(ALLOWED_HOSTS)")
+		--host $(HOST) --port $(PORT) $(if $(ALLOWED_HOSTS),--allowed-hosts "$(ALLOWED_HOSTS)") \
+		$(if $(WORKERS),--workers $(WORKERS))
 
 clean: ## remove generated outputs (data, results, reports, tracking store; not .venv)
 	rm -rf data results reports/*/ mlruns   # committed records sit in reports/ itself

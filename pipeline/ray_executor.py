@@ -12,7 +12,8 @@ differs:
   threads) and ``resources.gpus_per_run`` GPUs, 1 and 0 when the experiment names none; a task
   that asks for no GPU sees none, so it cannot share a GPU it did not reserve.
 - the workers log to the sweep's tracking store themselves, so for a cluster that store must be a
-  tracking server the workers reach over the network (``check_store``).
+  tracking server the workers reach over the network (``check_store``); the driver's MLflow client
+  settings (``tracking.client_environment``: retries, timeouts, credentials) travel with each task.
 - no filesystem needs to be shared. A node that lacks a cell's data writes it (the data is a pure
   function of the task's parameters and the seed) and checks it byte for byte against the
   driver's manifest; the driver writes each result file from the returned result when the worker
@@ -66,21 +67,13 @@ def cluster_is_remote(address: str | None) -> bool:
     return not _is_loopback(host)
 
 
-def _shown(uri: str) -> str:
-    """``uri`` fit for a message: a password in it is masked."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
-
-
 def _store_problem(uri: str) -> str | None:
     """Why workers on other machines cannot use the tracking store ``uri``, or None."""
     if tracking.is_local_sqlite(uri):
-        return f"the tracking store {uri} is a SQLite file on this machine"
+        return f"the tracking store {tracking.redact(uri)} is a SQLite file on this machine"
     host = urlsplit(uri).hostname
     if _is_loopback(host):
-        return f"the tracking store {_shown(uri)} names this machine by a loopback address"
+        return f"the tracking store {tracking.redact(uri)} names this machine by a loopback address"
     return None
 
 
@@ -106,10 +99,14 @@ def check_store(uri: str, address: str | None = None) -> None:
 
 
 def _check_nodes(ray, uri: str) -> None:
-    """The same refusal for a cluster reached as ``auto`` or by a loopback head address."""
+    """The same refusal for a cluster reached as ``auto`` or by a loopback head address, once it
+    has several nodes and one of them has a network address: nodes that all have a loopback
+    address are all on this machine, which reaches the store.
+    """
     problem = _store_problem(uri)
     alive = [n for n in ray.nodes() if n.get("Alive")]
-    if problem and len(alive) > 1:
+    networked = [n for n in alive if not _is_loopback(n.get("NodeManagerAddress"))]
+    if problem and len(alive) > 1 and networked:
         raise _refusal(problem, f"{len(alive)} nodes")
 
 
@@ -165,11 +162,15 @@ def resources(spec: RunSpec) -> tuple[float, float]:
     return float(spec.resources.cpus_per_run), float(spec.resources.gpus_per_run)
 
 
-def _task_options(spec: RunSpec) -> dict:
+def _task_options(spec: RunSpec, env: dict[str, str]) -> dict:
+    """Ray's options for the task of ``spec``, which runs with ``env`` in its environment."""
     cpus, gpus = resources(spec)
     options = {"name": spec.key, "num_cpus": cpus, "num_gpus": gpus, "max_retries": MAX_RETRIES}
+    env = dict(env)
     if not gpus:  # Ray leaves CUDA_VISIBLE_DEVICES alone for such a task: hide the GPUs
-        options["runtime_env"] = {"env_vars": {"CUDA_VISIBLE_DEVICES": ""}}
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    if env:
+        options["runtime_env"] = {"env_vars": env}
     return options
 
 
@@ -188,7 +189,7 @@ def _describe(ray, error: BaseException) -> str:
         text = str(error)
     else:  # Ray's own (a worker or node that died): its first line says what happened
         text = (str(error).strip().splitlines() or [""])[0]
-    return f"{type(error).__name__}: {text}"
+    return f"{type(error).__name__}: {tracking.redact(text)}"
 
 
 def _connect(ray, address: str | None) -> bool:
@@ -258,9 +259,11 @@ def run_ray(
     try:
         _check_nodes(ray, init_args[0])
         cell = ray.remote(_cell)
+        # a node's processes have the node's environment: the driver's MLflow settings travel
+        env = tracking.client_environment()
         for spec in todo:
             args = (*init_args[:-1], max(1, int(resources(spec)[0])))  # torch threads = CPUs
-            ref = cell.options(**_task_options(spec)).remote(spec, args, _manifest(spec))
+            ref = cell.options(**_task_options(spec, env)).remote(spec, args, _manifest(spec))
             pending[ref] = spec
         while pending:  # short waits, so a Ctrl-C is raised here within a second
             done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)

@@ -43,12 +43,29 @@ def stop_taking_runs(signum, frame):
 
 
 def run_one(spec: RunSpec) -> dict:
-    """Train one run in this process (a worker, or the parent with jobs=1, or a Ray task)."""
+    """Train one run in this process (a worker, or the parent with jobs=1, or a Ray task).
+
+    Raises TrackingError, one line, when the tracking server stopped answering; once a run of
+    this process has waited out the retries for it, the next ones fail at once unless the
+    server answers again.
+    """
     from pipeline.train import train_run
 
     if _worker.get("stopping"):  # stopped: start no new run from the queue
         raise Interrupted("the sweep is stopping")
-    return train_run(spec, _worker["client"], _worker["exp_id"], _worker["tags"])
+    client = _worker["client"]
+    lost = _worker.get("lost")
+    if lost is not None and not tracking.answers(client):
+        raise tracking.server_lost_error(client.tracking_uri, lost)
+    try:
+        result = train_run(spec, client, _worker["exp_id"], _worker["tags"])
+    except Exception as e:
+        if not tracking.lost_server(e):
+            raise
+        _worker["lost"] = e
+        raise tracking.server_lost_error(client.tracking_uri, e) from None
+    _worker.pop("lost", None)
+    return result
 
 
 def result_path(spec: RunSpec) -> Path:

@@ -275,12 +275,13 @@ def _run(exp: Experiment, jobs: int, executor: str, pool, version: str, log) -> 
             raise SweepError(
                 f"{progress.failed} of {progress.total} runs failed:\n  "
                 + "\n  ".join(progress.failures)
+                + "\nrerun the same command to train them again (finished runs are kept)"
             )
         _write_summary(exp, tuning + evaluation, version)
         log(
             f"train: all {progress.total} runs of {exp.name!r} finished; results under "
             f"{paths.results_dir(exp.name)}, MLflow experiment {exp.name!r} at "
-            f"{client.tracking_uri}"
+            f"{tracking.redact(client.tracking_uri)}"
         )
         return progress
 
@@ -333,6 +334,8 @@ def _train_all(sweep: Sweep, todo: list[RunSpec], bar) -> None:
     bar.set_postfix(failed=progress.failed, running=min(jobs, len(todo)))
 
     def on_done(spec, result, error):
+        if error is not None:  # it may quote the tracking URI
+            error = tracking.redact(error)
         if error is None:
             progress.done += 1
             bar.update(1)

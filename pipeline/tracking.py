@@ -5,12 +5,20 @@ The embedded default is SQLite at ``mlruns/mlflow.db`` with artifacts under ``ml
 shared ``mlflow server``. The store is checked before any work starts (``connect``), and the
 database and the MLflow experiment are created once, in the parent process, before any worker
 starts: several processes creating a fresh SQLite database at once crash.
+
+A tracking server is talked to with the retries and timeouts of ``HTTP_SETTINGS``: an outage of
+up to about a minute (a restarted server or database) is ridden out; a server that stays away
+fails the call, and ``lost_server`` tells such a failure from others. ``redact`` masks passwords
+wherever a tracking or database URI is shown.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+import re
+import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -23,6 +31,44 @@ from pipeline.errors import TrackingError
 T = TypeVar("T")
 RUN_KEY, CONFIG_HASH, CODE_VERSION = "run_key", "config_hash", "code_version"
 SUMMARY_TAG = "summary"  # the tag of the report's summary run
+
+# MLflow's HTTP client as the pipeline sets it, unless the environment already does. MLflow's own
+# defaults wait up to 120 s for each answer and retry a dead server for about four minutes per
+# call, so a server that went away would stall every worker for many minutes.
+HTTP_SETTINGS = {
+    # 6 retries with waits of 0, 2, 4, 8, 16 and 32 s (plus up to 1 s of jitter each): a server
+    # or database restart is ridden out; a server gone longer fails the call after about a minute
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "6",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    # per attempt: a server that accepts connections but never answers fails a call in minutes,
+    # not the default's quarter of an hour
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    # MLflow prints a "View run ... at <tracking URI>" line per finished run: it would break the
+    # progress bar, and it shows a password the URI carries
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+# credentials MLflow's client reads from the environment (basic auth, a bearer token)
+CREDENTIAL_VARIABLES = (
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+)
+# environment variables whose values are secrets: masked by ``redact`` wherever they show up
+SECRET_VARIABLES = ("PGPASSWORD", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):[^@/\s]*@")
+
+
+def redact(text: str) -> str:
+    """``text`` with its secrets masked as ``***``: the password of every URI in it
+    (``postgresql://user:***@host/db``) and the value of each ``SECRET_VARIABLES`` set here.
+    Every tracking or database URI the pipeline shows, logs or stores goes through this.
+    """
+    text = _USERINFO.sub(r"\g<head>:***@", text)
+    for name in SECRET_VARIABLES:
+        secret = os.environ.get(name, "")
+        if len(secret) >= 4:  # a shorter value cannot be told from ordinary text
+            text = text.replace(secret, "***")
+    return text
 
 
 def _transient(error: Exception) -> bool:
@@ -43,7 +89,7 @@ def retry(fn: Callable[[], T], attempts: int = 8, base: float = 0.05) -> T:
 
 
 @contextmanager
-def _fail_fast():
+def fail_fast():
     """Within: an unreachable HTTP server answers in seconds, not after minutes of retries."""
     saved = {
         k: os.environ.get(k)
@@ -65,10 +111,49 @@ def is_local_sqlite(uri: str) -> bool:
     return uri.startswith("sqlite:")
 
 
+class _RetryNotice(logging.Handler):
+    """urllib3's notice of each HTTP retry after a broken connection, as one redacted line on
+    stderr: urllib3 sends it to a null handler, and an outage the retries ride out would go
+    unseen.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:  # the stderr of the moment (not the one at start-up, which may be closed)
+            sys.stderr.write(f"tracking: {redact(record.getMessage())}\n")
+        except Exception:
+            self.handleError(record)
+
+
+def _configure_http() -> None:
+    """Set ``HTTP_SETTINGS`` in this process's environment where it does not set them already
+    (MLflow reads them at every request), and show the retries.
+    """
+    for name, value in HTTP_SETTINGS.items():
+        os.environ.setdefault(name, value)
+    retries = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(h, _RetryNotice) for h in retries.handlers):
+        retries.addHandler(_RetryNotice())
+
+
+def client_environment() -> dict[str, str]:
+    """This process's MLflow client settings (``HTTP_SETTINGS`` and credentials, as set in its
+    environment): what the processes of a sweep on other machines must share with it.
+    """
+    _configure_http()
+    names = (*HTTP_SETTINGS, *CREDENTIAL_VARIABLES)
+    return {name: os.environ[name] for name in names if name in os.environ}
+
+
 def client(uri: str | None = None):
-    """An MlflowClient for ``uri`` (default: ``paths.tracking_uri()``), with no checks."""
+    """An MlflowClient for ``uri`` (default: ``paths.tracking_uri()``), with no checks, and the
+    pipeline's ``HTTP_SETTINGS``.
+    """
     from mlflow import MlflowClient
 
+    _configure_http()
     # explicit, never mlflow.set_tracking_uri: that also rewrites MLFLOW_TRACKING_URI in the
     # process environment, which would redirect every later paths.tracking_uri()
     return MlflowClient(tracking_uri=uri or paths.tracking_uri())
@@ -79,28 +164,69 @@ def connect(uri: str | None = None):
     unreachable. Creates the local SQLite database when it is the default and missing.
     """
     uri = uri or paths.tracking_uri()
+    _configure_http()  # before fail_fast, which restores what it finds for the later calls
     if "://" not in uri and not uri.startswith("sqlite:"):
         raise TrackingError(
-            f"MLFLOW_TRACKING_URI={uri!r}: not a URI (expected "
+            f"MLFLOW_TRACKING_URI={redact(uri)!r}: not a URI (expected "
             "http://host:port, sqlite:///path.db, postgresql://...)"
         )
     if uri.startswith("file:"):
         raise TrackingError(
-            f"MLFLOW_TRACKING_URI={uri!r}: file stores are not supported by "
+            f"MLFLOW_TRACKING_URI={redact(uri)!r}: file stores are not supported by "
             "MLflow 3; use sqlite:///path/mlflow.db or a tracking server"
         )
     try:
         if is_local_sqlite(uri):
             _create_sqlite(uri)
-        with _fail_fast():
+        with fail_fast():
             c = client(uri)
             retry(lambda: c.search_experiments(max_results=1))
     except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise TrackingError(
-            f"tracking store {uri} is unreachable or unusable: {first[:300]}"
+            f"tracking store {redact(uri)} is unreachable or unusable: {first_line(e)}"
         ) from None
     return c
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """The first line of ``error``'s message (its type when it has none), redacted, cut short."""
+    text = str(error).strip()
+    return redact(text.splitlines()[0] if text else type(error).__name__)[:limit]
+
+
+def lost_server(error: BaseException) -> bool:
+    """Whether ``error`` is a tracking server that did not answer within ``HTTP_SETTINGS``'s
+    retries: down, unreachable, timing out, or failing (5xx) on every attempt. MLflow raises
+    these as a plain MlflowException; the cause it chains says which it was.
+    """
+    import requests
+
+    gone = (requests.ConnectionError, requests.Timeout, requests.exceptions.RetryError)
+    seen: BaseException | None = error
+    for _ in range(10):  # a short chain; never loop on a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, gone):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def server_lost_error(uri: str, error: BaseException) -> TrackingError:
+    """The one-line error of a run whose tracking server at ``uri`` stopped answering."""
+    return TrackingError(
+        f"the tracking server {redact(uri)} stopped answering: {first_line(error)}"
+    )
+
+
+def answers(c) -> bool:
+    """Whether the tracking store of client ``c`` answers now (one quick try)."""
+    try:
+        with fail_fast():
+            c.search_experiments(max_results=1)
+    except Exception:
+        return False
+    return True
 
 
 def _create_sqlite(uri: str) -> None:

@@ -17,6 +17,7 @@ Batches come from ``batches``, the MLflow writes go through ``record``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -278,7 +279,8 @@ def train_run(
     """Train, probe and record one run; returns its result (also written to its result file).
 
     Raises data.DataError for bad data files; any failure marks the MLflow run FAILED (KILLED on
-    interruption) and leaves no result file.
+    interruption; left RUNNING for the next sweep to close when the store does not answer) and
+    leaves no result file.
     """
     _quiet_lightning()
     splits = data.load_run_data(spec.experiment, spec.task, spec.distance, spec.seed)
@@ -297,12 +299,19 @@ def train_run(
         return result
     except BaseException as e:
         status = "KILLED" if isinstance(e, KeyboardInterrupt | SystemExit) else "FAILED"
-        error = RunTag("error", repr(e)[:4000])
-        try:
-            tracking.retry(lambda: client.log_batch(run_id, tags=[error]))
-            tracking.retry(lambda: client.set_terminated(run_id, status))
-        finally:
-            raise
+        _close(client, run_id, status, e)
+        raise
+
+
+def _close(client, run_id: str, status: str, error: BaseException) -> None:
+    """End a run that did not finish as ``status``, with its error as a tag, or leave it RUNNING
+    when the store cannot be reached at once: the next sweep closes it (``close_stale_runs``),
+    and an interrupted or failing run does not wait out a lost server's retries once more.
+    """
+    tag = RunTag("error", tracking.redact(repr(error))[:4000])
+    with contextlib.suppress(Exception), tracking.fail_fast():
+        tracking.retry(lambda: client.log_batch(run_id, tags=[tag]))
+        tracking.retry(lambda: client.set_terminated(run_id, status))
 
 
 def _train(spec: RunSpec, splits: dict, recorder: Recorder, tags: dict, accelerator: str) -> dict:

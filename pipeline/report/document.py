@@ -8,7 +8,7 @@ import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline import config
+from pipeline import config, tracking
 from pipeline.config import Experiment
 from pipeline.decay import GEOMETRIC_R2
 from pipeline.errors import ConfigError
@@ -186,7 +186,8 @@ def provenance(sweep: Sweep, experiment_file: Path) -> list[str]:
     return [
         _source(exp, experiment_file),
         "Code commit(s) the runs were trained at: " + (", ".join(sweep.commits) or "unknown") + ".",
-        f"MLflow: experiment {exp.name!r} (id {sweep.experiment_id}) at {sweep.tracking_uri}; "
+        f"MLflow: experiment {exp.name!r} (id {sweep.experiment_id}) at "
+        f"{tracking.redact(sweep.tracking_uri)}; "
         "run ids in results.csv and the table of all runs.",
         f"Report written {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
         "Trained on: " + _environments(sweep) + ".",

@@ -45,8 +45,8 @@ def collect(exp: Experiment, client) -> Sweep:
     found = tracking.retry(lambda: client.get_experiment_by_name(exp.name))
     if found is None or found.lifecycle_stage == "deleted":
         raise ReportError(
-            f"no MLflow experiment {exp.name!r} in {client.tracking_uri}: train it first "
-            f"(python -m pipeline train --experiment experiments/{exp.name}.yaml)"
+            f"no MLflow experiment {exp.name!r} in {tracking.redact(client.tracking_uri)}: "
+            f"train it first (python -m pipeline train --experiment experiments/{exp.name}.yaml)"
         )
     mlflow_runs = [
         r

@@ -1,0 +1,79 @@
+"""The door to MLflow without a server: redaction, the HTTP client's settings, telling a lost
+server from other failures, and which clusters may share a loopback tracking store.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from pipeline import ray_executor, tracking
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("postgresql://mlflow:s3cret@db:5432/mlflow", "postgresql://mlflow:***@db:5432/mlflow"),
+        ("postgresql+psycopg://u:p:w@db/x", "postgresql+psycopg://u:***@db/x"),
+        ("API request to http://alice:pa%40ss@10.0.0.5:5000/api failed", "API request to "
+         "http://alice:***@10.0.0.5:5000/api failed"),
+        ("'http://a:b@h:1' and https://c:d@h:2/x", "'http://a:***@h:1' and https://c:***@h:2/x"),
+        ("http://127.0.0.1:5000/get?x=a@b", "http://127.0.0.1:5000/get?x=a@b"),  # no password
+        ("sqlite:////srv/mlruns/mlflow.db", "sqlite:////srv/mlruns/mlflow.db"),
+    ],
+)  # fmt: skip
+def test_redact_masks_the_password_of_every_uri(text, shown):
+    assert tracking.redact(text) == shown
+
+
+def test_redact_masks_secret_variables(monkeypatch):
+    monkeypatch.setenv("PGPASSWORD", "hunter2-long")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "abc")  # too short to tell from text
+    assert tracking.redact("password hunter2-long, abc") == "password ***, abc"
+
+
+def test_the_client_gets_the_pipelines_http_settings_unless_set(monkeypatch):
+    for name in tracking.HTTP_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # the user's choice wins
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "t0ken-value")
+    tracking.client("http://127.0.0.1:9")
+    shared = tracking.client_environment()
+    assert shared == {
+        **tracking.HTTP_SETTINGS,
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+        "MLFLOW_TRACKING_TOKEN": "t0ken-value",
+    }
+
+
+def test_a_server_that_does_not_answer_is_told_from_other_failures(monkeypatch):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens once the socket closes
+    client = tracking.client(f"http://user:pw-in-uri@127.0.0.1:{port}")
+    with tracking.fail_fast(), pytest.raises(Exception) as refused:
+        client.search_experiments(max_results=1)
+    assert tracking.lost_server(refused.value)
+    assert not tracking.lost_server(ValueError("a bug"))
+    assert not tracking.answers(client)
+    error = tracking.server_lost_error(client.tracking_uri, refused.value)
+    assert "pw-in-uri" not in str(error) and "stopped answering" in str(error)
+    assert "\n" not in str(error)
+
+
+class _Ray:
+    """Just enough of the ray module for ``_check_nodes``: a list of nodes."""
+
+    def __init__(self, *addresses: str) -> None:
+        self._nodes = [{"Alive": True, "NodeManagerAddress": a} for a in addresses]
+
+    def nodes(self) -> list[dict]:
+        return self._nodes
+
+
+def test_nodes_all_on_this_machine_may_share_a_loopback_store():
+    ray_executor._check_nodes(_Ray("127.0.0.1", "127.0.0.1"), "http://127.0.0.1:5000")
+    ray_executor._check_nodes(_Ray("10.0.0.5"), "http://127.0.0.1:5000")  # one node: here
+    with pytest.raises(ray_executor.SweepError, match="2 nodes"):
+        ray_executor._check_nodes(_Ray("127.0.0.1", "10.0.0.7"), "http://127.0.0.1:5000")
