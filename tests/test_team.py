@@ -59,7 +59,7 @@ pytestmark = [
 
 # six runs (two cells, three distances, one seed): three rounds on the two one-CPU nodes, work
 # left for both nodes when a test injects its fault
-SETTINGS = {**TINY, "tasks": [{**TINY["tasks"][0], "distances": [4, 8, 12]}], "seeds": [0]}
+SETTINGS = {**TINY, "tasks": [{**TINY["tasks"][0], "distances": [6, 8, 12]}], "seeds": [0]}
 NOT_OUTCOMES = ["run_id", "wall_time"]  # the report's columns that differ between sweeps
 SWEEP_TIMEOUT = 300  # a hang detector for one sweep, far above its usual length
 
