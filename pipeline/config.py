@@ -21,9 +21,6 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     PlainValidator,
     StrictInt,
@@ -34,14 +31,10 @@ from pydantic import (
 
 from pipeline import capacity, tasks
 from pipeline.errors import ConfigError
+from pipeline.fields import Frozen, Number
 
 if TYPE_CHECKING:
     from pipeline.runs import RunSpec
-
-
-class Frozen(BaseModel):
-    # allow_inf_nan: nan, inf and YAML's .inf are refused wherever a number is accepted
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
 
 
 # Upper bounds, each generous for the shipped experiments (full.yaml is paper-scale).
@@ -65,14 +58,6 @@ MAX_GPUS = 8  # per run: the GPUs of one large node; Ray cannot spread a task ac
 MAX_NAME = 64  # model names go into file names (255 bytes at most) and figure legends
 
 
-def _number(value: object) -> object:
-    """Floats accept numbers and numeric strings (YAML reads ``3e-3`` as a string), not booleans."""
-    if isinstance(value, bool):
-        raise ValueError("input should be a number, not a boolean")
-    return value
-
-
-Number = Annotated[float, BeforeValidator(_number)]
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 Distances = Annotated[list[Annotated[StrictInt, Field(ge=1, le=MAX_DISTANCE)]], Field(min_length=1)]
 HiddenSize = Annotated[StrictInt, Field(ge=1, le=MAX_HIDDEN)]
@@ -157,6 +142,8 @@ class CopyConfig(TaskBase):
 class AddingConfig(TaskBase):
     task: Literal["adding"]
     tolerance: _task_param(tasks.Adding, "tolerance", Number) = tasks.Adding.tolerance
+    # where the markers sit and how the target is scaled: tasks.Adding says what each means
+    variant: Literal[tasks.ADDING_VARIANTS] = tasks.Adding.variant
 
 
 TaskConfig = Annotated[RecallConfig | CopyConfig | AddingConfig, Field(discriminator="task")]

@@ -19,6 +19,7 @@ COMMON = (
     "paths.py",
     "errors.py",
     "files.py",
+    "fields.py",
     "config.py",
     "tasks.py",
     "capacity.py",
