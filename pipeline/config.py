@@ -13,6 +13,7 @@ result column ``distance`` and the plot label ``distance``.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from functools import cached_property
@@ -165,8 +166,9 @@ class ModelConfig(Frozen):
     which is ``LSTM_FORGET_BIAS`` unless ``forget_bias: pytorch`` asks for PyTorch's (about 0).
 
     - ``nonlinearity`` (rnn): ``tanh`` (default) or ``relu``;
-    - ``recurrent_init``: ``pytorch`` (default), ``orthogonal`` W per gate block, or ``identity``
-      (rnn only: W = I, zero biases; with ``relu``, the IRNN of Le et al. 2015);
+    - ``recurrent_init``: ``pytorch`` (default), ``orthogonal`` or ``glorot`` (Glorot-uniform)
+      W per gate block, or ``identity`` (rnn only: W = I, zero biases; with ``relu``, the IRNN
+      of Le et al. 2015);
     - ``forget_bias`` (lstm): a number, or ``pytorch``; ``update_bias`` (gru): a number;
     - ``chrono_t_max`` (lstm, gru): chrono init (Tallec & Ollivier 2018) with this t_max, or
       ``auto`` for ``CHRONO_AUTO`` x each run's distance.
@@ -178,7 +180,7 @@ class ModelConfig(Frozen):
     # a parameter budget: the largest hidden size within it, per task (bounded as a width is)
     parameters: Annotated[StrictInt, Field(ge=1, le=MAX_PARAMETERS)] | None = None
     nonlinearity: Literal["tanh", "relu"] | None = None
-    recurrent_init: Literal["pytorch", "orthogonal", "identity"] = "pytorch"
+    recurrent_init: Literal["pytorch", "orthogonal", "glorot", "identity"] = "pytorch"
     # None: LSTM_FORGET_BIAS; pytorch: PyTorch's own init (about 0)
     forget_bias: (
         Annotated[float | str, _number_or("pytorch", -MAX_FORGET_BIAS, MAX_FORGET_BIAS)] | None
@@ -248,6 +250,8 @@ class ModelConfig(Frozen):
             parts.append("W = identity, zero biases")
         elif self.recurrent_init == "orthogonal":
             parts.append("orthogonal W")
+        elif self.recurrent_init == "glorot":
+            parts.append("Glorot-uniform W")
         if self.cell == "lstm" and self.chrono_t_max is None:
             parts.append(
                 "PyTorch's forget-gate bias (about 0)"
@@ -269,8 +273,13 @@ class TrainingConfig(Frozen):
     learning_rate: Annotated[Number, Field(gt=0, le=MAX_LEARNING_RATE)] = 3e-3
     batch_size: PositiveInt = 128  # at most data.n_train (Experiment)
     max_steps: Annotated[StrictInt, Field(ge=1, le=MAX_STEPS)] = 2000
-    # clip by global norm; None: never
+    # clip at this bound; None: never
     grad_clip: Annotated[Number, Field(gt=0, le=MAX_GRAD_CLIP)] | None = 1.0
+    # norm: scale the whole gradient down to global L2 norm grad_clip; value: clamp each element
+    # to [-grad_clip, grad_clip] (Arjovsky et al. 2016's code). The pre-clip norm is recorded
+    clip_mode: Literal["norm", "value"] = "norm"
+    # RMSprop's moving-average decay of squared gradients (PyTorch's alpha; None: its 0.99)
+    rmsprop_decay: Annotated[Number, Field(gt=0, lt=1)] | None = None
     eval_every: PositiveInt = 100  # steps between validations
     solved_accuracy: Annotated[Number, Field(gt=0, le=1)] = 0.99  # validation accuracy to stop at
     log_every: PositiveInt = 25  # steps between training-metric writes to MLflow
@@ -278,6 +287,20 @@ class TrainingConfig(Frozen):
     # loss exceeds this multiple of the task's memoryless baseline loss (an explosion that
     # clipping did not contain); a large pre-clip gradient norm alone is what clipping handles
     diverge_loss_factor: Annotated[Number, Field(gt=1)] = 100.0
+
+    @model_validator(mode="after")
+    def _options_fit(self):
+        if self.rmsprop_decay is not None and self.optimizer != "rmsprop":
+            raise ValueError(
+                f"rmsprop_decay: applies to the rmsprop optimizer only, but optimizer is "
+                f"{self.optimizer!r} (got {self.rmsprop_decay!r})"
+            )
+        if self.clip_mode == "value" and self.grad_clip is None:
+            raise ValueError(
+                "clip_mode: 'value' clamps each gradient element to grad_clip, but grad_clip is "
+                "null (got 'value')"
+            )
+        return self
 
     @model_validator(mode="after")
     def _cadence_fits(self):
@@ -423,6 +446,15 @@ class Experiment(Frozen):
     def _tuning_fits(self):
         if self.tuning is None:
             return self
+        grid = self.tuning.grid  # every point, with the settings it does not vary
+        for values in itertools.product(*grid.values()):
+            point = dict(zip(grid, values, strict=True))
+            try:
+                TrainingConfig(**{**self.training.model_dump(), **point})
+            except ValidationError as e:
+                msg = e.errors()[0]["msg"].removeprefix("Value error, ")
+                shown = ", ".join(f"{k}={v!r}" for k, v in point.items())
+                raise ValueError(f"tuning.grid: at grid point {shown}, {msg}") from None
         shared = sorted(set(self.tuning.seeds) & set(self.seeds))
         if shared:
             raise ValueError(
