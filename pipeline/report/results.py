@@ -62,6 +62,13 @@ class Sweep:
         return runs[(runs["task"] == task) & runs["probe_data"]]
 
 
+def baselines_at(sweep: Sweep, task: str, distance: int) -> dict[str, float]:
+    """The losses of the task's memoryless strategies at ``distance``, by name (the task's own
+    ``baselines``; for the adding task: no memory first, then remembering one value).
+    """
+    return next(t for t in sweep.exp.tasks if t.task == task).build().baselines(distance)
+
+
 def median_of(runs: pd.DataFrame, column: str) -> float:
     """Median of ``column`` over the runs that have it (nan when none does)."""
     values = pd.to_numeric(runs[column], errors="coerce").dropna()
