@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from pipeline import capacity, tasks
+from pipeline.claims import Claim
 from pipeline.errors import ConfigError
 from pipeline.fields import Frozen, Number
 
@@ -424,6 +425,9 @@ class Experiment(Frozen):
     probe: ProbeConfig = ProbeConfig()
     resources: ResourcesConfig = ResourcesConfig()
     tuning: TuningConfig | None = None
+    # a published claim this experiment replicates (experiments/replications/); not part of any
+    # run's identity: rewording a claim retrains nothing
+    claim: Claim | None = None
 
     @field_validator("seeds")
     @classmethod
@@ -471,6 +475,20 @@ class Experiment(Frozen):
                     f"tuning.distances: {distance} is below the {task} task's minimum distance "
                     f"{low}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _claim_fits(self):
+        if self.claim is None:
+            return self
+        if len(self.tasks) != 1:
+            raise ValueError(
+                f"claim: a replication holds one task, so that its checks name no task (got "
+                f"{len(self.tasks)}: {', '.join(t.task for t in self.tasks)})"
+            )
+        problem = self.claim.problems([m.name for m in self.models], self.tasks[0].distances)
+        if problem:
+            raise ValueError(f"claim.{problem}")
         return self
 
     @model_validator(mode="after")
