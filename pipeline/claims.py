@@ -119,6 +119,12 @@ class Claim(Frozen):
     expect: Annotated[list[Expectation], Field(min_length=1)]
     observe: list[Observation] = []
 
+    @property
+    def authors(self) -> str:
+        """``Arjovsky, M., Shah, A. & Bengio, Y. (2016)``: the citation up to its year."""
+        head, year, _ = self.citation.partition(")")
+        return head + year if year else self.citation[:60]
+
     @model_validator(mode="after")
     def _unverified_says_what(self):
         if not self.verified and not self.unverified:

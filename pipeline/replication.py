@@ -29,7 +29,7 @@ FOLDER = "replications"  # experiments/replications/*.yaml; reports/replications
 
 def claim_files() -> list[Path]:
     """Every replication file, sorted by name."""
-    return sorted((paths.experiments_dir() / FOLDER).glob("*.yaml"))
+    return sorted((paths.experiments_dir() / FOLDER).glob("*.yaml"), key=lambda p: p.stem)
 
 
 def load_claims(files: list[Path]) -> dict[str, tuple[Path, Experiment]]:
@@ -57,23 +57,22 @@ def plan(
     claims: dict[str, tuple[Path, Experiment]], claim: str | None, everything: bool, gpu: bool
 ) -> tuple[list[str], dict[str, str]]:
     """``(to run, {left out: why})``. Raises ConfigError for an unknown ``claim``."""
-    if claim is not None:
-        if claim not in claims:
-            known = ", ".join(claims) or "none"
-            raise ConfigError(
-                f"no claim {claim!r} in {paths.experiments_dir() / FOLDER} (claims: {known})"
-            )
-        why = f"not run in this call (make replicate CLAIM={claim} ran another)"
-        return [claim], {name: why for name in claims if name != claim}
+    if claim is not None and claim not in claims:
+        known = ", ".join(claims) or "none"
+        raise ConfigError(
+            f"no claim {claim!r} in {paths.experiments_dir() / FOLDER} (claims: {known})"
+        )
     run, skipped = [], {}
     for name, (_, exp) in claims.items():
-        if exp.claim.compute == "gpu" and not (gpu or everything):
+        if name == claim or (claim is None and (exp.claim.compute == "cpu" or gpu or everything)):
+            run.append(name)
+        elif exp.claim.compute == "gpu" and not gpu:
             skipped[name] = (
                 "sized for a GPU (compute: gpu) and this machine has none; run it where one is, "
                 f"or here with make replicate CLAIM={name} (or ALL=1 for every claim)"
             )
         else:
-            run.append(name)
+            skipped[name] = f"this call ran {claim} only (make replicate CLAIM={name} runs it)"
     return run, skipped
 
 

@@ -313,3 +313,38 @@ def test_verdicts_compare_defaults_with_defaults_and_best_with_best():
     defaults, best = verdicts(flipped, "recall")
     assert "the LSTM held the dependency furthest" in defaults
     assert "the LSTM held the dependency furthest" in best
+
+
+@pytest.mark.parametrize("variant", ["fixed", "hochreiter"])
+def test_adding_sentences_use_the_variants_baselines(variant):
+    from pipeline.report.document import method
+
+    distance = 99
+    exp = config.Experiment(
+        name="adding", tasks=[{"task": "adding", "distances": [distance], "variant": variant}],
+        models=[{"name": "lstm", "cell": "lstm"}], seeds=[0, 1],
+    )  # fmt: skip
+    rows = [
+        {
+            **{k: v for k, v in spec.identity().items() if k in RESULT_COLUMNS},
+            "status": "unsolved",
+            "test_loss": 0.015,
+            "parameters": 609,
+            "run_id": spec.key,
+        }
+        for spec in exp.runs
+    ]
+    base = synthetic_sweep(RNN_SHORT)
+    sweep = Sweep(exp, "1", "sqlite:///none", pd.DataFrame(rows, columns=RESULT_COLUMNS),
+                  base.curves, base.history)  # fmt: skip
+    no_memory, one = exp.tasks[0].build().baselines(distance).values()
+    sentence = next(s for s in findings.findings(sweep) if s.startswith("Test MSE"))
+    assert f"lstm at {distance}: 0.0150 (" in sentence
+    assert f"below {one:.4g})" in sentence and f"{no_memory:.4g}: predict" in sentence
+    said = next(s for s in method(sweep) if s.startswith("Adding problem"))
+    assert f"variant {variant}" in said and f"{one:.4g}" in said
+    if variant == "hochreiter":
+        assert "2/2 below" in sentence  # 0.015 < 0.9/48: its MSEs are on a quarter's scale
+        assert "as Hochreiter & Schmidhuber (1997), who used 0.04" in said
+    else:
+        assert "2/2 below 0.08333" in sentence and "0.16 on this scale" in said

@@ -14,7 +14,13 @@ from pipeline.decay import GEOMETRIC_R2
 from pipeline.errors import ConfigError
 from pipeline.report.findings import findings
 from pipeline.report.render import Section
-from pipeline.report.results import Sweep, baselines_at, init_setting
+from pipeline.report.results import (
+    Sweep,
+    baselines_at,
+    clip_words,
+    init_setting,
+    optimizer_words,
+)
 from pipeline.report.stats import LEVEL
 from pipeline.report.style import Plot
 from pipeline.report.tables import (
@@ -138,9 +144,9 @@ def _tuning_method(sweep: Sweep) -> str:
     tuning, t = sweep.exp.tuning, sweep.exp.training
     if tuning is None:
         return (
-            f"Training settings. Every variant trained with the same settings ({t.optimizer}, "
-            f"learning rate {t.learning_rate:g}, batch {t.batch_size}, clip {t.grad_clip}); "
-            "none was tuned, so a variant that needs another learning rate is at a disadvantage."
+            f"Training settings. Every variant trained with the same settings "
+            f"({optimizer_words(t)}, batch {t.batch_size}, gradients {clip_words(t)}); none "
+            "was tuned, so a variant that needs another learning rate is at a disadvantage."
         )
     grid = "; ".join(f"{field} in {values}" for field, values in tuning.grid.items())
     where = ", ".join(f"{task.task} at {tuning.distance(task)}" for task in sweep.exp.tasks)
@@ -213,13 +219,13 @@ def provenance(sweep: Sweep, experiment_file: Path) -> list[str]:
         f"Report written {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
         "Trained on: " + _environments(sweep) + ".",
         f"Training budget: at most {t.max_steps} updates x batch {t.batch_size} = "
-        f"{t.max_steps * t.batch_size:,} sequences per run; {t.optimizer}, learning rate "
-        f"{t.learning_rate:g}; stop at validation accuracy {t.solved_accuracy:g}, checked every "
+        f"{t.max_steps * t.batch_size:,} sequences per run; {optimizer_words(t)}; stop at "
+        f"validation accuracy {t.solved_accuracy:g}, checked every "
         f"{t.eval_every} updates; data {exp.data.n_train}/{exp.data.n_val}/{exp.data.n_test} "
         "train/val/test sequences.",
         f"Models: {inits}.",
-        f"Gradient norms are taken before clipping (global L2 norm; clipped to {t.grad_clip} "
-        f"for the update). Probes: {exp.probe.batch_size} validation sequences, at "
+        f"Gradient norms are global L2 norms taken before clipping (for the update, "
+        f"gradients {clip_words(t)}). Probes: {exp.probe.batch_size} validation sequences, at "
         f"initialisation, {_every(exp.probe.every_evals)} and after training.",
     ]
 

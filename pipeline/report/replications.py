@@ -113,7 +113,7 @@ def _row(entry: Entry, verdict: Verdict) -> dict:
     html, md = f"../{entry.name}/report.html", f"../{entry.name}/report.md"
     return {
         "claim": entry.name,
-        "citation": claim.citation,
+        "paper": claim.authors,
         "setting": setting_text(entry.exp, entry.runs),
         "published": "; ".join(dict.fromkeys(e.published for e in claim.expect)),
         "measured": "; ".join(
@@ -177,7 +177,7 @@ def _claim_section(entry: Entry, verdict: Verdict) -> Section:
     if verdict.observed:
         blocks += ["Measured beside the published numbers (not checked):"]
         blocks.append(_check_rows(verdict.observed).drop(columns=["check", "outcome"]))
-    return Section(f"{entry.name}: {claim.citation.split('.')[0]}", blocks)
+    return Section(f"{entry.name}: {claim.authors}", blocks)
 
 
 def document(entries: list[Entry]) -> list[Section]:
