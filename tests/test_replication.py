@@ -46,7 +46,7 @@ def test_a_claim_runs_end_to_end_and_gets_its_row(pipeline_root):
     folder = pipeline_root / "experiments" / "replications"
     tiny = claim_file(folder, "tiny")
     gpu = claim_file(folder, "big", claim={**TINY_CLAIM["claim"], "compute": "gpu"})
-    page = replication.run(jobs=2, log=lambda *_: None, files=[gpu, tiny])
+    page = replication.run(jobs=1, log=lambda *_: None, files=[gpu, tiny])
     assert page == paths.reports_dir("replications") / "report.html"
     assert (paths.reports_dir("tiny") / "report.html").exists()  # the claim's own report
     assert not paths.reports_dir("big").exists() or replication.gpu_here()
@@ -64,8 +64,6 @@ def test_a_claim_runs_end_to_end_and_gets_its_row(pipeline_root):
     assert "1 of 2 checks fail: rnn: test loss &lt; 0" in html
     results = json.loads((paths.results_dir("tiny") / "sweep.json").read_text())
     assert len(results["runs"]) == 2
-    again = replication.run(claim="tiny", jobs=1, log=lambda *_: None, files=[gpu, tiny])
-    assert again == page  # resumed: nothing left to train, the page written again
 
 
 def test_which_claims_run_where(tmp_path):

@@ -152,6 +152,15 @@ def method() -> list[str]:
     ]
 
 
+def _verdict_sentence(entry: Entry, verdict: Verdict) -> str:
+    """``Verdict: not run (published claim unverified): 5 of 5 checks ... Not run because ...``"""
+    unverified = "" if entry.exp.claim.verified else " (published claim unverified)"
+    text = f"Verdict: {verdict.verdict}{unverified}: {verdict.reason}."
+    if verdict.verdict == "not run" and entry.why_not_run:
+        text += f" Not run here: {entry.why_not_run}."
+    return text
+
+
 def _claim_section(entry: Entry, verdict: Verdict) -> Section:
     claim = entry.exp.claim
     blocks: list = [
@@ -171,7 +180,7 @@ def _claim_section(entry: Entry, verdict: Verdict) -> Section:
     if claim.unverified:
         blocks += ["Not confirmed from the paper itself:", list(claim.unverified)]
     blocks += [
-        f"Verdict: {verdict_text(entry, verdict)} ({verdict.reason}).",
+        _verdict_sentence(entry, verdict),
         _check_rows(verdict.checks),
     ]
     if verdict.observed:
