@@ -258,17 +258,23 @@ def test_stale_result_files_do_not_count(pipeline_root):
 
 
 def test_the_page_has_one_row_per_claim_with_its_verdict(pipeline_root):
-    exp, _ = verdict_of(pipeline_root, REPRODUCED, verified=False, unverified=["the numbers"])
+    exp, _ = verdict_of(
+        pipeline_root, REPRODUCED, verified=False, unverified=["the numbers"], budget="a tenth"
+    )
     folder = pipeline_root / "experiments"
     empty = write_experiment(folder, "empty", changed(lambda s: claim(s).update(compute="gpu")))
     claims = replication.load_claims([folder / "claimed.yaml", empty])
     page = replication.write_page(claims, {"empty": "sized for a GPU, none here"})
     md = (page.parent / "report.md").read_text()
     rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
-    assert "reproduced (published claim unverified)" in rows["claimed"]
+    assert (
+        "reproduced (published claim unverified) (on a smaller budget than the paper's: a tenth)"
+        in rows["claimed"]
+    )
     assert "lstm at 19: 0.004 (seeds 0: 0.004, 1: 0.004, 2: 0.004)" in rows["claimed"]
     assert "| none yet |" in rows["claimed"]  # no report folder for it was written
     assert "not run: sized for a GPU, none here" in rows["empty"]
+    assert "smaller budget" not in rows["empty"]  # nothing ran, on any budget
     assert "1 reproduced, 0 not reproduced, 1 not run" in md
     assert "Published claim UNVERIFIED" in md and "- the numbers" in md
     html = page.read_text()

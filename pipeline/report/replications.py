@@ -44,13 +44,20 @@ class Entry:
 
 
 def verdict_text(entry: Entry, verdict: Verdict) -> str:
-    """``reproduced``, ``not run: sized for a GPU ...``, with ``(published claim unverified)``."""
-    text = verdict.verdict
+    """``reproduced``, ``not run: sized for a GPU ...``, with ``(published claim unverified)``
+    and the budget where it is smaller than the paper's.
+    """
+    text = verdict.verdict + _qualifiers(entry.exp.claim, verdict)
     if verdict.verdict == "not run" and entry.why_not_run:
         text += f": {entry.why_not_run}"
-    if not entry.exp.claim.verified:
-        text += " (published claim unverified)"
     return text
+
+
+def _qualifiers(claim, verdict: Verdict) -> str:
+    out = "" if claim.verified else " (published claim unverified)"
+    if claim.budget and verdict.verdict != "not run":
+        out += f" (on a smaller budget than the paper's: {claim.budget})"
+    return out
 
 
 def setting_text(exp: Experiment, runs: pd.DataFrame) -> str:
@@ -154,8 +161,7 @@ def method() -> list[str]:
 
 def _verdict_sentence(entry: Entry, verdict: Verdict) -> str:
     """``Verdict: not run (published claim unverified): 5 of 5 checks ... Not run because ...``"""
-    unverified = "" if entry.exp.claim.verified else " (published claim unverified)"
-    text = f"Verdict: {verdict.verdict}{unverified}: {verdict.reason}."
+    text = f"Verdict: {verdict.verdict}{_qualifiers(entry.exp.claim, verdict)}: {verdict.reason}."
     if verdict.verdict == "not run" and entry.why_not_run:
         text += f" Not run here: {entry.why_not_run}."
     return text
