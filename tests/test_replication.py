@@ -58,7 +58,8 @@ def test_a_claim_runs_end_to_end_and_gets_its_row(pipeline_root):
     assert "rnn at 9:" in row and "(seeds 0: " in row
     big = next(line for line in md.splitlines() if line.startswith("| big "))
     if not replication.gpu_here():
-        assert "not run: sized for a GPU (compute: gpu)" in big and "none yet" in big
+        assert "not run (published claim unverified): sized for a GPU (compute: gpu)" in big
+        assert "none yet" in big
     html = page.read_text()
     assert '<a href="../tiny/report.html">report</a>' in html
     assert "1 of 2 checks fail: rnn: test loss &lt; 0" in html
