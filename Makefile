@@ -4,6 +4,8 @@
 # Run `make help` for every target.
 
 EXP      ?= default
+CLAIM    ?=
+ALL      ?=
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 EXECUTOR ?= local
 HOST     ?= 127.0.0.1
@@ -40,8 +42,8 @@ TRAIN_CODE  := $(call stage_code,train)
 REPORT_CODE := $(call stage_code,report)
 
 .DEFAULT_GOAL := help
-.PHONY: help install data train probe report run-all test test-fast lint bench mlflow-ui \
-        mlflow-server clean
+.PHONY: help install data train probe report run-all replicate test test-fast lint bench \
+        mlflow-ui mlflow-server clean
 
 help: ## list the targets
 	@echo "usage: make <target> [EXP=name] [JOBS=n]   (EXP picks experiments/<name>.yaml)"
@@ -79,6 +81,13 @@ $(REPORT): $(RESULTS) $(REPORT_CODE) | $(STAMP)
 
 run-all: $(REPORT) ## every stage for EXP: data, train, report
 	@echo "report: $(abspath $(REPORT))"
+
+# each claim's stages skip finished work (data folders, runs), so a rerun resumes; the claims'
+# files are validated before any work starts
+replicate: | $(STAMP) $(if $(filter ray,$(EXECUTOR)),$(RAY)) ## run the published claims in experiments/replications/ (CLAIM=name: one; ALL=1: GPU-sized too)
+	$(PY) -m pipeline replicate $(if $(CLAIM),--claim $(CLAIM)) $(if $(ALL),--all) \
+		--jobs $(JOBS) --executor $(EXECUTOR)
+	@echo "report: $(abspath reports/replications/report.html)"
 
 # the optional extras: Ray for EXECUTOR=ray, the PostgreSQL driver for a tracking server on
 # PostgreSQL, and both for the complete test suite, which covers them

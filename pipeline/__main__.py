@@ -1,4 +1,5 @@
-"""Command line: ``python -m pipeline <stage> --experiment experiments/<name>.yaml``.
+"""Command line: ``python -m pipeline <stage> --experiment experiments/<name>.yaml``, and
+``python -m pipeline replicate [--claim NAME] [--all]`` for the published claims.
 
 Exit codes: 0 done; 1 a stage failed (bad data, failed runs, unusable tracking store);
 2 a bad experiment file or bad arguments; 130 interrupted (rerun the same command to resume).
@@ -47,6 +48,21 @@ def _train(args) -> None:
             workers.stop_server()  # at once: its workers are done, or it forked none
 
 
+def _replicate(args) -> None:
+    from pipeline import workers  # neither torch nor MLflow: the server starts at once
+
+    early = args.executor == "local" and args.jobs > 1
+    if early:  # the workers' imports overlap this process's own set-up
+        workers.start_server()
+    try:
+        from pipeline import replication
+
+        replication.run(args.claim, args.all, jobs=args.jobs, executor=args.executor)
+    finally:
+        if early:
+            workers.stop_server()
+
+
 def _report(args) -> None:
     from pipeline import report
 
@@ -82,20 +98,32 @@ def _parser() -> argparse.ArgumentParser:
     stage("check", _check, "validate an experiment file and exit")
     stage("data", _data, "write the task data of every (task, distance, seed)")
     train = stage("train", _train, "train every run that has no result file yet")
-    train.add_argument(
-        "--jobs",
-        "-j",
-        type=int,
-        default=int(os.environ.get("JOBS") or 0) or os.cpu_count() or 1,
-        help="worker processes (default: JOBS or cores)",
-    )
-    train.add_argument(
-        "--executor",
-        choices=("local", "ray"),
-        default=os.environ.get("EXECUTOR") or "local",
-        help="where runs execute (default: EXECUTOR or local)",
-    )
     stage("report", _report, "write reports/<experiment>/ from MLflow and the result files")
+    replicate = stage(
+        "replicate",
+        _replicate,
+        "run the published claims of experiments/replications/ (data, train, report each) and "
+        "write reports/replications/",
+        experiment=False,
+    )
+    replicate.add_argument("--claim", help="run this claim only (a file name without .yaml)")
+    replicate.add_argument(
+        "--all", action="store_true", help="also run claims sized for a GPU on a machine without"
+    )
+    for p in (train, replicate):
+        p.add_argument(
+            "--jobs",
+            "-j",
+            type=int,
+            default=int(os.environ.get("JOBS") or 0) or os.cpu_count() or 1,
+            help="worker processes (default: JOBS or cores)",
+        )
+        p.add_argument(
+            "--executor",
+            choices=("local", "ray"),
+            default=os.environ.get("EXECUTOR") or "local",
+            help="where runs execute (default: EXECUTOR or local)",
+        )
     bench = stage("bench", _bench, "measure the pipeline against plain PyTorch", experiment=False)
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
     return parser

@@ -13,6 +13,7 @@ result column ``distance`` and the plot label ``distance``.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from functools import cached_property
@@ -21,9 +22,6 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     PlainValidator,
     StrictInt,
@@ -33,15 +31,12 @@ from pydantic import (
 )
 
 from pipeline import capacity, tasks
+from pipeline.claims import Claim
 from pipeline.errors import ConfigError
+from pipeline.fields import Frozen, Number
 
 if TYPE_CHECKING:
     from pipeline.runs import RunSpec
-
-
-class Frozen(BaseModel):
-    # allow_inf_nan: nan, inf and YAML's .inf are refused wherever a number is accepted
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
 
 
 # Upper bounds, each generous for the shipped experiments (full.yaml is paper-scale).
@@ -65,14 +60,6 @@ MAX_GPUS = 8  # per run: the GPUs of one large node; Ray cannot spread a task ac
 MAX_NAME = 64  # model names go into file names (255 bytes at most) and figure legends
 
 
-def _number(value: object) -> object:
-    """Floats accept numbers and numeric strings (YAML reads ``3e-3`` as a string), not booleans."""
-    if isinstance(value, bool):
-        raise ValueError("input should be a number, not a boolean")
-    return value
-
-
-Number = Annotated[float, BeforeValidator(_number)]
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 Distances = Annotated[list[Annotated[StrictInt, Field(ge=1, le=MAX_DISTANCE)]], Field(min_length=1)]
 HiddenSize = Annotated[StrictInt, Field(ge=1, le=MAX_HIDDEN)]
@@ -157,6 +144,8 @@ class CopyConfig(TaskBase):
 class AddingConfig(TaskBase):
     task: Literal["adding"]
     tolerance: _task_param(tasks.Adding, "tolerance", Number) = tasks.Adding.tolerance
+    # where the markers sit and how the target is scaled: tasks.Adding says what each means
+    variant: Literal[tasks.ADDING_VARIANTS] = tasks.Adding.variant
 
 
 TaskConfig = Annotated[RecallConfig | CopyConfig | AddingConfig, Field(discriminator="task")]
@@ -178,8 +167,9 @@ class ModelConfig(Frozen):
     which is ``LSTM_FORGET_BIAS`` unless ``forget_bias: pytorch`` asks for PyTorch's (about 0).
 
     - ``nonlinearity`` (rnn): ``tanh`` (default) or ``relu``;
-    - ``recurrent_init``: ``pytorch`` (default), ``orthogonal`` W per gate block, or ``identity``
-      (rnn only: W = I, zero biases; with ``relu``, the IRNN of Le et al. 2015);
+    - ``recurrent_init``: ``pytorch`` (default), ``orthogonal`` or ``glorot`` (Glorot-uniform)
+      W per gate block, or ``identity`` (rnn only: W = I, zero biases; with ``relu``, the IRNN
+      of Le et al. 2015);
     - ``forget_bias`` (lstm): a number, or ``pytorch``; ``update_bias`` (gru): a number;
     - ``chrono_t_max`` (lstm, gru): chrono init (Tallec & Ollivier 2018) with this t_max, or
       ``auto`` for ``CHRONO_AUTO`` x each run's distance.
@@ -191,7 +181,7 @@ class ModelConfig(Frozen):
     # a parameter budget: the largest hidden size within it, per task (bounded as a width is)
     parameters: Annotated[StrictInt, Field(ge=1, le=MAX_PARAMETERS)] | None = None
     nonlinearity: Literal["tanh", "relu"] | None = None
-    recurrent_init: Literal["pytorch", "orthogonal", "identity"] = "pytorch"
+    recurrent_init: Literal["pytorch", "orthogonal", "glorot", "identity"] = "pytorch"
     # None: LSTM_FORGET_BIAS; pytorch: PyTorch's own init (about 0)
     forget_bias: (
         Annotated[float | str, _number_or("pytorch", -MAX_FORGET_BIAS, MAX_FORGET_BIAS)] | None
@@ -261,6 +251,8 @@ class ModelConfig(Frozen):
             parts.append("W = identity, zero biases")
         elif self.recurrent_init == "orthogonal":
             parts.append("orthogonal W")
+        elif self.recurrent_init == "glorot":
+            parts.append("Glorot-uniform W")
         if self.cell == "lstm" and self.chrono_t_max is None:
             parts.append(
                 "PyTorch's forget-gate bias (about 0)"
@@ -282,8 +274,13 @@ class TrainingConfig(Frozen):
     learning_rate: Annotated[Number, Field(gt=0, le=MAX_LEARNING_RATE)] = 3e-3
     batch_size: PositiveInt = 128  # at most data.n_train (Experiment)
     max_steps: Annotated[StrictInt, Field(ge=1, le=MAX_STEPS)] = 2000
-    # clip by global norm; None: never
+    # clip at this bound; None: never
     grad_clip: Annotated[Number, Field(gt=0, le=MAX_GRAD_CLIP)] | None = 1.0
+    # norm: scale the whole gradient down to global L2 norm grad_clip; value: clamp each element
+    # to [-grad_clip, grad_clip] (Arjovsky et al. 2016's code). The pre-clip norm is recorded
+    clip_mode: Literal["norm", "value"] = "norm"
+    # RMSprop's moving-average decay of squared gradients (PyTorch's alpha; None: its 0.99)
+    rmsprop_decay: Annotated[Number, Field(gt=0, lt=1)] | None = None
     eval_every: PositiveInt = 100  # steps between validations
     solved_accuracy: Annotated[Number, Field(gt=0, le=1)] = 0.99  # validation accuracy to stop at
     log_every: PositiveInt = 25  # steps between training-metric writes to MLflow
@@ -291,6 +288,20 @@ class TrainingConfig(Frozen):
     # loss exceeds this multiple of the task's memoryless baseline loss (an explosion that
     # clipping did not contain); a large pre-clip gradient norm alone is what clipping handles
     diverge_loss_factor: Annotated[Number, Field(gt=1)] = 100.0
+
+    @model_validator(mode="after")
+    def _options_fit(self):
+        if self.rmsprop_decay is not None and self.optimizer != "rmsprop":
+            raise ValueError(
+                f"rmsprop_decay: applies to the rmsprop optimizer only, but optimizer is "
+                f"{self.optimizer!r} (got {self.rmsprop_decay!r})"
+            )
+        if self.clip_mode == "value" and self.grad_clip is None:
+            raise ValueError(
+                "clip_mode: 'value' clamps each gradient element to grad_clip, but grad_clip is "
+                "null (got 'value')"
+            )
+        return self
 
     @model_validator(mode="after")
     def _cadence_fits(self):
@@ -414,6 +425,9 @@ class Experiment(Frozen):
     probe: ProbeConfig = ProbeConfig()
     resources: ResourcesConfig = ResourcesConfig()
     tuning: TuningConfig | None = None
+    # a published claim this experiment replicates (experiments/replications/); not part of any
+    # run's identity: rewording a claim retrains nothing
+    claim: Claim | None = None
 
     @field_validator("seeds")
     @classmethod
@@ -436,6 +450,15 @@ class Experiment(Frozen):
     def _tuning_fits(self):
         if self.tuning is None:
             return self
+        grid = self.tuning.grid  # every point, with the settings it does not vary
+        for values in itertools.product(*grid.values()):
+            point = dict(zip(grid, values, strict=True))
+            try:
+                TrainingConfig(**{**self.training.model_dump(), **point})
+            except ValidationError as e:
+                msg = e.errors()[0]["msg"].removeprefix("Value error, ")
+                shown = ", ".join(f"{k}={v!r}" for k, v in point.items())
+                raise ValueError(f"tuning.grid: at grid point {shown}, {msg}") from None
         shared = sorted(set(self.tuning.seeds) & set(self.seeds))
         if shared:
             raise ValueError(
@@ -452,6 +475,20 @@ class Experiment(Frozen):
                     f"tuning.distances: {distance} is below the {task} task's minimum distance "
                     f"{low}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _claim_fits(self):
+        if self.claim is None:
+            return self
+        if len(self.tasks) != 1:
+            raise ValueError(
+                f"claim: a replication holds one task, so that its checks name no task (got "
+                f"{len(self.tasks)}: {', '.join(t.task for t in self.tasks)})"
+            )
+        problem = self.claim.problems([m.name for m in self.models], self.tasks[0].distances)
+        if problem:
+            raise ValueError(f"claim.{problem}")
         return self
 
     @model_validator(mode="after")

@@ -41,9 +41,9 @@ class SequenceModel(nn.Module):
         update_bias: float | None = None,
     ) -> None:
         """Init options (each refuses a core it does not apply to): ``nonlinearity`` of an RNN
-        (tanh or relu); ``recurrent_init`` of W (``pytorch``, ``orthogonal`` per gate block, or,
-        for an RNN, ``identity`` with zero biases); an LSTM's ``forget_bias``; a GRU's
-        ``update_bias``; ``chrono_t_max`` for an LSTM or a GRU. None or the defaults keep
+        (tanh or relu); ``recurrent_init`` of W (``pytorch``, ``orthogonal`` or ``glorot`` per
+        gate block, or, for an RNN, ``identity`` with zero biases); an LSTM's ``forget_bias``; a
+        GRU's ``update_bias``; ``chrono_t_max`` for an LSTM or a GRU. None or the defaults keep
         PyTorch's own initialisation.
         """
         super().__init__()
@@ -89,16 +89,20 @@ def _require_lstm(core: nn.Module, option: str) -> None:
 def init_recurrent(core: nn.RNNBase, how: str) -> None:
     """Initialise the recurrent matrix W (``weight_hh``): ``pytorch`` leaves PyTorch's uniform
     init; ``orthogonal`` makes each gate's H x H block a random orthogonal matrix (Saxe et al.
-    2014; Henaff et al. 2016), so W preserves norms at the start; ``identity`` (an RNN only, the
-    IRNN of Le et al. 2015) sets W = I and both bias vectors to 0. Raises ValueError otherwise.
+    2014; Henaff et al. 2016), so W preserves norms at the start; ``glorot`` draws each gate's
+    block from Glorot & Bengio's uniform, U[-sqrt(3/H), sqrt(3/H)] (variance 1/H, spectral radius
+    near 1; PyTorch's U[-1/sqrt(H), 1/sqrt(H)] gives about 0.58), as Arjovsky et al. 2016 did;
+    ``identity`` (an RNN only, the IRNN of Le et al. 2015) sets W = I and both bias vectors to
+    0. Raises ValueError otherwise.
     """
     if how == "pytorch":
         return
     H = core.hidden_size
     with torch.no_grad():
-        if how == "orthogonal":
+        if how in ("orthogonal", "glorot"):
+            init = nn.init.orthogonal_ if how == "orthogonal" else nn.init.xavier_uniform_
             for gate in range(core.weight_hh_l0.shape[0] // H):
-                nn.init.orthogonal_(_gate(core.weight_hh_l0, gate, H))
+                init(_gate(core.weight_hh_l0, gate, H))
         elif how == "identity":
             if not isinstance(core, nn.RNN):
                 raise ValueError(f"identity init is an RNN-only option, got {type(core).__name__}")
@@ -106,7 +110,9 @@ def init_recurrent(core: nn.RNNBase, how: str) -> None:
             core.bias_ih_l0.zero_()
             core.bias_hh_l0.zero_()
         else:
-            raise ValueError(f"recurrent_init must be pytorch, orthogonal or identity, got {how!r}")
+            raise ValueError(
+                f"recurrent_init must be pytorch, orthogonal, glorot or identity, got {how!r}"
+            )
 
 
 def set_update_bias(gru: nn.GRU, value: float) -> None:

@@ -108,8 +108,7 @@ class LitSequenceModel(pl.LightningModule):
         loss = self.task.loss(out, y)
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        clip = self.spec.training.grad_clip or math.inf
-        norm = nn.utils.clip_grad_norm_(self.parameters(), clip)  # the norm before clipping
+        norm = clip_gradients(self.parameters(), self.spec.training)  # the norm before clipping
         loss_value, norm_value = torch.stack([loss.detach(), norm]).tolist()  # one sync
         why = step_blew_up(loss_value, norm_value)
         if why:
@@ -181,12 +180,30 @@ def window_blew_up(mean_loss: float, limit: float) -> str | None:
     return f"window loss {mean_loss:.3g} above {limit:.3g}" if mean_loss > limit else None
 
 
+def clip_gradients(parameters, t: TrainingConfig) -> torch.Tensor:
+    """Clip the gradients of ``parameters`` as ``t`` says and return their global L2 norm before
+    clipping. ``clip_mode`` ``norm`` scales the whole gradient down to norm ``grad_clip`` (none:
+    unclipped); ``value`` clamps each element to [-grad_clip, grad_clip], which can also turn
+    the gradient's direction.
+    """
+    parameters = list(parameters)
+    if t.clip_mode == "norm":
+        return nn.utils.clip_grad_norm_(parameters, t.grad_clip or math.inf)
+    norm = nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None])
+    nn.utils.clip_grad_value_(parameters, t.grad_clip)
+    return norm
+
+
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
 
 
 def make_optimizer(t: TrainingConfig, parameters) -> torch.optim.Optimizer:
-    """The optimizer a run trains with (also the benchmark's plain loop's)."""
-    return OPTIMIZERS[t.optimizer](parameters, lr=t.learning_rate)
+    """The optimizer a run trains with (also the benchmark's plain loop's). RMSprop takes
+    ``rmsprop_decay`` as its ``alpha`` where set: v = decay v + (1 - decay) g^2 from v = 0, and
+    p -= lr g / (sqrt(v) + 1e-8).
+    """
+    options = {"alpha": t.rmsprop_decay} if t.rmsprop_decay is not None else {}
+    return OPTIMIZERS[t.optimizer](parameters, lr=t.learning_rate, **options)
 
 
 def build_model(spec: RunSpec) -> SequenceModel:

@@ -255,6 +255,60 @@ BAD = [
         "data",
         "10000000/1000/2000 sequences of recall at distance 9000 need about",
     ),
+    # the adding task's variants and the training options the replications need
+    (
+        "unknown adding variant",
+        lambda s: s.update(tasks=[{"task": "adding", "distances": [10], "variant": "arjovsky"}]),
+        "tasks[0].variant",
+        "'arjovsky'",
+    ),
+    (
+        "distance below the hochreiter adding minimum",
+        lambda s: s.update(
+            tasks=[{"task": "adding", "distances": [99, 10], "variant": "hochreiter"}]
+        ),
+        "tasks[0].distances",
+        "10 is below the adding task's minimum distance 19",
+    ),
+    (
+        "unknown clip mode",
+        lambda s: s.update(training={"clip_mode": "elementwise"}),
+        "training.clip_mode",
+        "'elementwise'",
+    ),
+    (
+        "value clipping without a bound",
+        lambda s: s.update(training={"clip_mode": "value", "grad_clip": None}),
+        "training.clip_mode",
+        "'value'",
+    ),
+    (
+        "rmsprop decay with another optimizer",
+        lambda s: s.update(training={"rmsprop_decay": 0.9}),
+        "training.rmsprop_decay",
+        "'adam' (got 0.9)",
+    ),
+    (
+        "rmsprop decay of 1",
+        lambda s: s.update(training={"optimizer": "rmsprop", "rmsprop_decay": 1.0}),
+        "training.rmsprop_decay",
+        "1.0",
+    ),
+    (
+        "a grid point that contradicts the other settings",
+        lambda s: s.update(
+            training={"optimizer": "rmsprop", "rmsprop_decay": 0.9},
+            tuning={"grid": {"optimizer": ["rmsprop", "sgd"]}, "seeds": [9]},
+        ),
+        "tuning.grid",
+        "at grid point optimizer='sgd', rmsprop_decay: applies to the rmsprop optimizer only",
+    ),
+    (
+        "unknown recurrent init",
+        lambda s: s["models"][0].update(recurrent_init="xavier"),
+        "models[0].recurrent_init",
+        "'xavier'",
+    ),
     # upper bounds
     (
         "distance too long",
@@ -536,14 +590,36 @@ def test_cli_refuses_in_one_line_without_a_traceback(tmp_path, content, expect):
 # --- the shipped experiments ---
 
 
-@pytest.mark.parametrize("name", ["quick", "default", "full"])
+SHIPPED = sorted(
+    str(p.relative_to(Path(pipeline.__file__).resolve().parent.parent / "experiments"))[:-5]
+    for p in (Path(pipeline.__file__).resolve().parent.parent / "experiments").rglob("*.yaml")
+)
+
+
+def test_every_shipped_experiment_is_tested():
+    assert {"quick", "default", "full", "replications/arjovsky2016-adding"} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_experiments_load(name):
     path = Path(pipeline.__file__).resolve().parent.parent / "experiments" / f"{name}.yaml"
     exp = config.load(path)
-    assert exp.name == name
+    assert exp.name == Path(name).name
     n_cells = sum(len(t.distances) for t in exp.tasks) * len(exp.seeds) * len(exp.models)
     assert len(exp.runs) == n_cells
     assert len({r.key for r in exp.runs}) == n_cells
+
+
+def test_an_adding_variant_is_a_task_parameter(tmp_path):
+    settings = {**GOOD, "tasks": [{"task": "adding", "distances": [99], "variant": "halves"}]}
+    exp = config.load(write(tmp_path, settings, "halves"))
+    spec = exp.runs[0]
+    assert spec.params()["variant"] == "halves" and spec.task.build().variant == "halves"
+    fixed = config.load(
+        write(tmp_path, {**settings, "tasks": [{"task": "adding", "distances": [99]}]}, "fixed")
+    )
+    assert fixed.runs[0].params()["variant"] == "fixed"
+    assert fixed.runs[0].config_hash != spec.config_hash
 
 
 def test_defaults_fill_what_the_file_leaves_out(tmp_path):
@@ -621,6 +697,8 @@ def test_chrono_replaces_the_forget_bias(tmp_path):
         ("solved_accuracy", 0.9),
         ("log_every", 5),
         ("diverge_loss_factor", 10.0),
+        ("clip_mode", "value"),
+        ("rmsprop_decay", 0.9),
     ],
 )
 def test_config_hash_changes_with_every_training_field(tmp_path, field, value):

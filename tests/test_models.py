@@ -184,6 +184,21 @@ def test_orthogonal_init_makes_each_gate_block_orthogonal():
     assert not torch.allclose(untouched @ untouched.T, torch.eye(H), atol=1e-2)
 
 
+def test_glorot_init_draws_each_gate_block_from_glorot_uniform():
+    """Glorot & Bengio's uniform for an H x H block: U[-sqrt(3/H), sqrt(3/H)], variance 1/H."""
+    hidden = 256
+    for cell, gates in (("rnn", 1), ("lstm", 4)):
+        core = models.CORES[cell](hidden, hidden, batch_first=True)
+        models.init_recurrent(core, "glorot")
+        bound = math.sqrt(3 / hidden)
+        for g in range(gates):
+            W = core.weight_hh_l0[g * hidden : (g + 1) * hidden].detach()
+            assert W.abs().max() <= bound and W.abs().max() > 0.99 * bound, (cell, g)
+            assert W.var().item() == pytest.approx(1 / hidden, rel=0.02)
+    pytorch = models.CORES["rnn"](hidden, hidden).weight_hh_l0.detach()
+    assert pytorch.var().item() == pytest.approx(1 / (3 * hidden), rel=0.02)  # a third of it
+
+
 def test_identity_init_is_the_irnn():
     core = initialised(fused_core("rnn", nonlinearity="relu"), "identity")
     assert torch.equal(core.weight_hh_l0, torch.eye(H))

@@ -325,3 +325,38 @@ def test_seeds_of_one_model_are_compared_where_they_ended_both_ways():
     assert "rnn at 20: 2 solved (median 1.5e-03) against 2 unsolved (1.5e-06" in sentence
     assert "no test could reach p < 0.05" in sentence  # 2 against 2: the smallest p is 1/3
     assert not any("Within one model" in s for s in findings.findings(synthetic_sweep(RNN_SHORT)))
+
+
+@pytest.mark.parametrize("variant", ["fixed", "hochreiter"])
+def test_adding_sentences_use_the_variants_baselines(variant):
+    from pipeline.report.document import method
+
+    distance = 99
+    exp = config.Experiment(
+        name="adding", tasks=[{"task": "adding", "distances": [distance], "variant": variant}],
+        models=[{"name": "lstm", "cell": "lstm"}], seeds=[0, 1],
+    )  # fmt: skip
+    rows = [
+        {
+            **{k: v for k, v in spec.identity().items() if k in RESULT_COLUMNS},
+            "status": "unsolved",
+            "test_loss": 0.015,
+            "parameters": 609,
+            "run_id": spec.key,
+        }
+        for spec in exp.runs
+    ]
+    base = synthetic_sweep(RNN_SHORT)
+    sweep = Sweep(exp, "1", "sqlite:///none", pd.DataFrame(rows, columns=RESULT_COLUMNS),
+                  base.curves, base.history)  # fmt: skip
+    no_memory, one = exp.tasks[0].build().baselines(distance).values()
+    sentence = next(s for s in findings.findings(sweep) if s.startswith("Test MSE"))
+    assert f"lstm at {distance}: 0.0150 (" in sentence
+    assert f"below {one:.4g})" in sentence and f"{no_memory:.4g}: predict" in sentence
+    said = next(s for s in method(sweep) if s.startswith("Adding problem"))
+    assert f"variant {variant}" in said and f"{one:.4g}" in said
+    if variant == "hochreiter":
+        assert "2/2 below" in sentence  # 0.015 < 0.9/48: its MSEs are on a quarter's scale
+        assert "as Hochreiter & Schmidhuber (1997), who used 0.04" in said
+    else:
+        assert "2/2 below 0.08333" in sentence and "0.16 on this scale" in said

@@ -16,6 +16,7 @@ ENTRIES = {  # the modules each stage's command runs
     "data": ["pipeline.data"],
     "train": ["pipeline.sweep", "pipeline.train", "pipeline.ray_executor", "pipeline.preload"],
     "report": ["pipeline.report"],
+    "replicate": ["pipeline.replication"],
 }
 
 

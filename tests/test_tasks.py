@@ -38,14 +38,18 @@ def adding_cases(draw):
 
 
 def any_task() -> list:
-    return [Recall(), Copy(), Adding()]
+    return [Recall(), Copy(), *(Adding(variant=v) for v in tasks.ADDING_VARIANTS)]
+
+
+def task_id(task) -> str:
+    return f"adding-{task.variant}" if task.name == "adding" else task.name
 
 
 # --- distance: the information sits exactly `distance` steps before the scored step ---
 
 
-@pytest.mark.parametrize("task", any_task(), ids=lambda t: t.name)
-@pytest.mark.parametrize("distance", [12, 25, 110])
+@pytest.mark.parametrize("task", any_task(), ids=task_id)
+@pytest.mark.parametrize("distance", [19, 25, 110])
 def test_scored_step_minus_key_step_is_distance(task, distance):
     assert task.scored_step(distance) - task.key_step(distance) == distance
     assert task.scored_step(distance) < task.length(distance)
@@ -102,6 +106,97 @@ def test_adding_first_marker_distance_before_output_second_closer(case):
     assert (s - second < distance).all()
     rows = torch.arange(n)
     assert torch.allclose(y, values[:, s - distance] + values[rows, second])
+
+
+@st.composite
+def halves_cases(draw):
+    task = Adding(variant="halves")
+    return task, draw(st.integers(task.min_distance, 80)), draw(st.integers(1, 40)), draw(SEEDS)
+
+
+@PROPERTY
+@given(halves_cases())
+def test_halves_one_marker_in_each_half(case):
+    """Arjovsky et al.'s code: randint(T/2) and randint(T/2) + T/2, T = distance + 1."""
+    task, distance, n, seed = case
+    x, y = task.generate(distance, n, seed)
+    T, half = distance + 1, (distance + 1) // 2
+    assert x.shape == (n, T, 2) and task.paper_t(distance) == T
+    values, markers = x[..., 0], x[..., 1]
+    assert ((markers == 0) | (markers == 1)).all() and (markers.sum(1) == 2).all()
+    assert (markers[:, :half].sum(1) == 1).all() and (markers[:, half : 2 * half].sum(1) == 1).all()
+    assert ((values >= 0) & (values < 1)).all()
+    assert torch.allclose(y, (values * markers).sum(1))
+    gaps = task.scored_step(distance) - markers.argmax(1)  # the first marker's gap
+    assert ((gaps >= T - half) & (gaps <= distance)).all()
+
+
+def test_halves_gaps_cover_their_whole_range():
+    task, distance = Adding(variant="halves"), 99
+    x, _ = task.generate(distance, 20_000, seed=0)
+    gaps = task.scored_step(distance) - x[..., 1].argmax(1)
+    assert (gaps.min().item(), gaps.max().item()) == (50, 99)
+
+
+@st.composite
+def hochreiter_cases(draw):
+    task = Adding(variant="hochreiter")
+    return task, draw(st.integers(task.min_distance, 200)), draw(st.integers(1, 40)), draw(SEEDS)
+
+
+def hochreiter_parts(x: torch.Tensor):
+    """Per sample: where the sequence starts, its two marked steps (earlier first), values."""
+    values, markers = x[..., 0], x[..., 1]
+    start = (markers != 0).float().argmax(1)  # the first pair always carries a marker
+    marked = (markers == 1).nonzero()[:, 1].view(-1, 2)
+    return start, marked, values, markers
+
+
+@PROPERTY
+@given(hochreiter_cases())
+def test_hochreiter_sequences_follow_the_paper(case):
+    """Hochreiter & Schmidhuber 1997, Experiment 4: length T to T + T/10 (left-padded), X1 among
+    the first 10 pairs, X2 among the first T/2 - 1 still unmarked, -1 on the first and last pair
+    unless marked, a marked first pair holding 0, target 0.5 + (X1 + X2) / 4.
+    """
+    task, distance, n, seed = case
+    x, y = task.generate(distance, n, seed)
+    T, rows = distance + 1, torch.arange(n)
+    width = T + T // 10
+    assert x.shape == (n, width, 2) and task.length(distance) == width
+    start, marked, values, markers = hochreiter_parts(x)
+    lengths = width - start
+    assert ((lengths >= T) & (lengths <= T + T // 10)).all()
+    padding = torch.arange(width) < start[:, None]
+    assert (values[padding] == 0).all() and (markers[padding] == 0).all()
+    assert ((values[~padding] >= -1) & (values[~padding] < 1)).all()
+    assert ((markers == 0) | (markers == 1) | (markers == -1)).all()
+    assert (markers[:, -1] == -1).all()
+    first_marked = markers[rows, start] == 1
+    assert (markers[rows, start][~first_marked] == -1).all()
+    assert (values[rows, start][first_marked] == 0).all()
+    assert ((markers == -1).sum(1) == 2 - first_marked.long()).all()
+    pairs = marked - start[:, None]  # positions within the sequence
+    assert (pairs[:, 0] < 10).all()  # X1 is one of the first 10, so the earlier one is too
+    assert (pairs[:, 1] < T // 2).all()  # X1 < 10 <= T // 2 - 1, X2 < T // 2 (X1 skipped)
+    picked = values[rows[:, None], marked]
+    assert torch.allclose(y, 0.5 + picked.sum(1) / 4)
+    assert ((y >= 0) & (y <= 1)).all()
+
+
+def test_hochreiter_gaps_and_distance():
+    """distance = T - 1: from the first pair of a shortest sequence (step T // 10) to the output;
+    the earlier marked value's gap spans T - 10 .. T + T // 10 - 1 (at the first pair: value 0).
+    """
+    task, distance = Adding(variant="hochreiter"), 99
+    x, _ = task.generate(distance, 50_000, seed=0)
+    start, marked, _, _ = hochreiter_parts(x)
+    s = task.scored_step(distance)
+    assert task.key_step(distance) == 10 and s - task.key_step(distance) == distance
+    earlier, later = s - marked[:, 0], s - marked[:, 1]
+    assert (earlier.min().item(), earlier.max().item()) == (90, 109)
+    assert later.min().item() >= 100 - 50
+    assert set((s - start).tolist()) == set(range(99, 110))  # every length from T to T + T/10
 
 
 # --- exact baselines and chance accuracies ---
@@ -167,6 +262,46 @@ def test_adding_chance_accuracy_is_the_remember_the_later_value_accuracy():
     }
 
 
+def test_halves_baselines_and_chance_match_fixed():
+    task = Adding(variant="halves")
+    x, y = task.generate(50, 100_000, seed=0)
+    later = x[:, 25:, 0][x[:, 25:, 1] == 1]  # the value marked in the second half
+    assert ((y - 1) ** 2).mean().item() == pytest.approx(1 / 6, abs=0.0025)
+    assert ((y - (later + 0.5)) ** 2).mean().item() == pytest.approx(1 / 12, abs=0.001)
+    remember_later = task.correct((later + 0.5)[:, None], y).mean().item()
+    assert remember_later == pytest.approx(task.chance_accuracy(50), abs=0.004)
+    assert task.baselines(50) == Adding().baselines(50)
+
+
+def hochreiter_x2(task: Adding, distance: int, n: int, seed: int) -> torch.Tensor:
+    """X2's step per sample, from the generator's documented draws (lengths, values, X1, X2's
+    rank): which marked value is X2 cannot be read from ``x`` itself.
+    """
+    g = tasks.generator(seed)
+    T = distance + 1
+    lengths = T + torch.randint(T // 10 + 1, (n,), generator=g)
+    torch.rand(n, task.length(distance), generator=g)
+    first = torch.randint(10, (n,), generator=g)
+    rank = torch.randint(T // 2 - 1, (n,), generator=g)
+    return task.length(distance) - lengths + rank + (rank >= first)
+
+
+@pytest.mark.parametrize("distance", [19, 99])
+def test_hochreiter_baselines_and_chance_on_100k_samples(distance):
+    task = Adding(variant="hochreiter")
+    x, y = task.generate(distance, 100_000, seed=0)
+    x2 = x[torch.arange(len(y)), hochreiter_x2(task, distance, len(y), 0)]
+    assert (x2[:, 1] == 1).all()  # the replayed draws found a marked step
+    no_memory, remember_x2 = task.baselines(distance).values()
+    # standard errors about 1.5e-4 and 7e-5; the bounds are four of them
+    assert ((y - 0.5) ** 2).mean().item() == pytest.approx(no_memory, abs=6e-4)
+    assert ((y - 0.5 - x2[:, 0] / 4) ** 2).mean().item() == pytest.approx(remember_x2, abs=3e-4)
+    assert task.baseline_loss(distance) == no_memory
+    assert no_memory < 1 / 24 and remember_x2 == pytest.approx(0.9 / 48)
+    guess = task.correct(torch.full((len(y), 1), 0.5), y).mean().item()
+    assert guess == pytest.approx(task.chance_accuracy(distance), abs=0.005)  # 4.4 std err
+
+
 @pytest.mark.parametrize("n_keys", [2, 8, 12])
 def test_recall_chance_and_baseline(n_keys):
     task = Recall(n_keys=n_keys)
@@ -192,7 +327,7 @@ def test_copy_chance_accuracy():
 # --- determinism: a pure function of (parameters, distance, seed) ---
 
 
-@pytest.mark.parametrize("task", any_task(), ids=lambda t: t.name)
+@pytest.mark.parametrize("task", any_task(), ids=task_id)
 def test_same_seed_same_bytes_different_seed_differs(task):
     a = task.generate(20, 64, seed=7)
     b = task.generate(20, 64, seed=7)
@@ -202,13 +337,13 @@ def test_same_seed_same_bytes_different_seed_differs(task):
     assert a[0].numpy().tobytes() != c[0].numpy().tobytes()
 
 
-@pytest.mark.parametrize("task", any_task(), ids=lambda t: t.name)
+@pytest.mark.parametrize("task", any_task(), ids=task_id)
 def test_generation_ignores_global_random_state(task):
     torch.manual_seed(0)
-    a = task.generate(15, 32, seed=5)
+    a = task.generate(20, 32, seed=5)
     torch.manual_seed(1)
     torch.rand(100)
-    b = task.generate(15, 32, seed=5)
+    b = task.generate(20, 32, seed=5)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
@@ -225,12 +360,12 @@ def test_stream_seed_separates_streams():
     [
         (Recall(), (torch.uint8, torch.uint8)),
         (Copy(), (torch.uint8, torch.uint8)),
-        (Adding(), (torch.float32, torch.float32)),
+        *((Adding(variant=v), (torch.float32, torch.float32)) for v in tasks.ADDING_VARIANTS),
     ],
-    ids=["recall", "copy", "adding"],
+    ids=["recall", "copy", *(f"adding-{v}" for v in tasks.ADDING_VARIANTS)],
 )
 def test_compact_dtypes(task, dtypes):
-    x, y = task.generate(12, 8, seed=0)
+    x, y = task.generate(20, 8, seed=0)
     assert (x.dtype, y.dtype) == dtypes
 
 
@@ -333,6 +468,19 @@ def test_recall_render_of_generated_samples():
         key, filler, answer = match.groups()
         assert answer_of[key] == answer
         assert set(filler.split()) <= set(task.filler)
+
+
+@pytest.mark.parametrize(("variant", "distance", "seed"), [("halves", 5, 0), ("hochreiter", 19, 2)])
+def test_adding_docstring_examples(variant, distance, seed):
+    """The worked examples of ``Adding``'s docstring are these draws, rendered."""
+    task = Adding(variant=variant)
+    (line,) = task.render(*task.generate(distance, 1, seed))
+    assert " ".join(line.split()) in " ".join(Adding.__doc__.split())
+
+
+def test_adding_rejects_an_unknown_variant():
+    with pytest.raises(ValueError, match="variant must be one of fixed, halves, hochreiter"):
+        Adding(variant="arjovsky")
 
 
 def test_copy_docstring_example():

@@ -17,7 +17,9 @@ replaces the previous summary run.
 Where each part lives: ``reading`` reads the runs into a ``results.Sweep``; ``stats`` computes
 counts and horizons; ``tables``, ``findings`` and ``figures`` turn them into tables, sentences
 and plots; ``document`` puts them in order and ``render`` writes HTML and Markdown; ``publish``
-swaps the folder into place and attaches it to MLflow.
+swaps the folder into place and attaches it to MLflow. For the replications
+(``experiments/replications/``): ``checks`` decides each claim's verdict from its runs and
+``replications`` writes ``reports/replications/``.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from pipeline.report.gradient_figures import (
     plot_gradient_curves,
     plot_key_share,
 )
-from pipeline.report.results import Sweep
+from pipeline.report.results import Sweep, baselines_at
 from pipeline.report.stats import LEVEL, fitted_curve, success_counts
 from pipeline.report.style import (
     Plot,
@@ -174,18 +174,25 @@ def plot_adding_error(sweep: Sweep) -> Plot | None:
         part, x="x", y="test_loss", **by_model(sweep), estimator="median",
         errorbar=("pi", 100), marker="o", ax=ax,
     )  # fmt: skip
-    ax.axhline(1 / 6, color="k", ls="--", lw=1, label="1/6: predict 1 (no memory)")
-    ax.axhline(1 / 12, color="0.4", ls=":", lw=1.2, label="1/12: remember the later value only")
+    distances = sorted(sweep.runs.loc[sweep.runs["task"] == "adding", "distance"].unique())
+    lines = [baselines_at(sweep, "adding", d) for d in distances]
+    # one distance gives no line to draw: a short dash marks each baseline instead
+    dash = {"marker": "_", "markersize": 24} if len(distances) == 1 else {}
+    for i, (name, style) in enumerate(zip(lines[0], (("k", "--"), ("0.4", ":")), strict=False)):
+        values = [list(at.values())[i] for at in lines]
+        ax.plot(distances, values, color=style[0], ls=style[1], lw=1.2,
+                label=f"{values[0]:.3g}: {name}", **dash)  # fmt: skip
     ax.set_yscale("log")
-    distance_axis(ax, sorted(sweep.runs.loc[sweep.runs["task"] == "adding", "distance"].unique()))
+    distance_axis(ax, distances)
     ax.set(title="adding: test mean squared error", ylabel="test MSE")
     legend(fig, axes)
     fig.suptitle("Adding problem: error against the memoryless baselines")
     return Plot(
         "adding_mse",
         "Adding problem: test error against its baselines",
-        "Median test MSE over seeds (band: range). Below the dotted 1/12 line a model uses the "
-        "value at the key step; between the two lines it remembers only the later value.",
+        "Median test MSE over seeds (band: range), against the MSE of the memoryless "
+        "strategies: no memory (dashed) and remembering one value (dotted). Below the dotted "
+        "line a model uses both values.",
         fig,
     )
 

@@ -17,6 +17,7 @@ from pipeline.report.results import (
     FINISHED,
     NO_PROBE,
     Sweep,
+    baselines_at,
     sci,
     spread_text,
     steps_text,
@@ -252,16 +253,23 @@ def _steps_sentences(sweep: Sweep, task: str) -> list[str]:
 
 
 def _mse_sentence(sweep: Sweep, task: str) -> str:
+    """Each model's median test MSE per distance against the memoryless baselines: below the
+    second (remembering one value) a model uses both values.
+    """
     runs = sweep.finished[sweep.finished["task"] == task]
-    below = 1 / 12
-    parts = []
+    parts, named = [], {}
     for model in sweep.models:
         for d, at in runs[runs["model"] == model].groupby("distance"):
+            baselines = baselines_at(sweep, task, d)
+            named |= baselines
+            below = list(baselines.values())[1]  # remembering one value
             mse = values_of(at, "test_loss")
             n_below = int((mse < below).sum())
-            parts.append(f"{model} at {d}: {mse.median():.4f} ({n_below}/{len(mse)} below 1/12)")
+            parts.append(
+                f"{model} at {d}: {mse.median():.4f} ({n_below}/{len(mse)} below {below:.4g})"
+            )
+    names = "; ".join(f"{v:.4g}: {name}" for name, v in named.items())
     return (
-        "Test MSE, median over seeds, against the two memoryless baselines (1/6: predict 1; "
-        "1/12: remember only the later value; below 1/12 a model uses the value at the key "
-        "step): " + "; ".join(parts) + "."
+        f"Test MSE, median over seeds, against the memoryless baselines ({names}; below the "
+        "second a model uses the value it would otherwise forget): " + "; ".join(parts) + "."
     )

@@ -171,7 +171,7 @@ def plot_grad_norm(sweep: Sweep) -> Plot | None:
             rows, x="step", y="value", **by_model(sweep), estimator="median", errorbar=None,
             lw=1.2, marker=".", markersize=4, markeredgewidth=0, ax=ax,
         )  # fmt: skip
-        if t.grad_clip is not None:
+        if t.grad_clip is not None and t.clip_mode == "norm":
             ax.axhline(t.grad_clip, color="k", ls="--", lw=1, label=f"clip ({t.grad_clip:g})")
         ax.set_yscale("log")
         ax.set(title=f"{task}, distance {d}", xlabel="training step (updates)")
@@ -183,7 +183,14 @@ def plot_grad_norm(sweep: Sweep) -> Plot | None:
         "before clipping; lines: median over seeds. A window mean above the dashed line means "
         "clipping shortened at least some of its steps; it does not show single spikes."
     )
-    if t.grad_clip is not None:
+    if t.grad_clip is not None and t.clip_mode == "value":
+        caption = (
+            f"Each point: the mean over a {t.log_every}-step window of the global gradient norm "
+            f"before clipping; lines: median over seeds. Each update's gradient had every "
+            f"element clamped to [-{t.grad_clip:g}, {t.grad_clip:g}], which the norm does not "
+            "show: no threshold is drawn."
+        )
+    elif t.grad_clip is not None:
         above = (history["value"] > t.grad_clip).mean()
         caption += (
             f" Over every run of the sweep, {above:.0%} of the {len(history)} window means lie "

@@ -28,8 +28,8 @@ PROBE_COLUMNS = [
     f"probe_{phase}_{state}_{stat}" for phase in PHASES for state in STATES for stat in PROBE_STATS
 ]
 RESULT_COLUMNS = [
-    "task", "model", "cell", "distance", "seed", "phase", "grid", "hidden_size", "parameters",
-    "status",
+    "task", "model", "cell", "distance", "seed", "phase", "grid", "hidden_size", "batch_size",
+    "parameters", "status",
     "test_accuracy", "test_loss", "baseline_loss", "chance_accuracy", "best_val_accuracy",
     "best_val_loss", "steps", "steps_to_solve", "solved", "diverged_step", "mean_grad_norm",
     "wall_time", "probe_data", *PROBE_COLUMNS, "environment", "run_key", "run_id", "note",
@@ -53,20 +53,7 @@ def collect(exp: Experiment, client) -> Sweep:
         for r in tracking.search(client, found.experiment_id)
         if r.data.tags.get(tracking.SUMMARY_TAG) != "true"
     ]
-    tuning_specs = runs_module.tuning_runs(exp)
-    tuned = _frame([_row(spec, mlflow_runs) for spec in tuning_specs])
-    selections, evaluation = [], exp.runs
-    if tuning_specs:
-        current = tuned[tuned["status"].isin(FINISHED)]["run_key"]
-        results = {key: _result(exp, key) for key in current}
-        choice, selections, _ = tuning.select(exp, results)
-        evaluation = _with_choice(exp, choice)
-    runs = _frame([_row(spec, mlflow_runs) for spec in evaluation])
-    if tuning_specs:
-        untuned = ~runs["run_key"].isin([s.key for s in runs_module.evaluation_runs(exp, choice)])
-        runs["note"] = runs["note"].astype(object)
-        runs.loc[untuned, "status"] = "missing"
-        runs.loc[untuned, "note"] = "its variant's tuning did not finish"
+    runs, tuned, selections = planned(exp, mlflow_runs)
     if not runs["status"].isin(FINISHED).any():
         raise ReportError(
             f"experiment {exp.name!r} has no finished runs (no current result files under "
@@ -90,6 +77,29 @@ def collect(exp: Experiment, client) -> Sweep:
     )
 
 
+def planned(exp: Experiment, mlflow_runs: list | None = None) -> tuple:
+    """``(runs, tuned, selections)``: one row per planned evaluation run and per tuning run of
+    ``exp`` (``RESULT_COLUMNS``), from the result files, and what tuning chose. Without
+    ``mlflow_runs`` (the experiment's MLflow runs), a run with no result file is ``missing``
+    whatever its attempts did.
+    """
+    tuning_specs = runs_module.tuning_runs(exp)
+    tuned = _frame([_row(spec, mlflow_runs) for spec in tuning_specs])
+    selections, evaluation = [], exp.runs
+    if tuning_specs:
+        current = tuned[tuned["status"].isin(FINISHED)]["run_key"]
+        results = {key: _result(exp, key) for key in current}
+        choice, selections, _ = tuning.select(exp, results)
+        evaluation = _with_choice(exp, choice)
+    runs = _frame([_row(spec, mlflow_runs) for spec in evaluation])
+    if tuning_specs:
+        untuned = ~runs["run_key"].isin([s.key for s in runs_module.evaluation_runs(exp, choice)])
+        runs["note"] = runs["note"].astype(object)
+        runs.loc[untuned, "status"] = "missing"
+        runs.loc[untuned, "note"] = "its variant's tuning did not finish"
+    return runs, tuned, selections
+
+
 def _frame(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     return frame.astype(
@@ -109,12 +119,13 @@ def _with_choice(exp: Experiment, choice: dict) -> list[RunSpec]:
     return [chosen.get(s.key, s) for s in exp.runs]
 
 
-def _row(spec: RunSpec, mlflow_runs: list) -> dict:
+def _row(spec: RunSpec, mlflow_runs: list | None) -> dict:
     """One run's row: from its result file when current, else why it has none."""
     task = spec.task.build()
     identity = {
         **{k: v for k, v in spec.identity().items() if k in RESULT_COLUMNS},
         "hidden_size": spec.hidden_size,
+        "batch_size": spec.training.batch_size,
         "parameters": runs_module.count_parameters(
             spec.model.cell, task.n_inputs, task.n_outputs, spec.hidden_size, task.tokens
         ),
@@ -144,7 +155,7 @@ def _row(spec: RunSpec, mlflow_runs: list) -> dict:
             row[f"probe_{phase}_{state}_efold"] = efold(rho) if rho is not None else None
     if row["status"] == "diverged":
         row["note"] = f"diverged at step {result.get('diverged_step')}"
-    if result.get("run_id") not in {r.info.run_id for r in mlflow_runs}:
+    if mlflow_runs is not None and result.get("run_id") not in {r.info.run_id for r in mlflow_runs}:
         row["note"] = "no MLflow run with this id (training curves unavailable)"
     return row
 
@@ -160,8 +171,10 @@ def environment_text(env: dict) -> str:
     return "; ".join(parts)
 
 
-def _unfinished(spec: RunSpec, mlflow_runs: list) -> dict:
+def _unfinished(spec: RunSpec, mlflow_runs: list | None) -> dict:
     """Status and note of a run without a result file, from its latest MLflow attempt."""
+    if mlflow_runs is None:
+        return {"status": "missing", "note": "no result file"}
     attempts = [r for r in mlflow_runs if r.data.tags.get(tracking.RUN_KEY) == spec.key]
     if not attempts:
         return {"status": "missing", "note": "never trained"}

@@ -21,6 +21,34 @@ class Section:
     # pd.DataFrame (table), Plot (figure)
 
 
+@dataclass(frozen=True)
+class Link:
+    """A table cell that links to another page: ``href`` for HTML, ``markdown`` for Markdown
+    (relative paths, so a folder of reports keeps working when moved whole).
+    """
+
+    text: str
+    href: str
+    markdown: str
+
+    def __str__(self) -> str:  # what a Markdown table shows
+        return f"[{self.text}]({self.markdown})"
+
+
+def _html_table(table: pd.DataFrame) -> str:
+    """A table as HTML, text escaped; ``Link`` cells as links."""
+    if not table.map(lambda v: isinstance(v, Link)).to_numpy().any():
+        return table.to_html(index=False, escape=True, border=0)
+
+    def cell(v) -> str:
+        if isinstance(v, Link):
+            return f'<a href="{html.escape(v.href)}">{html.escape(v.text)}</a>'
+        return html.escape(str(v))
+
+    escaped = table.map(cell).rename(columns=lambda c: html.escape(str(c)))
+    return escaped.to_html(index=False, escape=False, border=0)
+
+
 def _png_base64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
@@ -48,7 +76,7 @@ def render_html(sections: list[Section], title: str, folder: Path) -> str:
                 items = "".join(f"<li>{html.escape(item)}</li>" for item in block)
                 body.append(f"<ul>{items}</ul>")
             elif isinstance(block, pd.DataFrame):
-                body.append(block.to_html(index=False, escape=True, border=0))
+                body.append(_html_table(block))
             elif isinstance(block, Plot):
                 number += 1
                 png = _png_base64(folder / "figures" / f"{block.name}.png")
@@ -78,7 +106,8 @@ def render_markdown(sections: list[Section], title: str) -> str:
                 out += [f"- {item}" for item in block] + [""]
             elif isinstance(block, pd.DataFrame):
                 # numbers are already formatted: keep "3.4e-02" as written
-                out += [block.to_markdown(index=False, disable_numparse=True), ""]
+                table = block.map(lambda v: str(v) if isinstance(v, Link) else v)
+                out += [table.to_markdown(index=False, disable_numparse=True), ""]
             elif isinstance(block, Plot):
                 number += 1
                 out += [

@@ -62,6 +62,28 @@ class Sweep:
         return runs[(runs["task"] == task) & runs["probe_data"]]
 
 
+def baselines_at(sweep: Sweep, task: str, distance: int) -> dict[str, float]:
+    """The losses of the task's memoryless strategies at ``distance``, by name (the task's own
+    ``baselines``; for the adding task: no memory first, then remembering one value).
+    """
+    return next(t for t in sweep.exp.tasks if t.task == task).build().baselines(distance)
+
+
+def clip_words(t) -> str:
+    """How a run's update was clipped (``TrainingConfig``), as the report says it."""
+    if t.grad_clip is None:
+        return "not clipped"
+    if t.clip_mode == "value":
+        return f"each element clamped to [-{t.grad_clip:g}, {t.grad_clip:g}]"
+    return f"clipped to global L2 norm {t.grad_clip:g}"
+
+
+def optimizer_words(t) -> str:
+    """``rmsprop (decay 0.9), learning rate 0.001``."""
+    decay = f" (decay {t.rmsprop_decay:g})" if t.rmsprop_decay is not None else ""
+    return f"{t.optimizer}{decay}, learning rate {t.learning_rate:g}"
+
+
 def median_of(runs: pd.DataFrame, column: str) -> float:
     """Median of ``column`` over the runs that have it (nan when none does)."""
     values = pd.to_numeric(runs[column], errors="coerce").dropna()

@@ -1,0 +1,158 @@
+"""Published claims that an experiment reproduces: the ``claim`` block of a replication file.
+
+A replication file (``experiments/replications/<name>.yaml``) is an ordinary experiment file
+with one task, plus a ``claim`` block that holds the published claim: its citation, the
+statement in the paper's words, the paper's setting and where ours differs, whether the claim
+could be confirmed from the paper itself, the compute it is sized for, and machine-checkable
+expectations::
+
+    claim:
+      citation: "Arjovsky, Shah & Bengio (2016). Unitary evolution recurrent neural networks."
+      statement: "LSTM ... convincingly beat the baseline ..."
+      setting: "RMSProp, learning rate 1e-3, decay 0.9, ..."
+      differences: ["their LSTM has a peephole from the cell to the output gate; ours has none"]
+      verified: true
+      unverified: ["which batch size (20 or 50) each published curve used"]
+      compute: cpu
+      budget: "3,000 updates, a tenth of the paper's ~30,000"
+      expect:
+        - {model: lstm, metric: test_loss, op: "<", value: 0.01, over: median,
+           published: "convincingly beats the 0.167 baseline"}
+      observe:
+        - {model: lstm, metric: steps_to_solve, published: "not stated in numbers"}
+
+Each expectation is checked per distance (``distances``, default every distance of the task)
+on the runs of every planned seed, combined ``over`` the seeds: ``median`` (the median seed's
+value), ``all`` (every seed; the worst seed decides) or ``any`` (some seed; the best decides).
+``observe`` entries are measured and shown beside the published number, never checked.
+``pipeline.report.checks`` decides the verdicts; this module only states and validates.
+Metrics are result-file fields (``METRICS``); a run that lacks one (a diverged run's loss, an
+unsolved run's steps to solve) counts as the metric's worst value.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Annotated, Literal
+
+from pydantic import Field, StrictBool, StrictInt, model_validator
+
+from pipeline.fields import Frozen, Number
+
+# metric -> (what the report calls it, the value of a run without it: the worst)
+METRICS: dict[str, tuple[str, float]] = {
+    "test_loss": ("test loss", math.inf),
+    "test_accuracy": ("test accuracy", 0.0),
+    # test_loss / the task's memoryless baseline loss: 1 is the memoryless strategy's loss at
+    # any length (the copy task's baseline falls with T)
+    "baseline_ratio": ("test loss / memoryless baseline", math.inf),
+    "best_val_loss": ("best validation loss", math.inf),
+    "best_val_accuracy": ("best validation accuracy", 0.0),
+    "steps_to_solve": ("updates to solve", math.inf),
+    # steps_to_solve x the batch size: comparable with papers that count training sequences
+    "sequences_to_solve": ("training sequences to solve", math.inf),
+}
+OPS = ("<", "<=", ">", ">=")
+OVER = ("median", "all", "any")
+
+Text = Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class Observation(Frozen):
+    """A metric measured on one model's runs and shown beside the published number."""
+
+    model: Annotated[str, Field(min_length=1)]
+    metric: Literal[tuple(METRICS)]
+    # default: every distance of the claim's task
+    distances: Annotated[list[StrictInt], Field(min_length=1)] | None = None
+    published: Text  # the published number or words this stands beside
+
+    def label(self) -> str:
+        """``lstm: updates to solve``."""
+        return f"{self.model}: {METRICS[self.metric][0]}"
+
+
+class Expectation(Observation):
+    """A check: the metric, combined ``over`` the seeds, compared with ``value`` by ``op``."""
+
+    op: Literal[OPS]
+    value: Number
+    over: Literal[OVER] = "median"
+
+    def label(self) -> str:
+        """``lstm: test loss < 0.01 (median over seeds)``."""
+        seeds = {"median": "median over seeds", "all": "every seed", "any": "some seed"}
+        return f"{super().label()} {self.op} {self.value:g} ({seeds[self.over]})"
+
+    def holds(self, measured: float) -> bool:
+        """Whether the combined value ``measured`` passes the check."""
+        return {
+            "<": measured < self.value,
+            "<=": measured <= self.value,
+            ">": measured > self.value,
+            ">=": measured >= self.value,
+        }[self.op]
+
+    def combine(self, values: list[float]) -> float:
+        """The seeds' values as one number: their median, or the seed that decides ``all``
+        (the worst for the check) or ``any`` (the best).
+        """
+        ordered = sorted(values)
+        if self.over == "median":
+            return statistics.median(ordered)
+        lower_passes = self.op in ("<", "<=")
+        worst = ordered[-1] if lower_passes else ordered[0]
+        best = ordered[0] if lower_passes else ordered[-1]
+        return worst if self.over == "all" else best
+
+
+class Claim(Frozen):
+    """A published claim, where it comes from, and how a replication decides it."""
+
+    citation: Text
+    statement: Text  # the published claim, in the paper's words where they could be confirmed
+    setting: Text  # the paper's own setting, as exactly as it could be established
+    differences: list[Text] = []  # where this replication's setting differs from the paper's
+    verified: StrictBool  # whether the claim's numbers were confirmed from the paper itself
+    unverified: list[Text] = []  # what could not be confirmed from the paper itself
+    compute: Literal["cpu", "gpu"]  # what the file is sized for (``make replicate`` reads it)
+    # where our training budget is smaller than the paper's: by how much; every verdict of the
+    # claim carries it, since a claim that a model fails to learn is weaker on a smaller budget
+    budget: Text | None = None
+    expect: Annotated[list[Expectation], Field(min_length=1)]
+    observe: list[Observation] = []
+
+    @property
+    def authors(self) -> str:
+        """``Arjovsky, M., Shah, A. & Bengio, Y. (2016)``: the citation up to its year."""
+        head, year, _ = self.citation.partition(")")
+        return head + year if year else self.citation[:60]
+
+    @model_validator(mode="after")
+    def _unverified_says_what(self):
+        if not self.verified and not self.unverified:
+            raise ValueError(
+                "unverified: a claim with verified: false lists what could not be confirmed "
+                "(got [])"
+            )
+        return self
+
+    def problems(self, models: list[str], distances: list[int]) -> str | None:
+        """The first expectation or observation that names a model or distance the experiment
+        lacks, as ``expect[1].model: ...``; None when every one fits.
+        """
+        for kind in ("expect", "observe"):
+            for i, entry in enumerate(getattr(self, kind)):
+                if entry.model not in models:
+                    return (
+                        f"{kind}[{i}].model: no model {entry.model!r} in this experiment "
+                        f"(models: {', '.join(models)})"
+                    )
+                for d in entry.distances or ():
+                    if d not in distances:
+                        return (
+                            f"{kind}[{i}].distances: {d} is not a distance of the claim's task "
+                            f"({', '.join(map(str, distances))})"
+                        )
+        return None
