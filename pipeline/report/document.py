@@ -8,7 +8,7 @@ import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline import config
+from pipeline import config, tracking
 from pipeline.config import Experiment
 from pipeline.decay import GEOMETRIC_R2
 from pipeline.errors import ConfigError
@@ -186,8 +186,10 @@ def provenance(sweep: Sweep, experiment_file: Path) -> list[str]:
     return [
         _source(exp, experiment_file),
         "Code commit(s) the runs were trained at: " + (", ".join(sweep.commits) or "unknown") + ".",
-        f"MLflow: experiment {exp.name!r} (id {sweep.experiment_id}) at {sweep.tracking_uri}; "
-        "run ids in results.csv and the table of all runs.",
+        f"MLflow: experiment {tracking.mlflow_name(exp.name)!r} (id {sweep.experiment_id}) at "
+        f"{sweep.tracking_uri}; run ids in results.csv and the table of all runs; this report "
+        f"is attached to the sweep's parent run {sweep.parent_run} (artifacts report/). Its runs "
+        f"in the MLflow UI: {_ui(sweep)}.",
         f"Report written {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
         "Trained on: " + _environments(sweep) + ".",
         f"Training budget: at most {t.max_steps} updates x batch {t.batch_size} = "
@@ -200,6 +202,10 @@ def provenance(sweep: Sweep, experiment_file: Path) -> list[str]:
         f"for the update). Probes: {exp.probe.batch_size} validation sequences, at "
         f"initialisation, {_every(exp.probe.every_evals)} and after training.",
     ]
+
+
+def _ui(sweep: Sweep) -> str:
+    return tracking.ui_url(sweep.experiment_id, tracking.ui_address(sweep.tracking_uri))
 
 
 def _source(exp: Experiment, experiment_file: Path) -> str:
