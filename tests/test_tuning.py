@@ -146,6 +146,16 @@ def test_a_tuning_sweep_trains_tunes_then_evaluates_and_resumes(pipeline_root):
     assert set(summary["runs"]) == {s.key for s in tuned} | {s.key for s in exp.runs}
     client = tracking.client()
     exp_id = tracking.experiment_id(client, exp.name)
-    before = len(tracking.search(client, exp_id))
+    everything = tracking.search(client, exp_id)
+    parents = {r.data.tags[tracking.ROLE]: r for r in everything if tracking.is_parent(r)}
+    top, below = parents[tracking.SWEEP], parents[tracking.TUNING]
+    assert below.data.tags[tracking.PARENT_RUN] == top.info.run_id
+    assert "chosen on validation data" in below.data.tags[tracking.NOTE]
+    nesting = {r.data.tags[tracking.RUN_KEY]: r.data.tags[tracking.PARENT_RUN]
+               for r in everything if not tracking.is_parent(r)}  # fmt: skip
+    assert nesting == {s.key: below.info.run_id for s in tuned} | {
+        s.key: top.info.run_id for s in exp.runs
+    }
+    assert {top.info.status, below.info.status} == {"FINISHED"}
     again = sweep.run(exp, jobs=2, log=lambda *_: None)
-    assert again.done == again.total and len(tracking.search(client, exp_id)) == before
+    assert again.done == again.total and len(tracking.search(client, exp_id)) == len(everything)
