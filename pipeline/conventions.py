@@ -13,7 +13,9 @@ Everything the pipeline records under its own names stays as it was (params, met
 - ``log_model``: the trained weights as the run's logged model (MLflow 3), a plain state dict
   loaded without unpickling code (``train.load_model``);
 - ``save_chart_view``: a saved view of the experiment's charts that opens on the learning curves
-  that matter here rather than on every metric in alphabetical order.
+  that matter here rather than on every metric in alphabetical order;
+- ``system_metrics``: MLflow's system metrics (CPU, memory, disk, network) of the machine that
+  trains the sweep, on the sweep's parent run.
 
 None of it decides a run's outcome (``stages.OUTCOME_CODE`` leaves this module out), and none of
 it imports torch: the report may read it.
@@ -22,9 +24,13 @@ it imports torch: the report may read it.
 from __future__ import annotations
 
 import getpass
+import importlib.util
 import json
+import logging
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -53,6 +59,18 @@ CHARTS = (
     "val_loss",
     "train_loss",
     "train_accuracy",
+)
+
+
+# seconds between system-metric samples (MLflow's default): a sample costs ~15 ms of CPU
+SYSTEM_INTERVAL = 10
+# the chart view's other sections, in order, and whether each opens unfolded
+SECTIONS = (
+    ("probe", True),
+    ("probe_curve/init", True),
+    ("probe_curve/final", True),
+    ("Model metrics", False),  # the final numbers, one point each
+    ("System metrics", False),
 )
 
 
@@ -282,7 +300,20 @@ def chart_view(parent: str) -> dict:
                 "isReordered": True,  # the UI appends other metrics rather than sorting them in
                 "deleted": False,
                 "isGenerated": False,
-            }
+            },
+            # then the UI's own sections: by name prefix, the final numbers ("Model metrics",
+            # a point each, folded), system metrics
+            *(
+                {
+                    "uuid": f"{CHART_VIEW}-{name}",
+                    "name": name,
+                    "display": shown,
+                    "isReordered": False,
+                    "deleted": False,
+                    "isGenerated": True,
+                }  # fmt: skip
+                for name, shown in SECTIONS
+            ),
         ],
         "hideEmptyCharts": True,
         "useGroupedValuesInCharts": True,
@@ -302,3 +333,42 @@ def save_chart_view(client, exp_id: str, parent: str) -> None:
     value = json.dumps(chart_view(parent))
     key = tracking.VIEW_TAG + CHART_VIEW
     tracking.retry(lambda: client.set_experiment_tag(exp_id, key, value))
+
+
+@contextmanager
+def system_metrics(client, run_id: str) -> Iterator[bool]:
+    """Within: MLflow's system metrics (``system/...``: CPU and memory use, disk, network) of
+    this machine, sampled every ``SYSTEM_INTERVAL`` s, on the parent run ``run_id`` of a sweep
+    whose runs train here; yields whether they are recorded (not without psutil).
+
+    On the parent, not on each run: MLflow measures the whole machine, so each of a sweep's
+    parallel runs would carry the same machine-wide series, and a run shorter than the interval
+    would record nothing (a sample is logged only once its interval has passed), while a 1 s
+    interval costs over 1% of a run (``make bench`` measures the monitor's share of a core).
+    """
+    if importlib.util.find_spec("psutil") is None:
+        yield False
+        return
+    monitor = system_monitor(client, run_id, resume=True)  # a reused parent continues its steps
+    try:
+        yield True
+    finally:
+        monitor.finish()  # before the run ends: the monitor stops at a run not RUNNING
+
+
+def system_monitor(client, run_id: str, resume: bool = False):
+    """MLflow's system-metrics monitor of run ``run_id``, every ``SYSTEM_INTERVAL`` s, started
+    (``finish()`` it), without its INFO lines. Needs psutil.
+    """
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    for name in ("mlflow.system_metrics", "mlflow.system_metrics.system_metrics_monitor"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    monitor = SystemMetricsMonitor(
+        run_id,
+        sampling_interval=SYSTEM_INTERVAL,
+        resume_logging=resume,
+        tracking_uri=client.tracking_uri,
+    )
+    monitor.start()
+    return monitor
