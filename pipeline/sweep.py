@@ -260,7 +260,7 @@ def _run(exp: Experiment, jobs: int, executor: str, pool, version: str, log) -> 
         source = {tracking.CODE_VERSION: version, **conventions.source_tags()}
         sweep = Sweep(exp, jobs, executor, pool, client, exp_id, version, progress, log, source)
         parent = sweep.open_parent(tracking.SWEEP, _sweep_note(exp, tuning, None))
-        with _closed_on_error(sweep, parent):
+        with _closed_on_error(sweep, parent), _system_metrics(sweep, parent):
             conventions.save_chart_view(client, exp_id, parent)
             with _progress_bar(sweep) as bar:
                 evaluation = _tune(sweep, tuning, bar, parent) if tuning else exp.runs
@@ -281,6 +281,22 @@ def _run(exp: Experiment, jobs: int, executor: str, pool, version: str, log) -> 
             f"UI{where}: {tracking.ui_url(exp_id, tracking.ui_address(client.tracking_uri))}"
         )
         return progress
+
+
+@contextmanager
+def _system_metrics(sweep: Sweep, parent: str) -> Iterator[None]:
+    """Within: this machine's system metrics on the sweep's parent run, when the runs train on
+    this machine (locally, or on a Ray of its own); a cluster's nodes are other machines.
+    """
+    from pipeline.ray_executor import cluster_is_remote
+
+    if sweep.executor == "ray" and cluster_is_remote(os.environ.get("RAY_ADDRESS")):
+        yield
+        return
+    with conventions.system_metrics(sweep.client, parent) as recorded:
+        if not recorded:
+            sweep.log("train: no system metrics: psutil is missing (make install adds it)")
+        yield
 
 
 @contextmanager

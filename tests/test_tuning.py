@@ -4,6 +4,7 @@ like-with-like sentences; one real tuning sweep end to end.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -124,7 +125,8 @@ def test_data_covers_the_tuning_seeds_at_the_tuning_distance():
 
 
 @pytest.mark.slow
-def test_a_tuning_sweep_trains_tunes_then_evaluates_and_resumes(pipeline_root):
+def test_a_tuning_sweep_trains_tunes_then_evaluates_and_resumes(pipeline_root, monkeypatch):
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # MLflow's own setting
     settings = {
         **TINY,
         "seeds": [0],
@@ -157,5 +159,8 @@ def test_a_tuning_sweep_trains_tunes_then_evaluates_and_resumes(pipeline_root):
         s.key: top.info.run_id for s in exp.runs
     }
     assert {top.info.status, below.info.status} == {"FINISHED"}
+    if importlib.util.find_spec("psutil"):  # this machine's load while the sweep trained
+        cpu = client.get_metric_history(top.info.run_id, "system/cpu_utilization_percentage")
+        assert len(cpu) >= 2 and {"system/system_memory_usage_megabytes"} <= set(top.data.metrics)
     again = sweep.run(exp, jobs=2, log=lambda *_: None)
     assert again.done == again.total and len(tracking.search(client, exp_id)) == len(everything)
