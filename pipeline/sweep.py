@@ -302,18 +302,23 @@ def _system_metrics(sweep: Sweep, parent: str) -> Iterator[None]:
 @contextmanager
 def _closed_on_error(sweep: Sweep, *parents: str) -> Iterator[None]:
     """Within: an error or interruption ends the parent runs still RUNNING as KILLED
-    (interrupted) or FAILED, and the error goes on. An unreachable store cannot be written: the
-    next sweep closes them as stale runs instead.
+    (interrupted) or FAILED, saying why in their description, and the error goes on. An
+    unreachable store cannot be written: the next sweep closes them as stale runs instead.
     """
     try:
         yield
     except BaseException as e:
-        status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
+        interrupted = isinstance(e, KeyboardInterrupt)
+        status = "KILLED" if interrupted else "FAILED"
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300].rstrip(":")
+        why = "interrupted" if interrupted else first
         for run_id in parents:
             with contextlib.suppress(Exception):
                 run = tracking.retry(lambda r=run_id: sweep.client.get_run(r))
                 if run.info.status == "RUNNING":
-                    tracking.close_run(sweep.client, run_id, status)
+                    plan = run.data.tags.get(tracking.NOTE, "").removesuffix(" Running.")
+                    note = f"{plan} Stopped: {why}. The same command resumes the sweep."
+                    tracking.close_run(sweep.client, run_id, status, {tracking.NOTE: note})
         raise
 
 
@@ -322,7 +327,7 @@ def _tune(sweep: Sweep, tuning: list[RunSpec], bar, parent: str) -> list[RunSpec
     with the choice as its description, and return the evaluation runs (``_evaluation_runs``).
     """
     failed = sweep.progress.failed
-    note = f"The tuning runs of experiments/{sweep.exp.name}.yaml (running)."
+    note = f"The tuning runs of experiments/{sweep.exp.name}.yaml. Running."
     own = sweep.open_parent(tracking.TUNING, note, parent)
     with _closed_on_error(sweep, own):
         sweep.train(tuning, bar, own)
