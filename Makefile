@@ -116,10 +116,15 @@ lint: $(STAMP) ## ruff lint and format check
 bench: $(STAMP) ## benchmarks: pipeline vs plain PyTorch, sweep scaling, probe cost
 	$(PY) -m pipeline bench
 
-mlflow-ui: $(STAMP) ## serve the MLflow UI on HOST:PORT (default 127.0.0.1:5000)
+# the UI opens an experiment in model-training mode only from such an address (README)
+UI_ADDRESS = http://$(if $(filter 0.0.0.0 ::,$(HOST)),127.0.0.1,$(HOST)):$(PORT)
+
+mlflow-ui: $(STAMP) ## serve the MLflow UI on HOST:PORT (default 127.0.0.1:5000); prints each experiment's address
 	mkdir -p mlruns
-	$(VENV)/bin/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlruns/mlflow.db}" \
-		--default-artifact-root "$(CURDIR)/mlruns/artifacts" --host $(HOST) --port $(PORT)
+	@$(PY) -m pipeline links --address $(UI_ADDRESS)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui \
+		--backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlruns/mlflow.db}" \
+		--default-artifact-root "$(CURDIR)/mlruns/artifacts" --host $(HOST) --port $(PORT) --workers 1
 
 mlflow-server: export MLFLOW_BACKEND_STORE_URI = $(BACKEND_STORE_URI)
 mlflow-server: $(STAMP) $(if $(filter postgresql%,$(BACKEND_STORE_URI)),$(SERVER)) ## a tracking server on HOST:PORT for Ray workers (BACKEND_STORE_URI, ARTIFACTS_DESTINATION)

@@ -75,6 +75,13 @@ def _bench(args) -> None:
     bench.run(quick=args.quick)
 
 
+def _links(args) -> None:
+    from pipeline import tracking
+
+    print(f"MLflow UI at {args.address}")
+    print("\n".join(tracking.ui_links(args.address)))
+
+
 def _check(args) -> None:
     _load(args.experiment)
     print(f"{args.experiment}: valid")
@@ -124,6 +131,13 @@ def _parser() -> argparse.ArgumentParser:
             default=os.environ.get("EXECUTOR") or "local",
             help="where runs execute (default: EXECUTOR or local)",
         )
+    links = stage(
+        "links",
+        _links,
+        "print the MLflow UI's address of each experiment's runs (make mlflow-ui does)",
+        experiment=False,
+    )
+    links.add_argument("--address", default="http://127.0.0.1:5000", help="where the UI is served")
     bench = stage("bench", _bench, "measure the pipeline against plain PyTorch", experiment=False)
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
     return parser

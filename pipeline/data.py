@@ -163,8 +163,8 @@ def write(target: Path, task: TaskBase, distance: int, seed: int, sizes: dict[st
         tokens += x.shape[0] * x.shape[1]
         if split == "val":
             (tmp / "samples.txt").write_text("\n".join(generator.render(x[:8], y[:8])) + "\n")
-    manifest = {**_identity(task, distance, seed, sizes), "files": files}
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    listing = {**_identity(task, distance, seed, sizes), "files": files}
+    (tmp / "manifest.json").write_text(json.dumps(listing, indent=2) + "\n")
     for f in tmp.iterdir():  # flush contents before the rename publishes them
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
@@ -174,7 +174,8 @@ def write(target: Path, task: TaskBase, distance: int, seed: int, sizes: dict[st
     return tokens
 
 
-def _manifest(target: Path) -> dict:
+def manifest(target: Path) -> dict:
+    """The folder's ``manifest.json``; raises DataError naming it when missing or unreadable."""
     path = target / "manifest.json"
     try:
         return json.loads(path.read_text())
@@ -189,7 +190,7 @@ def load(target: Path, split: str) -> Split:
 
     Raises DataError naming the file if it is missing, truncated or altered.
     """
-    entry = _manifest(target)["files"][split]
+    entry = manifest(target)["files"][split]
     path = target / entry["file"]
     try:
         blob = path.read_bytes()
@@ -211,8 +212,8 @@ def check(target: Path, task: TaskBase, distance: int, seed: int, sizes: dict) -
     file passes its checksum.
     """
     expected = _identity(task, distance, seed, sizes)
-    manifest = _manifest(target)
-    if {k: manifest.get(k) for k in expected} != expected:
+    written = manifest(target)
+    if {k: written.get(k) for k in expected} != expected:
         raise DataError(
             f"{target / 'manifest.json'}: written for other settings than the experiment's; "
             "rerun the data stage (make data)"

@@ -1,8 +1,10 @@
 """What a run leaves behind: its metric points in MLflow, its artifacts, and how to read weights.
 
 ``Recorder`` buffers metric points and writes them in batches; ``log_outcome`` writes a finished
-run's final metrics, probe curves, status tag and artifacts (``config.yaml``, ``model.pt``,
-``probe.csv``, ``result.json``); ``load_weights`` reads a ``model.pt`` back without unpickling code.
+run's final metrics, probe curves, status tag and description, artifacts (``config.yaml``,
+``model.pt``, ``probe.csv``, ``result.json``) and its logged model (``model.pt`` and
+``spec.json``: ``conventions.log_model``); ``load_weights`` reads a ``model.pt`` back without
+unpickling code.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import csv
 import json
 import math
 import platform
+import shutil
 import tempfile
 import time
 from functools import cache
@@ -18,14 +21,15 @@ from pathlib import Path
 
 import torch
 import yaml
-from mlflow.entities import Metric
+from mlflow.entities import Metric, RunTag
 
-from pipeline import tracking
+from pipeline import conventions, tracking
 from pipeline.errors import WeightsError
 from pipeline.probe import Profile
 from pipeline.runs import RunSpec
 
 Profiles = list[tuple[str, int, Profile]]  # (phase, training step, profile), in probe order
+TEST_SCORES = ("test_accuracy", "test_loss")  # the final metrics measured on the test split
 
 
 def cpu_name() -> str:
@@ -112,8 +116,13 @@ def _curve_metrics(profiles: Profiles) -> list[Metric]:
     return out
 
 
-def _final_metrics(result: dict) -> list[Metric]:
-    """The result's numbers as metrics at the run's last step (its identity left out)."""
+def _final_metrics(
+    result: dict, model_id: str | None = None, test_set: tuple[str, str] | None = None
+) -> list[Metric]:
+    """The result's numbers as metrics at the run's last step (its identity left out); the test
+    scores linked to the logged model ``model_id`` and the test split's dataset ``test_set``
+    (name, digest), so the experiment's Models tab lists them.
+    """
     numbers = {
         k: float(v)
         for k, v in result.items()
@@ -126,25 +135,61 @@ def _final_metrics(result: dict) -> list[Metric]:
         "solved": float(result["solved"]),
         "diverged": float(result["diverged_step"] is not None),
     }
-    stamp = int(time.time() * 1000)
-    return [Metric(k, v, stamp, result["steps"]) for k, v in numbers.items() if math.isfinite(v)]
+    stamp, step = int(time.time() * 1000), result["steps"]
+    name, digest = test_set or (None, None)
+    link = {"model_id": model_id, "dataset_name": name, "dataset_digest": digest}
+    return [
+        Metric(k, v, stamp, step, **(link if k in TEST_SCORES else {}))
+        for k, v in numbers.items()
+        if math.isfinite(v)
+    ]
 
 
 def log_outcome(
-    recorder: Recorder, spec: RunSpec, model: torch.nn.Module, profiles: Profiles, result: dict
+    recorder: Recorder,
+    spec: RunSpec,
+    model: torch.nn.Module,
+    profiles: Profiles,
+    result: dict,
+    exp_id: str,
+    source: dict[str, str],
+    test_set: tuple[str, str] | None = None,
 ) -> None:
-    """Write a finished run's final metrics, probe curves, status tag and artifacts."""
+    """Write a finished run's artifacts, its logged model (in experiment ``exp_id``, tagged with
+    the run's ``source`` tags), its final metrics (the test scores linked to that model and to
+    the test split's dataset ``test_set``), probe curves, status tag and description.
+    """
     client, run_id = recorder.client, recorder.run_id
-    recorder.points += _final_metrics(result) + _curve_metrics(profiles)
+    model_id = _log_files(client, exp_id, run_id, spec, model, profiles, result, source)
+    recorder.points += _final_metrics(result, model_id, test_set) + _curve_metrics(profiles)
     recorder.flush()
-    tracking.retry(lambda: client.set_tag(run_id, "status", result["status"]))
+    note = conventions.outcome_note(result)
+    tags = [RunTag("status", result["status"]), RunTag(tracking.NOTE, note)]
+    tracking.retry(lambda: client.log_batch(run_id, tags=tags))
+
+
+def _log_files(client, exp_id, run_id, spec, model, profiles, result, source) -> str:
+    """The run's artifacts and its logged model; returns the model's id."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        (tmp / "config.yaml").write_text(yaml.safe_dump(spec.params(), sort_keys=False))
-        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp / "model.pt")
-        _profiles_csv(tmp / "probe.csv", profiles)
-        (tmp / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
-        tracking.retry(lambda: client.log_artifacts(run_id, str(tmp)))
+        files, weights = tmp / "run", tmp / "model"
+        files.mkdir()
+        weights.mkdir()
+        (files / "config.yaml").write_text(yaml.safe_dump(spec.params(), sort_keys=False))
+        torch.save({k: v.cpu() for k, v in model.state_dict().items()}, files / "model.pt")
+        _profiles_csv(files / "probe.csv", profiles)
+        (files / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+        tracking.retry(lambda: client.log_artifacts(run_id, str(files)))
+        shutil.copy(files / "model.pt", weights / "model.pt")
+        (weights / "spec.json").write_text(spec.model_dump_json(indent=2))
+        what = {
+            **{k: spec.identity()[k] for k in ("task", "model", "cell", "distance", "seed")},
+            "hidden_size": spec.hidden_size,
+            "parameters": sum(p.numel() for p in model.parameters()),
+        }
+        return conventions.log_model(
+            client, exp_id, run_id, spec.key, weights, result["steps"], what, source
+        )
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:

@@ -4,8 +4,9 @@
 train, the sweep then skips every run that is still current). ``OUTCOME_CODE`` is the part of
 the train stage's code that decides a run's outcome: a change to it makes every finished run
 stale (``sweep.code_version``), while a change to the rest (the scheduler, the executors, the
-tracking door) retrains nothing. ``python -m pipeline.stages train`` prints a stage's files for
-the Makefile. Standard library only, so Make can ask before anything is installed.
+tracking door, MLflow's conventions) retrains nothing. ``python -m pipeline.stages train`` prints
+a stage's files for the Makefile. Standard library only, so Make can ask before anything is
+installed.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ TRAIN = (
     *COMMON,
     *(name for name in OUTCOME_CODE if name not in COMMON),
     "tracking.py",
+    "conventions.py",
     "runner.py",
     "sweep.py",
     "workers.py",

@@ -8,12 +8,16 @@ sweep of the same experiment out:
 - the tracking store is checked (an unreachable one fails fast) and the experiment created;
 - runs an interruption left RUNNING are marked KILLED (their runs are trained again);
 - a FINISHED run whose result file was not yet renamed into place is adopted from its
-  ``result.json`` artifact rather than trained twice.
+  ``result.json`` artifact rather than trained twice;
+- the sweep's parent run opens (RUNNING; the one an earlier sweep of the same code left, if
+  any), and every run of the sweep nests under it in MLflow; it ends FINISHED when every run has
+  a result, KILLED when interrupted, FAILED otherwise.
 
 An experiment with ``tuning`` sweeps in two phases: its tuning runs first, then its evaluation
 runs, each variant with the training settings its tuning chose on validation data (``tuning``);
 the choice is recomputed from the tuning result files on every start, so a resumed sweep makes
-the same one.
+the same one. The tuning runs nest under a parent run of their own (under the sweep's), which
+ends with the choice as its description: the evaluation runs stay together, the grid beside them.
 
 Runs are independent. ``jobs`` worker processes (one torch thread each) each train many runs
 (``runner``); they are forked from a server that imported torch, Lightning and MLflow once, while
@@ -24,12 +28,12 @@ written: the file Make tracks.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,7 +42,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline import paths, runs, stages, tracking, workers
+from pipeline import conventions, paths, runs, stages, tracking, workers
 from pipeline.config import Experiment
 from pipeline.errors import SweepError
 from pipeline.files import write_json
@@ -64,28 +68,6 @@ def code_version() -> str:
     for name in stages.OUTCOME_CODE:
         h.update((Path(__file__).parent / name).read_bytes())
     return h.hexdigest()[:12]
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=paths.SOURCE_ROOT,
-            text=True,
-            capture_output=True,
-            timeout=10,
-        )
-        commit = out.stdout.strip() or "unknown"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "pipeline"],
-            cwd=paths.SOURCE_ROOT,
-            text=True,
-            capture_output=True,
-            timeout=10,
-        )
-        return commit + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 @contextmanager
@@ -243,15 +225,24 @@ class Sweep:
     version: str
     progress: Progress
     log: Callable
+    source: dict[str, str]  # the tags of every run: code version, commit, source, user
 
-    def train(self, specs: list[RunSpec], bar) -> None:
-        """Train those of ``specs`` that have no current result (adopting finished ones)."""
+    def train(self, specs: list[RunSpec], bar, parent: str) -> None:
+        """Train those of ``specs`` that have no current result (adopting finished ones), nested
+        under the parent run ``parent``.
+        """
         todo = [s for s in specs if not is_done(s, self.version)]
         todo = adopt_finished(self.client, self.exp_id, todo, self.version)
         self.progress.done += len(specs) - len(todo)
         bar.update(len(specs) - len(todo))
         if todo:
-            _train_all(self, todo, bar)
+            _train_all(self, todo, bar, parent)
+
+    def open_parent(self, role: str, note: str, parent: str | None = None) -> str:
+        """The parent run of ``role`` for this sweep (``tracking.open_parent``), RUNNING."""
+        name = f"{role} {self.exp.name}"
+        tags = {**self.source, "experiment": self.exp.name, tracking.NOTE: note}
+        return tracking.open_parent(self.client, self.exp_id, role, name, tags, parent)
 
 
 def _run(exp: Experiment, jobs: int, executor: str, pool, version: str, log) -> Progress:
@@ -266,34 +257,114 @@ def _run(exp: Experiment, jobs: int, executor: str, pool, version: str, log) -> 
             log(f"train: closed {len(closed)} run(s) left RUNNING by an interruption (now KILLED)")
         tuning = runs.tuning_runs(exp)
         progress = Progress(total=len(tuning) + len(exp.runs))
-        sweep = Sweep(exp, jobs, executor, pool, client, exp_id, version, progress, log)
-        with _progress_bar(sweep) as bar:
-            sweep.train(tuning, bar)
-            evaluation = _evaluation_runs(sweep, tuning, bar)
-            sweep.train(evaluation, bar)
-        if progress.failed:
-            raise SweepError(
-                f"{progress.failed} of {progress.total} runs failed:\n  "
-                + "\n  ".join(progress.failures)
-                + "\nrerun the same command to train them again (finished runs are kept)"
-            )
-        _write_summary(exp, tuning + evaluation, version)
+        source = {tracking.CODE_VERSION: version, **conventions.source_tags()}
+        sweep = Sweep(exp, jobs, executor, pool, client, exp_id, version, progress, log, source)
+        parent = sweep.open_parent(tracking.SWEEP, _sweep_note(exp, tuning, None))
+        with _closed_on_error(sweep, parent), _system_metrics(sweep, parent):
+            conventions.save_chart_view(client, exp_id, parent)
+            with _progress_bar(sweep) as bar:
+                evaluation = _tune(sweep, tuning, bar, parent) if tuning else exp.runs
+                sweep.train(evaluation, bar, parent)
+            if progress.failed:
+                raise SweepError(
+                    f"{progress.failed} of {progress.total} runs failed:\n  "
+                    + "\n  ".join(progress.failures)
+                    + "\nrerun the same command to train them again (finished runs are kept)"
+                )
+            _write_summary(exp, tuning + evaluation, version)
+        outcome = _sweep_note(exp, tuning, evaluation)
+        tracking.close_run(client, parent, "FINISHED", {tracking.NOTE: outcome})
+        where = "" if client.tracking_uri.startswith("http") else " (make mlflow-ui)"
         log(
             f"train: all {progress.total} runs of {exp.name!r} finished; results under "
-            f"{paths.results_dir(exp.name)}, MLflow experiment {exp.name!r} at "
-            f"{tracking.redact(client.tracking_uri)}"
+            f"{paths.results_dir(exp.name)}, MLflow experiment "
+            f"{tracking.mlflow_name(exp.name)!r} at {tracking.redact(client.tracking_uri)}; its "
+            f"runs in the "
+            f"UI{where}: {tracking.ui_url(exp_id, tracking.ui_address(client.tracking_uri))}"
         )
         return progress
 
 
-def _evaluation_runs(sweep: Sweep, tuning: list[RunSpec], bar) -> list[RunSpec]:
-    """The evaluation runs, each variant with the settings its tuning chose on validation data
-    (all of them, untuned, without tuning). Variants whose tuning did not finish are left out
+@contextmanager
+def _system_metrics(sweep: Sweep, parent: str) -> Iterator[None]:
+    """Within: this machine's system metrics on the sweep's parent run, when the runs train on
+    this machine (locally, or on a Ray of its own); a cluster's nodes are other machines.
+    """
+    from pipeline.ray_executor import cluster_is_remote
+
+    if sweep.executor == "ray" and cluster_is_remote(os.environ.get("RAY_ADDRESS")):
+        yield
+        return
+    with conventions.system_metrics(sweep.client, parent) as recorded:
+        if not recorded:
+            sweep.log("train: no system metrics: psutil is missing (make install adds it)")
+        yield
+
+
+@contextmanager
+def _closed_on_error(sweep: Sweep, *parents: str) -> Iterator[None]:
+    """Within: an error or interruption ends the parent runs still RUNNING as KILLED
+    (interrupted) or FAILED, saying why in their description, and the error goes on. An
+    unreachable store cannot be written: the next sweep closes them as stale runs instead.
+    """
+    try:
+        yield
+    except BaseException as e:
+        interrupted = isinstance(e, KeyboardInterrupt)
+        status = "KILLED" if interrupted else "FAILED"
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300].rstrip(":")
+        why = "interrupted" if interrupted else first
+        for run_id in parents:
+            with contextlib.suppress(Exception):
+                run = tracking.retry(lambda r=run_id: sweep.client.get_run(r))
+                if run.info.status == "RUNNING":
+                    plan = run.data.tags.get(tracking.NOTE, "").removesuffix(" Running.")
+                    note = f"{plan} Stopped: {why}. The same command resumes the sweep."
+                    tracking.close_run(sweep.client, run_id, status, {tracking.NOTE: note})
+        raise
+
+
+def _tune(sweep: Sweep, tuning: list[RunSpec], bar, parent: str) -> list[RunSpec]:
+    """Train the tuning runs under their own parent run (under the sweep's ``parent``), end it
+    with the choice as its description, and return the evaluation runs (``_evaluation_runs``).
+    """
+    failed = sweep.progress.failed
+    note = f"The tuning runs of experiments/{sweep.exp.name}.yaml. Running."
+    own = sweep.open_parent(tracking.TUNING, note, parent)
+    with _closed_on_error(sweep, own):
+        sweep.train(tuning, bar, own)
+        evaluation, chosen = _evaluation_runs(sweep, tuning, bar)
+    status = "FINISHED" if sweep.progress.failed == failed else "FAILED"
+    lines = [f"- {c.task} {c.model}: {grid_label(c.chosen)}" for c in chosen]
+    note = (
+        f"The tuning runs of experiments/{sweep.exp.name}.yaml; chosen on validation data:\n\n"
+        + ("\n".join(lines) or "nothing: no variant's tuning finished")
+    )
+    tracking.close_run(sweep.client, own, status, {tracking.NOTE: note})
+    return evaluation
+
+
+def _sweep_note(exp: Experiment, tuning: list, evaluation: list | None) -> str:
+    """The sweep's description: what it trains, and once ``evaluation`` ran, how it ended."""
+    plan = f"Sweep of experiments/{exp.name}.yaml: {len(exp.runs)} evaluation runs"
+    plan += f" and {len(tuning)} tuning runs (under tuning {exp.name})." if tuning else "."
+    if evaluation is None:
+        return plan + " Running."
+    results = [read_result(result_path(s)) or {} for s in evaluation]
+    counts = {k: sum(r.get("status") == k for r in results) for k in ("solved", "unsolved")}
+    diverged = sum(r.get("status") == "diverged" for r in results)
+    return (
+        f"{plan} Finished: {counts['solved']} solved, {counts['unsolved']} unsolved, "
+        f"{diverged} diverged. `make report` attaches the report here (artifacts report/)."
+    )
+
+
+def _evaluation_runs(sweep: Sweep, tuning: list[RunSpec], bar) -> tuple[list[RunSpec], list]:
+    """The evaluation runs, each variant with the settings its tuning chose on validation data,
+    and those choices (``tuning.Selection``s). Variants whose tuning did not finish are left out
     and counted as failed, with the reason.
     """
     exp = sweep.exp
-    if not tuning:
-        return exp.runs
     results = {s.key: read_result(result_path(s)) for s in tuning if is_done(s, sweep.version)}
     choice, selections, missing = select(exp, results)
     for chosen in selections:
@@ -308,7 +379,7 @@ def _evaluation_runs(sweep: Sweep, tuning: list[RunSpec], bar) -> list[RunSpec]:
             f"{skipped} evaluation run(s) not started: the tuning of their variant did not "
             f"finish ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})"
         )
-    return evaluation
+    return evaluation, selections
 
 
 @contextmanager
@@ -327,9 +398,9 @@ def _progress_bar(sweep: Sweep):
         bar.close()
 
 
-def _train_all(sweep: Sweep, todo: list[RunSpec], bar) -> None:
+def _train_all(sweep: Sweep, todo: list[RunSpec], bar, parent: str) -> None:
     progress, jobs = sweep.progress, sweep.jobs
-    tags = {tracking.CODE_VERSION: sweep.version, "code_commit": git_commit()}
+    tags = {**sweep.source, tracking.PARENT_RUN: parent}  # the workers' tags (Ray's too)
     init_args = (sweep.client.tracking_uri, sweep.exp_id, tags, sweep.exp.resources.cpus_per_run)
     bar.set_postfix(failed=progress.failed, running=min(jobs, len(todo)))
 

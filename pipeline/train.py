@@ -2,12 +2,14 @@
 
 ``train_run(spec, ...)`` is the whole life of one run, and the unit every executor runs:
 
-1. an MLflow run opens (RUNNING) with every setting as a param and the run's identity as tags;
+1. an MLflow run opens (RUNNING) with every setting as a param, the run's identity as tags (and
+   the sweep's: its code, its user, the parent run it nests under), and its data's three
+   splits as dataset inputs (``conventions``);
 2. ``fit`` trains in Lightning until validation accuracy reaches ``solved_accuracy``, the loss or
    the gradient blows up (diverged), or ``max_steps``; the gradient probe runs before the first
    update, every ``probe.every_evals`` validations and after training;
-3. the test split is scored, and the outcome (final metrics, probe curves, artifacts) is
-   recorded (``record.log_outcome``);
+3. the test split is scored, and the outcome (final metrics, probe curves, a one-line
+   description, artifacts, the logged model) is recorded (``record.log_outcome``);
 4. the result file is written to a temporary name, the run is marked FINISHED, and the file is
    renamed into place. A run that fails is marked FAILED and leaves no result file; a run that
    is interrupted is marked KILLED.
@@ -21,21 +23,23 @@ import contextlib
 import logging
 import math
 import os
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from mlflow.entities import Param, RunTag
 from torch import nn
 
-from pipeline import data, paths, tracking
+from pipeline import conventions, data, paths, tracking
 from pipeline.batches import Chunks, steps_per_call, train_batches
 from pipeline.config import TrainingConfig
 from pipeline.files import stage_json
 from pipeline.models import SequenceModel
 from pipeline.probe import Profile, gradient_profile
-from pipeline.record import Recorder, environment, log_outcome
+from pipeline.record import Recorder, environment, load_weights, log_outcome
 from pipeline.runs import RunSpec
 
 log = logging.getLogger(__name__)
@@ -300,6 +304,7 @@ def train_run(
     leaves no result file.
     """
     _quiet_lightning()
+    folder = data.folder(spec.experiment, spec.task, spec.distance, spec.seed)
     splits = data.load_run_data(spec.experiment, spec.task, spec.distance, spec.seed)
     identity = {k: str(v) for k, v in spec.identity().items()}
     where = environment(_device(accelerator))
@@ -309,29 +314,43 @@ def train_run(
     run_id = run.info.run_id
     path = paths.result_file(spec.experiment, spec.key)
     try:
-        result = _train(spec, splits, Recorder(client, run_id), tags, accelerator)
+        name = conventions.dataset_name(spec.task.task, spec.distance, spec.seed)
+        listing = data.manifest(folder)
+        conventions.log_datasets(client, run_id, name, folder, listing, splits)
+        recorder = Recorder(client, run_id)
+        result, lit = _train(spec, splits, recorder, tags, accelerator)
+        source = {k: v for k, v in tags.items() if k != tracking.PARENT_RUN}
+        test_set = (name, conventions.digest(listing, "test"))
+        log_outcome(recorder, spec, lit.model, lit.profiles, result, exp_id, source, test_set)
         tmp = stage_json(path, result)  # fails here (disk full): the run is not FINISHED
         tracking.retry(lambda: client.set_terminated(run_id, "FINISHED"))
         os.replace(tmp, path)
         return result
     except BaseException as e:
-        status = "KILLED" if isinstance(e, KeyboardInterrupt | SystemExit) else "FAILED"
-        _close(client, run_id, status, e)
+        interrupted = isinstance(e, KeyboardInterrupt | SystemExit)
+        _close(client, run_id, "KILLED" if interrupted else "FAILED", e, interrupted)
         raise
 
 
-def _close(client, run_id: str, status: str, error: BaseException) -> None:
-    """End a run that did not finish as ``status``, with its error as a tag, or leave it RUNNING
-    when the store cannot be reached at once: the next sweep closes it (``close_stale_runs``),
-    and an interrupted or failing run does not wait out a lost server's retries once more.
+def _close(client, run_id: str, status: str, error: BaseException, interrupted: bool) -> None:
+    """End a run that did not finish as ``status``, with its error as a tag and a description
+    saying why, or leave it RUNNING when the store cannot be reached at once: the next sweep
+    closes it (``close_stale_runs``), and an interrupted or failing run does not wait out a lost
+    server's retries once more.
     """
-    tag = RunTag("error", tracking.redact(repr(error))[:4000])
+    tags = [
+        RunTag("error", tracking.redact(repr(error))[:4000]),
+        RunTag(tracking.NOTE, tracking.redact(conventions.failure_note(error, interrupted))),
+    ]
     with contextlib.suppress(Exception), tracking.fail_fast():
-        tracking.retry(lambda: client.log_batch(run_id, tags=[tag]))
+        tracking.retry(lambda: client.log_batch(run_id, tags=tags))
         tracking.retry(lambda: client.set_terminated(run_id, status))
 
 
-def _train(spec: RunSpec, splits: dict, recorder: Recorder, tags: dict, accelerator: str) -> dict:
+def _train(
+    spec: RunSpec, splits: dict, recorder: Recorder, tags: dict, accelerator: str
+) -> tuple[dict, LitSequenceModel]:
+    """Train, probe and score one run; returns its result and the trained module."""
     started = time.perf_counter()
     params = [Param(k, str(v)) for k, v in spec.params().items()]
     tracking.retry(lambda: recorder.client.log_batch(recorder.run_id, params=params))
@@ -366,8 +385,33 @@ def _train(spec: RunSpec, splits: dict, recorder: Recorder, tags: dict, accelera
         **{f"probe_init_{k}": _finite_or_none(v) for k, v in init.items()},
         **{f"probe_final_{k}": _finite_or_none(v) for k, v in final.items()},
     }
-    log_outcome(recorder, spec, lit.model, lit.profiles, result)
-    return result
+    return result, lit
+
+
+def load_model(model_id: str, uri: str | None = None) -> tuple[RunSpec, SequenceModel]:
+    """The logged model ``model_id`` (``m-...``, a run's Models entry in the UI) of the tracking
+    store ``uri`` (default: the pipeline's): the run's settings and its trained network, in eval
+    mode. The weights are read without unpickling code (``record.load_weights``); raises
+    WeightsError for any other file.
+    """
+    import mlflow.artifacts
+
+    client = tracking.client(uri)
+    location = tracking.retry(lambda: client.get_logged_model(model_id)).artifact_location
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = mlflow.artifacts.download_artifacts(
+            artifact_uri=location, dst_path=tmp, tracking_uri=client.tracking_uri
+        )
+        return load_model_folder(folder)
+
+
+def load_model_folder(folder: str | Path) -> tuple[RunSpec, SequenceModel]:
+    """``load_model`` of a logged model's files in ``folder`` (``model.pt``, ``spec.json``)."""
+    folder = Path(folder)
+    spec = RunSpec.model_validate_json((folder / "spec.json").read_text())
+    model = build_model(spec)
+    model.load_state_dict(load_weights(folder / "model.pt"))
+    return spec, model.eval()
 
 
 def _device(accelerator: str) -> str:

@@ -7,6 +7,7 @@ paths do the work they claim to.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -42,6 +43,14 @@ def _measured() -> dict:
     }
     return {
         "overhead": overhead,
+        "system_metrics": {
+            "interval_s": 10,
+            "cpu_s": 0.09,
+            "wall_s": 60.0,
+            "samples": 6,
+            "start_finish_s": 0.02,
+            "shares": [0.0015],
+        },
         "setup": {"store_setup_s": 5.0},
         "sweep": {
             "experiment": "quick",
@@ -127,6 +136,7 @@ def test_fixed_cost_share_counts_time_before_the_first_and_after_the_last_run():
         ("sweep_speedup_jobs2", 1.7, 1.69),
         ("sweep_fixed_cost_share", 0.099, 0.1),
         ("probe_share", 0.05, 0.051),
+        ("system_metrics_share", 0.0099, 0.01),
     ],
 )
 def test_targets_compare_the_right_way(key, good, bad):
@@ -147,9 +157,12 @@ def test_headline_takes_the_worst_configuration_and_reports_noise():
         "sweep_speedup_jobs2": False,
         "sweep_fixed_cost_share": False,
         "probe_share": True,
+        "system_metrics_share": True,
     }
     assert h["noise"]["pipeline_vs_plain"] == pytest.approx(0.1 / 0.85)
     assert set(h["noise"]) == set(stats.TARGETS)
+    without = _measured() | {"system_metrics": {"interval_s": 10, "shares": [], "skipped": "x"}}
+    assert "system_metrics_share" not in stats.headline(without)["met"]  # no psutil: no figure
 
 
 # ---- the report files -------------------------------------------------------------------------
@@ -180,7 +193,9 @@ def test_outputs_hold_the_stable_keys_the_table_and_the_plot(tmp_path):
     assert "| rnn d=20 | 0.85x |" in table
     assert "MISSED" in table and "(met)" in table
     assert files["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(rows) == 2 + 2 + 2 + 2 + 2 + 1  # overhead, speedups, shares, parts, probe, fused
+    assert "| system-metrics monitor, share of a core | beside the overhead runs | 0.15% |" in table
+    # overhead, speedups, shares, parts, probe, system metrics, fused
+    assert len(rows) == 2 + 2 + 2 + 2 + 2 + 1 + 1
 
 
 # ---- measurements on tiny settings --------------------------------------------------------------
@@ -245,3 +260,22 @@ def test_pipeline_rate_trains_through_a_real_store(tmp_path, monkeypatch):
     # the Recorder wrote at the default cadence: val every 3 steps, train every 2
     assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == 2
     assert len(client.get_metric_history(run.info.run_id, "train_loss")) == 3
+
+
+@pytest.mark.slow
+def test_the_system_metrics_monitor_is_timed_on_a_real_store(tmp_path, monkeypatch):
+    pytest.importorskip("psutil", reason="MLflow's system metrics need psutil")
+    from pipeline.bench.system import monitor_cost
+
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # MLflow's own setting
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # as the test above: MLflow may set it
+    client = tracking.connect(uri)
+    exp_id = client.create_experiment("bench", artifact_location=tmp_path.as_uri())
+    with monitor_cost(client, exp_id) as measured:
+        overhead.pipeline_rate(_tiny_spec(steps=7), overhead.run_splits(_tiny_spec()), client,
+                               exp_id)  # fmt: skip
+        time.sleep(2.5)
+    assert measured["samples"] >= 1 and measured["wall_s"] >= 2.5
+    assert 0 < measured["cpu_s"] < measured["wall_s"]
+    assert measured["shares"] == [measured["cpu_s"] / measured["wall_s"]]

@@ -121,11 +121,20 @@ def _results(root: Path, experiment: str) -> dict[str, dict]:
 
 
 def _runs_by_key(uri: str, experiment: str) -> dict[str, list]:
+    """The sweep's runs by run key, and its parent runs under the key None."""
     client = tracking.client(uri)
     runs: dict[str, list] = {}
     for run in tracking.search(client, tracking.experiment_id(client, experiment)):
-        runs.setdefault(run.data.tags[tracking.RUN_KEY], []).append(run)
+        runs.setdefault(run.data.tags.get(tracking.RUN_KEY), []).append(run)
     return runs
+
+
+def _nested_under_one_parent(runs: dict[str, list]) -> None:
+    """One FINISHED parent run, and every run of the sweep (any attempt) nested under it."""
+    (parent,) = runs.pop(None)
+    assert parent.info.status == "FINISHED"
+    for found in runs.values():
+        assert {r.data.tags[tracking.PARENT_RUN] for r in found} == {parent.info.run_id}
 
 
 # ---- a local Ray against the tracking server -----------------------------------------------
@@ -168,8 +177,10 @@ def test_ray_cells_match_a_local_run_one_for_one(
         ).read_text()
     assert (paths.results_dir(exp.name) / "sweep.json").exists()
 
-    # the tracking server holds one finished run per cell, the one each result file names
+    # the tracking server holds one finished run per cell, the one each result file names,
+    # nested under the sweep's parent run (the workers got its id with their tags)
     runs = _runs_by_key(tracking_server, exp.name)
+    _nested_under_one_parent(runs)
     assert sorted(runs) == sorted(remote)
     for key, found in runs.items():
         assert [r.info.status for r in found] == ["FINISHED"], key
@@ -233,6 +244,7 @@ def test_killed_ray_sweep_resumes_without_duplicate_runs(tracking_server, tmp_pa
     finished = _results(tmp_path, exp.name)
     assert sorted(finished) == sorted(s.key for s in exp.runs)
     runs = _runs_by_key(tracking_server, exp.name)
+    _nested_under_one_parent(runs)  # the resumed sweep reopened the killed one's parent
     statuses = {key: Counter(r.info.status for r in found) for key, found in runs.items()}
     for spec in exp.runs:
         assert statuses[spec.key]["FINISHED"] == 1, (spec.key, statuses[spec.key])

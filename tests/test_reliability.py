@@ -29,10 +29,12 @@ def _small(**training) -> dict:
     return {**TINY, "seeds": [0], "training": {**TINY["training"], **training}}
 
 
-def _runs(exp_name: str, status: str | None = None) -> list:
+def _runs(exp_name: str, status: str | None = None, parents: bool = False) -> list:
+    """The sweep's runs (with ``parents``: its parent runs instead) with ``status``."""
     client = tracking.client()
     exp_id = tracking.experiment_id(client, exp_name)
-    return tracking.search(client, exp_id, f"attributes.status = '{status}'" if status else "")
+    found = tracking.search(client, exp_id, f"attributes.status = '{status}'" if status else "")
+    return [r for r in found if tracking.is_parent(r) == parents]
 
 
 def _cli(*args: str, root: Path, env: dict | None = None, **kw) -> subprocess.Popen:
@@ -68,7 +70,10 @@ def _check_invariants(exp: config.Experiment, complete: bool) -> None:
             pytest.fail(f"no result file for {spec.key}")
     if complete:
         assert set(per_key) == {s.key for s in exp.runs}
-        assert not _runs(exp.name, "RUNNING")
+        assert not _runs(exp.name, "RUNNING") and not _runs(exp.name, "RUNNING", parents=True)
+        (parent,) = _runs(exp.name, parents=True)  # one, reused by every sweep of this code
+        assert parent.info.status == "FINISHED"
+        assert {r.data.tags.get(tracking.PARENT_RUN) for r in finished} == {parent.info.run_id}
 
 
 def _group_ended(group: int, within: float = 10.0) -> bool:
@@ -108,14 +113,21 @@ def test_killed_sweeps_resume_with_nothing_lost_or_doubled(pipeline_root):
             pytest.fail(f"the sweep did not stop after {how}")
         if how == "SIGINT" and proc.returncode == 130:
             assert "resume" in err
+            # interrupted: the parent run ends KILLED (a SIGKILL leaves it to the next sweep)
+            for parent in _runs(exp.name, parents=True):
+                assert parent.info.status == "KILLED"
+                assert "Stopped: interrupted" in parent.data.tags[tracking.NOTE]
         assert _group_ended(proc.pid), f"a worker outlived the sweep after {how}"
         _check_invariants(exp, complete=False)
+        assert len(_runs(exp.name, parents=True)) <= 1
     final = _cli("train", "-e", str(path), "--jobs", "2", root=pipeline_root)
     _, err = final.communicate(timeout=600)
     assert final.returncode == 0, err
     _check_invariants(exp, complete=True)
     stale = [r for r in _runs(exp.name) if r.info.status in ("KILLED", "FAILED")]
     assert all(tracking.RUN_KEY in r.data.tags for r in stale)  # closed, not left RUNNING
+    (parent,) = _runs(exp.name, parents=True)  # every attempt nests under the one parent
+    assert {r.data.tags[tracking.PARENT_RUN] for r in stale} <= {parent.info.run_id}
 
 
 @pytest.mark.slow
@@ -196,7 +208,7 @@ def test_bad_data_file_stops_the_sweep_before_any_run(pipeline_root, damage):
         victim.unlink()
     with pytest.raises(DataError, match=re.escape(str(victim))):
         sweep.run(exp, jobs=1, **QUIET)
-    assert not _runs(exp.name)  # nothing was started, so nothing is stored
+    assert not _runs(exp.name) and not _runs(exp.name, parents=True)  # nothing was started
     assert not paths.results_dir(exp.name).joinpath("sweep.json").exists()
 
 
@@ -242,6 +254,8 @@ def test_disk_full_result_is_not_recorded_as_finished(pipeline_root, monkeypatch
         sweep.run(exp, jobs=1, **QUIET)
     assert not _runs(exp.name, "FINISHED")
     assert {r.info.status for r in _runs(exp.name)} == {"FAILED"}
+    (parent,) = _runs(exp.name, parents=True)
+    assert parent.info.status == "FAILED" and "runs failed" in parent.data.tags[tracking.NOTE]
     assert not any(paths.result_file(exp.name, s.key).exists() for s in exp.runs)
 
 

@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import sqlite3
+import urllib.parse
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -128,7 +129,7 @@ def damaged(tiny_sweep, tmp_path_factory):
     result_path(root, exp, kinds["missing"]).unlink()
     result_path(root, exp, kinds["failed"]).unlink()
     client = mlflow_client(root)
-    exp_id = client.get_experiment_by_name(exp.name).experiment_id
+    exp_id = client.get_experiment_by_name(tracking.mlflow_name(exp.name)).experiment_id
     attempt = client.create_run(exp_id, tags={tracking.RUN_KEY: kinds["failed"]})
     client.set_tag(attempt.info.run_id, "error", "RuntimeError('out of memory')")
     client.set_terminated(attempt.info.run_id, "FAILED")
@@ -233,22 +234,29 @@ def test_provenance_names_the_experiment_file_and_runs(clean):
         assert run_id in provenance  # in the table of all runs, which follows
 
 
-def test_summary_run_is_replaced_not_piled_up(clean):
+def test_report_goes_to_the_sweeps_parent_run_and_replaces_the_previous_one(clean):
     root, exp, folder = clean
     client = mlflow_client(root)
-    exp_id = client.get_experiment_by_name(exp.name).experiment_id
-    query = f"tags.{tracking.SUMMARY_TAG} = 'true'"
-    (first,) = tracking.search(client, exp_id, query)
+    exp_id = client.get_experiment_by_name(tracking.mlflow_name(exp.name)).experiment_id
+    (parent,) = [r for r in tracking.search(client, exp_id) if tracking.is_parent(r)]
+    listed = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {f"report/{name}" for name in ("report.html", "report.md", "results.csv")} <= listed
+    assert parent.info.run_id in (folder / "report.md").read_text()  # named in the provenance
+    # what an earlier report left: a figure this one lacks, and a separate summary run
+    artifacts = Path(urllib.parse.urlparse(parent.info.artifact_uri).path)
+    (artifacts / "report" / "figures" / "gone.png").write_bytes(b"old")
+    legacy = client.create_run(exp_id, run_name="report", tags={tracking.SUMMARY_TAG: "true"})
+    client.log_text(legacy.info.run_id, "old", "report.html")
+    client.set_terminated(legacy.info.run_id)
     write_report(root, exp)
-    (second,) = tracking.search(client, exp_id, query)
-    assert second.info.run_id != first.info.run_id
-    assert second.info.status == "FINISHED"
-    assert second.info.run_name == "report"
-    logged = {a.path for a in client.list_artifacts(second.info.run_id)}
-    assert {"report.html", "report.md", "results.csv", "probe.csv", "figures"} <= logged
-    assert len(tracking.search(client, exp_id)) == len(exp.runs) + 1  # the old one is deleted
-    assert not (root / "mlruns" / "artifacts" / exp.name / first.info.run_id).exists()
-    assert (root / "mlruns" / "artifacts" / exp.name / second.info.run_id).is_dir()
+    assert not (artifacts / "report" / "figures" / "gone.png").exists()
+    html = (folder / "report.html").read_text()
+    assert (artifacts / "report" / "report.html").read_text() == html
+    runs = tracking.search(client, exp_id)
+    assert len(runs) == len(exp.runs) + 1  # the runs and their parent; the summary run deleted
+    assert legacy.info.run_id not in {r.info.run_id for r in runs}
+    assert not Path(urllib.parse.urlparse(legacy.info.artifact_uri).path).exists()
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
 
 
 # ---- runs that are not clean ---------------------------------------------------------------
@@ -311,7 +319,9 @@ def test_deleted_experiment_is_an_error(tiny_sweep, tmp_path):
     source, exp = tiny_sweep
     root = copy_root(source, tmp_path / "root")
     client = mlflow_client(root)
-    client.delete_experiment(client.get_experiment_by_name(exp.name).experiment_id)
+    client.delete_experiment(
+        client.get_experiment_by_name(tracking.mlflow_name(exp.name)).experiment_id
+    )
     with pytest.raises(ReportError, match="no MLflow experiment"):
         write_report(root, exp)
     assert not (root / "reports").exists()

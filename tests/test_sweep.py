@@ -7,14 +7,22 @@ import json
 import pytest
 import torch
 
-from pipeline import config, data, paths, sweep, tracking
+from pipeline import config, conventions, data, paths, sweep, tracking
 from tests.conftest import TINY, write_experiment
 
 
 def _finished_runs(exp_name: str) -> list:
+    """The sweep's FINISHED runs (not its parent run)."""
     client = tracking.client()
     exp_id = tracking.experiment_id(client, exp_name)
-    return tracking.search(client, exp_id, "attributes.status = 'FINISHED'")
+    finished = tracking.search(client, exp_id, "attributes.status = 'FINISHED'")
+    return [r for r in finished if not tracking.is_parent(r)]
+
+
+def _parents(exp_name: str) -> list:
+    client = tracking.client()
+    return [r for r in tracking.search(client, tracking.experiment_id(client, exp_name))
+            if tracking.is_parent(r)]  # fmt: skip
 
 
 def test_one_finished_run_per_cell_with_params_tags_histories(tiny_sweep, monkeypatch):
@@ -87,9 +95,107 @@ def test_rerun_creates_no_new_runs(tiny_sweep, monkeypatch, tmp_path):
     shutil.copytree(root, copy)
     monkeypatch.setenv("PIPELINE_ROOT", str(copy))
     before = len(_finished_runs(exp.name))
+    (parent,) = _parents(exp.name)
     progress = sweep.run(exp, jobs=2, log=lambda *_: None)
     assert progress.done == len(exp.runs) and progress.failed == 0
     assert len(_finished_runs(exp.name)) == before
+    (again,) = _parents(exp.name)  # the same parent, reopened and finished again
+    assert again.info.run_id == parent.info.run_id and again.info.status == "FINISHED"
+
+
+def test_runs_nest_under_the_sweeps_parent_with_mlflows_own_tags(tiny_sweep, monkeypatch):
+    root, exp = tiny_sweep
+    monkeypatch.setenv("PIPELINE_ROOT", str(root))
+    (parent,) = _parents(exp.name)
+    assert parent.info.status == "FINISHED" and parent.info.run_name == "sweep tiny"
+    assert parent.data.tags[tracking.ROLE] == tracking.SWEEP
+    assert "8 evaluation runs" in parent.data.tags[tracking.NOTE]
+    runs = _finished_runs(exp.name)
+    commit = conventions.source_tags()[conventions.GIT_COMMIT]
+    for run in runs:
+        tags = run.data.tags
+        assert tags[tracking.PARENT_RUN] == parent.info.run_id
+        assert tags[conventions.SOURCE_TYPE] in ("LOCAL", "PROJECT")
+        assert tags[conventions.SOURCE_NAME].endswith("pipeline/train.py")
+        assert tags[conventions.GIT_COMMIT] == commit and tags["code_commit"].startswith(commit)
+        assert run.info.user_id == tags[conventions.USER] != "unknown"
+        result = json.loads(paths.result_file(exp.name, tags[tracking.RUN_KEY]).read_text())
+        assert tags[tracking.NOTE] == conventions.outcome_note(result)
+        assert f"test accuracy {result['test_accuracy']:.3f}" in tags[tracking.NOTE]
+
+
+def test_each_run_logs_its_splits_as_datasets_shared_by_runs_on_the_same_data(
+    tiny_sweep, monkeypatch
+):
+    root, exp = tiny_sweep
+    monkeypatch.setenv("PIPELINE_ROOT", str(root))
+    by_data: dict = {}
+    for run in _finished_runs(exp.name):
+        tags = run.data.tags
+        inputs = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
+        assert set(inputs) == {"training", "validation", "testing"}
+        folder = data.folder(exp.name, exp.tasks[0], int(tags["distance"]), int(tags["seed"]))
+        manifest = data.manifest(folder)
+        for split, context in conventions.CONTEXTS.items():
+            dataset = inputs[context]
+            assert dataset.name == f"recall/d{tags['distance']}_s{tags['seed']}"
+            assert manifest["files"][split]["sha256"].startswith(dataset.digest)
+            assert json.loads(dataset.profile) == {
+                "num_rows": manifest["files"][split]["x_shape"][0]
+            }
+        key = (tags["distance"], tags["seed"])
+        by_data.setdefault(key, set()).add(
+            tuple(sorted((d.name, d.digest) for d in inputs.values()))
+        )
+    assert all(len(found) == 1 for found in by_data.values())  # rnn and lstm: the same digests
+    assert len(by_data) == 4
+
+
+def test_each_run_logs_its_weights_as_a_model_that_loads_without_pickled_code(
+    tiny_sweep, monkeypatch, tmp_path
+):
+    import mlflow.artifacts
+
+    from pipeline.train import load_model
+
+    root, exp = tiny_sweep
+    monkeypatch.setenv("PIPELINE_ROOT", str(root))
+    client = tracking.client()
+    run = _finished_runs(exp.name)[0]
+    (output,) = run.outputs.model_outputs
+    logged = client.get_logged_model(output.model_id)
+    assert logged.source_run_id == run.info.run_id and str(logged.status) == "READY"
+    assert logged.name == conventions.model_name(run.data.tags[tracking.RUN_KEY])
+    assert logged.params["cell"] == run.data.tags["cell"]
+    assert output.step == int(run.data.metrics["steps"])
+    scores = {m.key: m for m in logged.metrics}  # the test scores, linked to the model
+    assert scores["test_accuracy"].value == run.data.metrics["test_accuracy"]
+    assert (
+        scores["test_accuracy"].dataset_name
+        == f"recall/d{run.data.tags['distance']}_s" + (run.data.tags["seed"])
+    )
+    spec, model = load_model(logged.model_id)
+    assert spec.key == run.data.tags[tracking.RUN_KEY]
+    weights = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="model.pt", dst_path=str(tmp_path / "r"),
+        tracking_uri=client.tracking_uri,
+    )  # fmt: skip
+    state = torch.load(weights, weights_only=True)
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+
+def test_the_experiment_is_named_for_the_study_and_opens_on_the_learning_curves(
+    tiny_sweep, monkeypatch
+):
+    root, exp = tiny_sweep
+    monkeypatch.setenv("PIPELINE_ROOT", str(root))
+    found = tracking.client().get_experiment_by_name("long-gap/tiny")
+    assert found.tags[tracking.EXPERIMENT_KIND] == tracking.MODEL_TRAINING
+    view = json.loads(found.tags[tracking.VIEW_TAG + conventions.CHART_VIEW])
+    state = json.loads(view["state"])
+    (parent,) = _parents(exp.name)
+    assert parent.info.run_id in state["searchFilter"]
+    assert [c["metricKey"] for c in state["compareRunCharts"]][:2] == ["val_accuracy", "grad_norm"]
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ like-with-like sentences; one real tuning sweep end to end.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -124,7 +125,8 @@ def test_data_covers_the_tuning_seeds_at_the_tuning_distance():
 
 
 @pytest.mark.slow
-def test_a_tuning_sweep_trains_tunes_then_evaluates_and_resumes(pipeline_root):
+def test_a_tuning_sweep_trains_tunes_then_evaluates_and_resumes(pipeline_root, monkeypatch):
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # MLflow's own setting
     settings = {
         **TINY,
         "seeds": [0],
@@ -146,6 +148,19 @@ def test_a_tuning_sweep_trains_tunes_then_evaluates_and_resumes(pipeline_root):
     assert set(summary["runs"]) == {s.key for s in tuned} | {s.key for s in exp.runs}
     client = tracking.client()
     exp_id = tracking.experiment_id(client, exp.name)
-    before = len(tracking.search(client, exp_id))
+    everything = tracking.search(client, exp_id)
+    parents = {r.data.tags[tracking.ROLE]: r for r in everything if tracking.is_parent(r)}
+    top, below = parents[tracking.SWEEP], parents[tracking.TUNING]
+    assert below.data.tags[tracking.PARENT_RUN] == top.info.run_id
+    assert "chosen on validation data" in below.data.tags[tracking.NOTE]
+    nesting = {r.data.tags[tracking.RUN_KEY]: r.data.tags[tracking.PARENT_RUN]
+               for r in everything if not tracking.is_parent(r)}  # fmt: skip
+    assert nesting == {s.key: below.info.run_id for s in tuned} | {
+        s.key: top.info.run_id for s in exp.runs
+    }
+    assert {top.info.status, below.info.status} == {"FINISHED"}
+    if importlib.util.find_spec("psutil"):  # this machine's load while the sweep trained
+        keys = {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"}
+        assert keys <= set(top.data.metrics)  # a sample a second; how many, the load decides
     again = sweep.run(exp, jobs=2, log=lambda *_: None)
-    assert again.done == again.total and len(tracking.search(client, exp_id)) == before
+    assert again.done == again.total and len(tracking.search(client, exp_id)) == len(everything)

@@ -27,7 +27,10 @@ settings of ``experiments/default.yaml`` (recall task, hidden 64, batch 128, Ada
    ``n * probe / (n * probe + max_steps * step)`` with
    ``n = 2 + max_steps // (eval_every * every_evals)`` probes and the step time of 1;
 4. **fused** (``costs``): forward and backward through ``nn.LSTM`` against the reference
-   ``LSTMCell`` unrolled in Python (``models.unroll``), for the record.
+   ``LSTMCell`` unrolled in Python (``models.unroll``), for the record;
+5. **system metrics** (``system``): MLflow's system-metrics monitor, which a sweep runs on its
+   parent run, sampling every 10 s beside the overhead runs of 1: its thread's CPU time over
+   the wall time, its share of a core (a sweep's share is that over its ``jobs`` cores).
 
 Every figure is the median of repetitions after a warm-up (short runs of each path; for the
 sweeps, the data stage and a timed import in fresh interpreters). Two figures that are compared are
@@ -74,7 +77,7 @@ def _run(plan: Plan, log: Callable) -> dict:
     host = machine(device)
     log(f"bench: {plan.name} plan on {host['cpu_count']} cores, device {host['device']}")
     overhead, setup = measure_overhead(plan, device, log)
-    measured = {"overhead": overhead, "setup": setup}
+    measured = {"overhead": overhead, "system_metrics": setup.pop("system_metrics"), "setup": setup}
     measured["probe"] = measure_probe(plan, device, overhead)
     measured["fused"] = measure_fused(plan, device)
     log("bench: probe and fused measured; sweeps next")

@@ -130,6 +130,22 @@ def table_rows(measured: dict) -> list[dict]:
                 _target("probe_share", share), _noise(r["shares"], ".1%"),
             )
         )  # fmt: skip
+    sm = measured["system_metrics"]
+    if sm["shares"]:
+        share = sm["shares"][0]
+        detail = (
+            f"{sm['cpu_s'] * 1e3:.0f} ms of CPU in {sm['wall_s']:.0f} s (samples logged: "
+            f"{sm['samples']}, one every {sm['interval_s']} s); start and finish "
+            f"{sm['start_finish_s'] * 1e3:.0f} ms"
+        )
+        rows.append(
+            _row(
+                "system-metrics monitor, share of a core", "beside the overhead runs",
+                f"{share:.2%}", detail, _target("system_metrics_share", share),
+            )
+        )  # fmt: skip
+    else:
+        rows.append(_row("system-metrics monitor", "", "not measured", sm.get("skipped", "")))
     for r in measured["fused"]:
         detail = (
             f"fused {med(r['fused_s']) * 1e3:.1f} ms, reference "

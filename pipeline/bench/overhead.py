@@ -18,6 +18,7 @@ from torch import nn
 from pipeline import config, data, paths, tracking, train
 from pipeline.batches import Batches, steps_per_call
 from pipeline.bench.stats import Plan, paired_ratios
+from pipeline.bench.system import monitor_cost
 from pipeline.record import Recorder
 from pipeline.runs import RunSpec
 
@@ -134,7 +135,8 @@ def plain_rate(spec: RunSpec, splits: dict, device: torch.device) -> tuple[float
 
 def measure_overhead(plan: Plan, device: torch.device, log: Callable) -> tuple[list, dict]:
     """Rows per (cell, distance) with paired pipeline and plain steps/s (wall and CPU), and the
-    time to set up a fresh store (left out of the rates).
+    time to set up a fresh store (left out of the rates); meanwhile the system-metrics monitor
+    runs beside the training (``system.monitor_cost``: ``system_metrics`` in the second).
     """
     base = default_experiment()
     # timed from the end of the first training batch: whole eval periods, validations included
@@ -159,17 +161,24 @@ def measure_overhead(plan: Plan, device: torch.device, log: Callable) -> tuple[l
             warm = overhead_spec(*s, 11, base, eval_every=5, log_every=10)
             pipeline_rate(warm, splits[s], client, exp_id)
             plain_rate(warm, splits[s], device)
-        for rep in range(plan.reps):
-            for s in settings:
-                measure = {
-                    "pipeline": lambda s=s: pipeline_rate(specs[s], splits[s], client, exp_id),
-                    "plain": lambda s=s: plain_rate(specs[s], splits[s], device)[:2],
-                }
-                order = ("pipeline", "plain") if rep % 2 == 0 else ("plain", "pipeline")
-                for name in order:
-                    rates[s][name].append(measure[name]())
-            log(f"bench: overhead {rep + 1}/{plan.reps} " + _overhead_line(rates))
-    return [_overhead_row(*s, steps, r) for s, r in rates.items()], {"store_setup_s": store_setup}
+        with monitor_cost(client, exp_id) as system:
+            _repetitions(plan, settings, specs, splits, rates, client, exp_id, device, log)
+    rows = [_overhead_row(*s, steps, r) for s, r in rates.items()]
+    return rows, {"store_setup_s": store_setup, "system_metrics": system}
+
+
+def _repetitions(plan, settings, specs, splits, rates, client, exp_id, device, log) -> None:
+    """The paired pipeline and plain measurements of every setting, ``plan.reps`` times."""
+    for rep in range(plan.reps):
+        for s in settings:
+            measure = {
+                "pipeline": lambda s=s: pipeline_rate(specs[s], splits[s], client, exp_id),
+                "plain": lambda s=s: plain_rate(specs[s], splits[s], device)[:2],
+            }
+            order = ("pipeline", "plain") if rep % 2 == 0 else ("plain", "pipeline")
+            for name in order:
+                rates[s][name].append(measure[name]())
+        log(f"bench: overhead {rep + 1}/{plan.reps} " + _overhead_line(rates))
 
 
 def _overhead_row(cell: str, distance: int, steps: int, r: dict) -> dict:

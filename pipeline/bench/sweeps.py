@@ -73,8 +73,9 @@ def sweep_once(exp_file: Path, jobs: int, data_root: Path) -> dict:
         wall, exited = time.perf_counter() - started, time.time()
         _check(proc, f"train --jobs {jobs}")
         client = tracking.client(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
-        exp_id = client.get_experiment_by_name(name).experiment_id
-        runs = tracking.search(client, exp_id)
+        exp_id = client.get_experiment_by_name(tracking.mlflow_name(name)).experiment_id
+        # the sweep's runs; its parent run spans them all
+        runs = [r for r in tracking.search(client, exp_id) if not tracking.is_parent(r)]
         starts = [r.info.start_time / 1000 for r in runs]
         ends = [r.info.end_time / 1000 for r in runs]
         results = [

@@ -10,9 +10,9 @@ Reads the per-run result files and the experiment's MLflow runs (never training 
     figures/      every figure as PNG; the gradient curves also as SVG
 
 The folder is built beside its final place and swapped in whole, so an interruption leaves the
-previous report (or none), never half of one. The same files are then logged as artifacts of the
-experiment's one summary run in MLflow (tag ``summary=true``, run name ``report``), which
-replaces the previous summary run.
+previous report (or none), never half of one. The same files are then logged as the artifacts
+``report/`` of the sweep's parent run in MLflow (the run its finished runs nest under), replacing
+the previous report there.
 
 Where each part lives: ``reading`` reads the runs into a ``results.Sweep``; ``stats`` computes
 counts and horizons; ``tables``, ``findings`` and ``figures`` turn them into tables, sentences
@@ -30,7 +30,7 @@ from pipeline import paths, tracking
 from pipeline.config import Experiment
 from pipeline.report.document import document
 from pipeline.report.figures import plots
-from pipeline.report.publish import attach, staging
+from pipeline.report.publish import attach, parent_run, staging
 from pipeline.report.reading import collect
 from pipeline.report.render import render_html, render_markdown
 from pipeline.report.results import Sweep
@@ -45,10 +45,11 @@ def run(exp: Experiment, experiment_file: str | Path | None = None) -> Path:
     """
     client = tracking.connect()
     sweep = collect(exp, client)
+    sweep.parent_run = parent_run(client, sweep)  # named in the provenance
     folder = paths.reports_dir(exp.name)
     with staging(folder) as stage:
         write(sweep, stage, Path(experiment_file or paths.experiment_file(exp.name)))
-    attach(client, sweep, folder)
+    attach(client, sweep, folder, sweep.parent_run)
     return folder / "report.html"
 
 

@@ -214,9 +214,10 @@ def provenance(sweep: Sweep, experiment_file: Path) -> list[str]:
     return [
         _source(exp, experiment_file),
         "Code commit(s) the runs were trained at: " + (", ".join(sweep.commits) or "unknown") + ".",
-        f"MLflow: experiment {exp.name!r} (id {sweep.experiment_id}) at "
-        f"{tracking.redact(sweep.tracking_uri)}; "
-        "run ids in results.csv and the table of all runs.",
+        f"MLflow: experiment {tracking.mlflow_name(exp.name)!r} (id {sweep.experiment_id}) at "
+        f"{tracking.redact(sweep.tracking_uri)}; run ids in results.csv and the table of all "
+        f"runs; this report is attached to the sweep's parent run {sweep.parent_run} (artifacts "
+        f"report/). Its runs in the MLflow UI: {_ui(sweep)}.",
         f"Report written {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
         "Trained on: " + _environments(sweep) + ".",
         f"Training budget: at most {t.max_steps} updates x batch {t.batch_size} = "
@@ -229,6 +230,10 @@ def provenance(sweep: Sweep, experiment_file: Path) -> list[str]:
         f"gradients {clip_words(t)}). Probes: {exp.probe.batch_size} validation sequences, at "
         f"initialisation, {_every(exp.probe.every_evals)} and after training.",
     ]
+
+
+def _ui(sweep: Sweep) -> str:
+    return tracking.ui_url(sweep.experiment_id, tracking.ui_address(sweep.tracking_uri))
 
 
 def _source(exp: Experiment, experiment_file: Path) -> str:

@@ -1,5 +1,5 @@
 """Publishing a report: the folder swapped into place whole, and the same files attached to the
-experiment's one summary run in MLflow.
+sweep's parent run in MLflow (artifacts ``report/``), replacing the previous report there.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pathlib import Path
 from pipeline import tracking
 from pipeline.report.reading import quiet_artifacts
 from pipeline.report.results import Sweep
+
+FOLDER = "report"  # the report's artifact folder on the sweep's parent run
 
 
 @contextmanager
@@ -38,37 +40,57 @@ def staging(folder: Path) -> Iterator[Path]:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def attach(client, sweep: Sweep, folder: Path) -> str:
-    """Log ``folder`` as the artifacts of a new summary run, ended FINISHED, then delete the
-    previous summary runs; returns the new run's id.
+def parent_run(client, sweep: Sweep) -> str:
+    """The sweep's parent run that the report goes to: the one its finished runs nest under, or,
+    for runs trained before sweeps had parent runs, a new one for their code version (FINISHED;
+    those runs stay where they are).
     """
-    exp_id = sweep.experiment_id
-    previous = tracking.search(client, exp_id, f"tags.{tracking.SUMMARY_TAG} = 'true'")
-    run = tracking.retry(
-        lambda: client.create_run(
-            exp_id,
-            run_name="report",
-            tags={tracking.SUMMARY_TAG: "true", "experiment": sweep.exp.name},
-        )
-    )
-    run_id = run.info.run_id
-    try:
-        with quiet_artifacts():
-            tracking.retry(lambda: client.log_artifacts(run_id, str(folder)))
-    except BaseException as e:
-        status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
-        tracking.retry(lambda: client.set_terminated(run_id, status))
-        raise
-    tracking.retry(lambda: client.set_terminated(run_id, "FINISHED"))
-    for old in previous:  # only once the new one is complete: never no summary at all
+    if sweep.parent_run:
+        return sweep.parent_run
+    tags = {
+        tracking.CODE_VERSION: sweep.code_version or "unknown",
+        "experiment": sweep.exp.name,
+        tracking.NOTE: f"The report of experiments/{sweep.exp.name}.yaml (artifacts report/).",
+    }
+    name = f"{tracking.SWEEP} {sweep.exp.name}"
+    run_id = tracking.open_parent(client, sweep.experiment_id, tracking.SWEEP, name, tags)
+    tracking.close_run(client, run_id, "FINISHED")
+    return run_id
+
+
+def attach(client, sweep: Sweep, folder: Path, run_id: str) -> None:
+    """Log ``folder`` as the artifacts ``report/`` of the parent run ``run_id``, then remove what
+    the previous report left there that this one lacks (a file is replaced, never missing), and
+    delete the separate summary runs of earlier versions of the pipeline.
+    """
+    before = _files(client, run_id, FOLDER)
+    with quiet_artifacts():
+        tracking.retry(lambda: client.log_artifacts(run_id, str(folder), FOLDER))
+    now = {f"{FOLDER}/{p.relative_to(folder).as_posix()}" for p in folder.rglob("*") if p.is_file()}
+    if before - now:
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        uri = tracking.retry(lambda: client.get_run(run_id)).info.artifact_uri
+        repository = get_artifact_repository(uri, tracking_uri=client.tracking_uri)
+        for path in sorted(before - now):
+            tracking.retry(lambda p=path: repository.delete_artifacts(p))
+    query = f"tags.{tracking.SUMMARY_TAG} = 'true'"
+    for old in tracking.search(client, sweep.experiment_id, query):
         tracking.retry(lambda r=old.info.run_id: client.delete_run(r))
         _remove_local_artifacts(old.info.run_id, old.info.artifact_uri)
-    return run_id
+
+
+def _files(client, run_id: str, path: str) -> set[str]:
+    """Every file under the run's artifact folder ``path``."""
+    found = set()
+    for entry in tracking.retry(lambda: client.list_artifacts(run_id, path)):
+        found |= _files(client, run_id, entry.path) if entry.is_dir else {entry.path}
+    return found
 
 
 def _remove_local_artifacts(run_id: str, uri: str) -> None:
     """Remove a deleted summary run's artifact folder when it is a local one: MLflow keeps a
-    deleted run's files until ``mlflow gc``, so each report would leave a copy behind.
+    deleted run's files until ``mlflow gc``, so the old report would stay behind.
     """
     if not uri.startswith("file:"):
         return

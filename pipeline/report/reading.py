@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -42,17 +43,16 @@ def collect(exp: Experiment, client) -> Sweep:
     """Read the result files and MLflow runs of ``exp``. Raises ReportError when there is no
     MLflow experiment of that name or no finished run.
     """
-    found = tracking.retry(lambda: client.get_experiment_by_name(exp.name))
+    found = tracking.find_experiment(client, exp.name)
     if found is None or found.lifecycle_stage == "deleted":
         raise ReportError(
-            f"no MLflow experiment {exp.name!r} in {tracking.redact(client.tracking_uri)}: "
-            f"train it first (python -m pipeline train --experiment experiments/{exp.name}.yaml)"
+            f"no MLflow experiment {tracking.mlflow_name(exp.name)!r} in "
+            f"{tracking.redact(client.tracking_uri)}: train it first (python -m pipeline train "
+            f"--experiment experiments/{exp.name}.yaml)"
         )
-    mlflow_runs = [
-        r
-        for r in tracking.search(client, found.experiment_id)
-        if r.data.tags.get(tracking.SUMMARY_TAG) != "true"
-    ]
+    everything = tracking.search(client, found.experiment_id)
+    # the sweep's runs: not its parent runs, nor an earlier version's summary run
+    mlflow_runs = [r for r in everything if tracking.RUN_KEY in r.data.tags]
     runs, tuned, selections = planned(exp, mlflow_runs)
     if not runs["status"].isin(FINISHED).any():
         raise ReportError(
@@ -62,6 +62,9 @@ def collect(exp: Experiment, client) -> Sweep:
     known = {r.info.run_id: r for r in mlflow_runs}
     finished = runs[runs["status"].isin(FINISHED) & runs["run_id"].isin(known)]
     commits = sorted({known[i].data.tags.get("code_commit", "unknown") for i in finished.run_id})
+    tags = [known[i].data.tags for i in finished.run_id]
+    parents = [t.get(tracking.PARENT_RUN) for t in tags]
+    sweeps = {r.info.run_id for r in everything if r.data.tags.get(tracking.ROLE) == tracking.SWEEP}
     with quiet_artifacts():
         curves = _curves(client, finished[finished["probe_data"]])
     return Sweep(
@@ -74,6 +77,8 @@ def collect(exp: Experiment, client) -> Sweep:
         commits=commits,
         tuning=tuned,
         selections=selections,
+        parent_run=_most_common(p for p in parents if p in sweeps),
+        code_version=_most_common(t.get(tracking.CODE_VERSION) for t in tags),
     )
 
 
@@ -98,6 +103,11 @@ def planned(exp: Experiment, mlflow_runs: list | None = None) -> tuple:
         runs.loc[untuned, "status"] = "missing"
         runs.loc[untuned, "note"] = "its variant's tuning did not finish"
     return runs, tuned, selections
+
+
+def _most_common(values) -> str | None:
+    found = Counter(v for v in values if v)
+    return found.most_common(1)[0][0] if found else None
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:

@@ -43,6 +43,10 @@ class Sweep:
     commits: list[str] = field(default_factory=list)
     tuning: pd.DataFrame | None = None  # rows of the tuning runs (same columns as ``runs``)
     selections: list = field(default_factory=list)  # tuning.Selection per (task, variant)
+    # the sweep's parent run that the finished runs nest under (None: trained before sweeps had
+    # one), and the code version most of them were trained with
+    parent_run: str | None = None
+    code_version: str | None = None
 
     @property
     def finished(self) -> pd.DataFrame:
