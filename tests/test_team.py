@@ -78,15 +78,18 @@ class Team:
     experiment_ids: dict[str, str] = field(default_factory=dict)
 
     def runs(self, experiment: str, status: str | None = None) -> list:
-        """The runs of ``experiment`` (with ``status``) in the store; none before it exists."""
+        """The runs of ``experiment`` (with ``status``) in the store, its sweep's parent runs left
+        out; none before it exists.
+        """
         client = tracking.client(self.server.uri)
         if experiment not in self.experiment_ids:
-            found = client.get_experiment_by_name(experiment)
+            found = tracking.find_experiment(client, experiment)
             if found is None:
                 return []
             self.experiment_ids[experiment] = found.experiment_id
         where = f"attributes.status = '{status}'" if status else ""
-        return tracking.search(client, self.experiment_ids[experiment], where)
+        found = tracking.search(client, self.experiment_ids[experiment], where)
+        return [r for r in found if not tracking.is_parent(r)]
 
 
 @pytest.fixture(scope="module")
