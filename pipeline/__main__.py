@@ -76,10 +76,10 @@ def _bench(args) -> None:
 
 
 def _links(args) -> None:
-    from pipeline import tracking
+    from pipeline import layout
 
     print(f"MLflow UI at {args.address}")
-    print("\n".join(tracking.ui_links(args.address)))
+    print("\n".join(layout.ui_links(args.address)))
 
 
 def _check(args) -> None:

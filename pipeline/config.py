@@ -18,12 +18,11 @@ import math
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
 import yaml
 from pydantic import (
     Field,
-    PlainValidator,
     StrictInt,
     ValidationError,
     field_validator,
@@ -33,383 +32,20 @@ from pydantic import (
 from pipeline import capacity, tasks
 from pipeline.claims import Claim
 from pipeline.errors import ConfigError
-from pipeline.fields import Frozen, Number
+from pipeline.fields import Frozen, HiddenSize, check_seeds, unique
+from pipeline.sections import (
+    DataConfig,
+    ModelConfig,
+    ProbeConfig,
+    ResourcesConfig,
+    TaskBase,
+    TaskConfig,
+    TrainingConfig,
+    TuningConfig,
+)
 
 if TYPE_CHECKING:
     from pipeline.runs import RunSpec
-
-
-# Upper bounds, each generous for the shipped experiments (full.yaml is paper-scale).
-MAX_DISTANCE = 10_000  # over 13 times full.yaml's longest (750); data memory is checked apart
-MAX_HIDDEN = 4096  # 32 times full.yaml's 128: an LSTM this wide has 134M weights, 2 GB to train
-MAX_SEQUENCES = 10_000_000  # per split: 100 times full.yaml's training split
-MAX_STEPS = 1_000_000  # 50 times full.yaml's 20000 updates: days of training at paper scale
-# train.py seeds Lightning's global state with the run's seed, and seed_everything accepts
-# 0..2**32 - 1 (numpy's range; torch.Generator.manual_seed accepts more)
-MAX_SEED = 2**32 - 1
-# far above any rate that trains these models (Adam's work near 1e-3, SGD's below 10), and high
-# enough to make runs diverge on purpose (a test does, at 1e4)
-MAX_LEARNING_RATE = 1e6
-MAX_GRAD_CLIP = 1e6  # a clip norm no healthy gradient reaches never acts; null turns clipping off
-MAX_FORGET_BIAS = 100.0  # sigma(17) is 1 in float32: past that, a larger bias changes nothing
-MAX_PARAMETERS = 100_000_000  # a parameter budget: an LSTM of width MAX_HIDDEN has about 134M
-# per run: the cores of a large node. Ray leaves a task that asks for more than any node holds
-# pending forever, and a local run starts as many torch threads
-MAX_CPUS = 256
-MAX_GPUS = 8  # per run: the GPUs of one large node; Ray cannot spread a task across nodes
-MAX_NAME = 64  # model names go into file names (255 bytes at most) and figure legends
-
-
-PositiveInt = Annotated[StrictInt, Field(ge=1)]
-Distances = Annotated[list[Annotated[StrictInt, Field(ge=1, le=MAX_DISTANCE)]], Field(min_length=1)]
-HiddenSize = Annotated[StrictInt, Field(ge=1, le=MAX_HIDDEN)]
-GateBias = Annotated[Number, Field(ge=-MAX_FORGET_BIAS, le=MAX_FORGET_BIAS)]  # forget or update
-
-
-def _number_or(word: str, low: float, high: float, integer: bool = False):
-    """A validator for a field that takes a number in [low, high] or the word ``word``, with one
-    message either way (pydantic's union would report each alternative separately).
-    """
-
-    def check(value):
-        if value == word:
-            return value
-        kind = "an integer" if integer else "a number"
-        ok = isinstance(value, int if integer else int | float) and not isinstance(value, bool)
-        if isinstance(value, str) and not integer:
-            try:
-                value, ok = float(value), True
-            except ValueError:
-                ok = False
-        if not ok or not math.isfinite(value) or not low <= value <= high:
-            raise ValueError(f"input should be {kind} from {low:g} to {high:g}, or {word!r}")
-        return value
-
-    return PlainValidator(check)
-
-
-Sequences = Annotated[StrictInt, Field(ge=1, le=MAX_SEQUENCES)]
-
-
-def _unique(values: list, what: str) -> list:
-    seen = [v for i, v in enumerate(values) if v in values[:i]]
-    if seen:
-        raise ValueError(f"duplicate {what} {seen[0]!r}")
-    return values
-
-
-class TaskBase(Frozen):
-    distances: Distances
-
-    @field_validator("distances")
-    @classmethod
-    def _distinct(cls, v: list[int]) -> list[int]:
-        return sorted(_unique(v, "distance"))
-
-    @model_validator(mode="after")
-    def _reachable(self):
-        low = self.build().min_distance
-        for d in self.distances:  # sorted by now: an index would not point into the file
-            if d < low:
-                raise ValueError(
-                    f"distances: {d} is below the {self.task} task's minimum distance {low}"
-                )
-        return self
-
-    def params(self) -> dict:
-        """The task's own parameters (what the generator takes), without task and distances."""
-        return self.model_dump(exclude={"task", "distances"})
-
-    def build(self) -> tasks.Task:
-        return tasks.TASKS[self.task](**self.params())
-
-
-def _task_param(task: type, name: str, kind=StrictInt):
-    """A task parameter's type, bounds and default, as the task class itself defines them."""
-    return Annotated[kind, Field(**task.LIMITS[name])]
-
-
-class RecallConfig(TaskBase):
-    task: Literal["recall"]
-    n_keys: _task_param(tasks.Recall, "n_keys") = tasks.Recall.n_keys
-    n_filler: _task_param(tasks.Recall, "n_filler") = tasks.Recall.n_filler
-
-
-class CopyConfig(TaskBase):
-    task: Literal["copy"]
-    n_symbols: _task_param(tasks.Copy, "n_symbols") = tasks.Copy.n_symbols
-    copy_length: _task_param(tasks.Copy, "copy_length") = tasks.Copy.copy_length
-
-
-class AddingConfig(TaskBase):
-    task: Literal["adding"]
-    tolerance: _task_param(tasks.Adding, "tolerance", Number) = tasks.Adding.tolerance
-    # where the markers sit and how the target is scaled: tasks.Adding says what each means
-    variant: Literal[tasks.ADDING_VARIANTS] = tasks.Adding.variant
-
-
-TaskConfig = Annotated[RecallConfig | CopyConfig | AddingConfig, Field(discriminator="task")]
-
-
-LSTM_FORGET_BIAS = 1.0  # an LSTM's forget-gate bias unless the model says otherwise
-CHRONO_AUTO = 1.5  # chrono_t_max: auto = this x the run's distance (Tallec & Ollivier's 3T/2)
-OPTIONS = {  # which init option applies to which cell (a model naming another is refused)
-    "nonlinearity": ("rnn",),
-    "forget_bias": ("lstm",),
-    "update_bias": ("gru",),
-    "chrono_t_max": ("lstm", "gru"),
-}
-
-
-class ModelConfig(Frozen):
-    """A named model variant: a cell, its size (``hidden_size`` or a ``parameters`` budget) and
-    its initialisation. Unset options keep PyTorch's own init, except an LSTM's forget-gate bias,
-    which is ``LSTM_FORGET_BIAS`` unless ``forget_bias: pytorch`` asks for PyTorch's (about 0).
-
-    - ``nonlinearity`` (rnn): ``tanh`` (default) or ``relu``;
-    - ``recurrent_init``: ``pytorch`` (default), ``orthogonal`` or ``glorot`` (Glorot-uniform)
-      W per gate block, or ``identity`` (rnn only: W = I, zero biases; with ``relu``, the IRNN
-      of Le et al. 2015);
-    - ``forget_bias`` (lstm): a number, or ``pytorch``; ``update_bias`` (gru): a number;
-    - ``chrono_t_max`` (lstm, gru): chrono init (Tallec & Ollivier 2018) with this t_max, or
-      ``auto`` for ``CHRONO_AUTO`` x each run's distance.
-    """
-
-    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=r"^[A-Za-z0-9_.-]+$")]
-    cell: Literal["rnn", "lstm", "gru"]
-    hidden_size: HiddenSize | None = None  # None: the experiment's hidden_size
-    # a parameter budget: the largest hidden size within it, per task (bounded as a width is)
-    parameters: Annotated[StrictInt, Field(ge=1, le=MAX_PARAMETERS)] | None = None
-    nonlinearity: Literal["tanh", "relu"] | None = None
-    recurrent_init: Literal["pytorch", "orthogonal", "glorot", "identity"] = "pytorch"
-    # None: LSTM_FORGET_BIAS; pytorch: PyTorch's own init (about 0)
-    forget_bias: (
-        Annotated[float | str, _number_or("pytorch", -MAX_FORGET_BIAS, MAX_FORGET_BIAS)] | None
-    ) = None
-    update_bias: GateBias | None = None
-    # Tallec & Ollivier 2018; time scales past the longest distance have nothing to span
-    chrono_t_max: Annotated[int | str, _number_or("auto", 2, MAX_DISTANCE, integer=True)] | None = (
-        None
-    )
-
-    @model_validator(mode="after")
-    def _options_fit_the_cell(self):
-        for option, cells in OPTIONS.items():
-            value = getattr(self, option)
-            if value is not None and self.cell not in cells:
-                raise ValueError(
-                    f"{option}: applies to {' and '.join(cells)} models only, but model "
-                    f"{self.name!r} has cell {self.cell!r} (got {value!r})"
-                )
-        if self.recurrent_init == "identity" and self.cell != "rnn":
-            raise ValueError(
-                f"recurrent_init: identity applies to rnn models only, but model {self.name!r} "
-                f"has cell {self.cell!r} (got 'identity')"
-            )
-        for bias in ("forget_bias", "update_bias"):
-            if getattr(self, bias) is not None and self.chrono_t_max is not None:
-                raise ValueError(f"chrono_t_max: sets the gate bias, as does {bias}: pick one")
-        if self.hidden_size is not None and self.parameters is not None:
-            raise ValueError(
-                f"parameters: a budget sets the hidden size, as does hidden_size: pick one "
-                f"(got {self.parameters!r})"
-            )
-        return self
-
-    @property
-    def lstm_forget_bias(self) -> float | None:
-        """The forget-gate bias this model's LSTM starts with; None for another cell, chrono
-        init or PyTorch's own init.
-        """
-        if self.cell != "lstm" or self.chrono_t_max is not None or self.forget_bias == "pytorch":
-            return None
-        return LSTM_FORGET_BIAS if self.forget_bias is None else self.forget_bias
-
-    def chrono(self, distance: int) -> int | None:
-        """chrono init's t_max for a run at ``distance`` (None: no chrono init)."""
-        if self.chrono_t_max == "auto":
-            return max(2, math.ceil(CHRONO_AUTO * distance))
-        return self.chrono_t_max
-
-    @property
-    def pytorch_default(self) -> bool:
-        """Whether the model keeps PyTorch's own initialisation throughout."""
-        return (
-            self.recurrent_init == "pytorch"
-            and self.nonlinearity in (None, "tanh")
-            and self.update_bias is None
-            and self.chrono_t_max is None
-            and (self.cell != "lstm" or self.forget_bias == "pytorch")
-        )
-
-    def describe_init(self) -> str:
-        """``forget-gate bias 1``: the model's initialisation, as the report names it."""
-        parts = []
-        if self.cell == "rnn":
-            parts.append(f"{self.nonlinearity or 'tanh'}")
-        if self.recurrent_init == "identity":
-            parts.append("W = identity, zero biases")
-        elif self.recurrent_init == "orthogonal":
-            parts.append("orthogonal W")
-        elif self.recurrent_init == "glorot":
-            parts.append("Glorot-uniform W")
-        if self.cell == "lstm" and self.chrono_t_max is None:
-            parts.append(
-                "PyTorch's forget-gate bias (about 0)"
-                if self.lstm_forget_bias is None
-                else f"forget-gate bias {self.lstm_forget_bias:g}"
-            )
-        if self.update_bias is not None:
-            parts.append(f"update-gate bias {self.update_bias:g}")
-        if self.chrono_t_max is not None:
-            t_max = "1.5 x distance" if self.chrono_t_max == "auto" else self.chrono_t_max
-            parts.append(f"chrono init (t_max {t_max})")
-        if self.pytorch_default:
-            parts.append("PyTorch default init")
-        return ", ".join(parts)
-
-
-class TrainingConfig(Frozen):
-    optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
-    learning_rate: Annotated[Number, Field(gt=0, le=MAX_LEARNING_RATE)] = 3e-3
-    batch_size: PositiveInt = 128  # at most data.n_train (Experiment)
-    max_steps: Annotated[StrictInt, Field(ge=1, le=MAX_STEPS)] = 2000
-    # clip at this bound; None: never
-    grad_clip: Annotated[Number, Field(gt=0, le=MAX_GRAD_CLIP)] | None = 1.0
-    # norm: scale the whole gradient down to global L2 norm grad_clip; value: clamp each element
-    # to [-grad_clip, grad_clip] (Arjovsky et al. 2016's code). The pre-clip norm is recorded
-    clip_mode: Literal["norm", "value"] = "norm"
-    # RMSprop's moving-average decay of squared gradients (PyTorch's alpha; None: its 0.99)
-    rmsprop_decay: Annotated[Number, Field(gt=0, lt=1)] | None = None
-    eval_every: PositiveInt = 100  # steps between validations
-    solved_accuracy: Annotated[Number, Field(gt=0, le=1)] = 0.99  # validation accuracy to stop at
-    log_every: PositiveInt = 25  # steps between training-metric writes to MLflow
-    # a run diverges on a non-finite loss or gradient, or when a log_every window's mean training
-    # loss exceeds this multiple of the task's memoryless baseline loss (an explosion that
-    # clipping did not contain); a large pre-clip gradient norm alone is what clipping handles
-    diverge_loss_factor: Annotated[Number, Field(gt=1)] = 100.0
-
-    @model_validator(mode="after")
-    def _options_fit(self):
-        if self.rmsprop_decay is not None and self.optimizer != "rmsprop":
-            raise ValueError(
-                f"rmsprop_decay: applies to the rmsprop optimizer only, but optimizer is "
-                f"{self.optimizer!r} (got {self.rmsprop_decay!r})"
-            )
-        if self.clip_mode == "value" and self.grad_clip is None:
-            raise ValueError(
-                "clip_mode: 'value' clamps each gradient element to grad_clip, but grad_clip is "
-                "null (got 'value')"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _cadence_fits(self):
-        for field, what in (("eval_every", "validate"), ("log_every", "write a training metric")):
-            value = getattr(self, field)
-            if value > self.max_steps:
-                raise ValueError(
-                    f"{field}: {value} exceeds training.max_steps {self.max_steps}: the run "
-                    f"would never {what}"
-                )
-        return self
-
-
-class DataConfig(Frozen):
-    n_train: Sequences = 20_000
-    n_val: Sequences = 1_000
-    n_test: Sequences = 2_000
-
-    def sizes(self) -> dict[str, int]:
-        """Sequences per split, by split name (the data stage's file names)."""
-        return {"train": self.n_train, "val": self.n_val, "test": self.n_test}
-
-
-class ProbeConfig(Frozen):
-    batch_size: PositiveInt = 128  # probe samples, from the validation split (at most n_val)
-    # also probe every N validations; 0: never. A run validates at most MAX_STEPS times.
-    every_evals: Annotated[StrictInt, Field(ge=0, le=MAX_STEPS)] = 5
-
-
-class ResourcesConfig(Frozen):
-    """What one run asks for. Not part of a run's identity: moving a sweep elsewhere does not
-    retrain finished runs.
-    """
-
-    # CPUs (and torch threads) per run, locally and on Ray
-    cpus_per_run: Annotated[StrictInt, Field(ge=1, le=MAX_CPUS)] = 1
-    # Ray: 0.25 lets 4 runs share a GPU
-    gpus_per_run: Annotated[Number, Field(ge=0, le=MAX_GPUS)] = 0
-
-    @field_validator("gpus_per_run")
-    @classmethod
-    def _whole_gpus(cls, v: float) -> float:
-        if v > 1 and v != int(v):
-            raise ValueError(
-                "a fraction of a GPU must be below 1 (Ray's rule): above 1, whole GPUs"
-            )
-        return v
-
-
-def _check_seeds(v: list[int]) -> list[int]:
-    """Seeds are distinct, and within what Lightning's seed_everything accepts."""
-    for s in v:
-        if s < 0:
-            raise ValueError(f"seed {s} is negative")
-        if s > MAX_SEED:
-            raise ValueError(
-                f"seed {s} exceeds {MAX_SEED} (2**32 - 1), the largest seed Lightning's "
-                "seed_everything accepts"
-            )
-    return _unique(v, "seed")
-
-
-# the training fields a tuning grid may vary
-TUNABLE = (
-    "learning_rate",
-    "optimizer",
-    "batch_size",
-    "grad_clip",
-)  # training fields a grid may vary
-
-
-class TuningConfig(Frozen):
-    """The same tuning budget for every model variant: each variant is trained at every point of
-    ``grid`` (every combination of the listed training settings) on the ``seeds`` (never the
-    evaluation seeds) at one distance per task (``distances``; default: the task's middle
-    distance), and its evaluation runs use the grid point that did best on validation data
-    (``tuning.select``; test data are never read).
-    """
-
-    grid: Annotated[dict[str, Annotated[list, Field(min_length=1)]], Field(min_length=1)]
-    seeds: Annotated[list[StrictInt], Field(min_length=1)]
-    distances: dict[str, Annotated[StrictInt, Field(ge=1, le=MAX_DISTANCE)]] = {}
-
-    @field_validator("grid")
-    @classmethod
-    def _grid(cls, v: dict) -> dict:
-        for field, values in v.items():
-            if field not in TUNABLE:
-                raise ValueError(
-                    f"{field}: not a setting tuning can vary (one of {', '.join(TUNABLE)})"
-                )
-            _unique(values, f"{field} value")
-            for value in values:  # each value must be a valid setting on its own
-                try:
-                    TrainingConfig(**{field: value})
-                except ValidationError as e:
-                    raise ValueError(f"{field}: {e.errors()[0]['msg']} (got {value!r})") from None
-        return v
-
-    @field_validator("seeds")
-    @classmethod
-    def _seeds(cls, v: list[int]) -> list[int]:
-        return _check_seeds(v)
-
-    def distance(self, task: TaskBase) -> int:
-        """The tuning distance of ``task``: as listed, else the middle of its distances."""
-        d = task.distances
-        return self.distances.get(task.task, d[(len(d) - 1) // 2])
 
 
 class Experiment(Frozen):
@@ -432,18 +68,18 @@ class Experiment(Frozen):
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v: list[int]) -> list[int]:
-        return _check_seeds(v)
+        return check_seeds(v)
 
     @field_validator("tasks")
     @classmethod
     def _tasks(cls, v: list) -> list:
-        _unique([t.task for t in v], "task")
+        unique([t.task for t in v], "task")
         return v
 
     @field_validator("models")
     @classmethod
     def _models(cls, v: list[ModelConfig]) -> list[ModelConfig]:
-        _unique([m.name for m in v], "model name")
+        unique([m.name for m in v], "model name")
         return v
 
     @model_validator(mode="after")

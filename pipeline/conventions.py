@@ -12,8 +12,6 @@ Everything the pipeline records under its own names stays as it was (params, met
   runs on the same data show the same digest;
 - ``log_model``: the trained weights as the run's logged model (MLflow 3), a plain state dict
   loaded without unpickling code (``train.load_model``);
-- ``save_chart_view``: a saved view of the experiment's charts that opens on the learning curves
-  that matter here rather than on every metric in alphabetical order;
 - ``system_metrics``: MLflow's system metrics (CPU, memory, disk, network) of the machine that
   trains the sweep, on the sweep's parent run.
 
@@ -28,7 +26,6 @@ import importlib.util
 import json
 import logging
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,29 +46,8 @@ CODE_COMMIT = "code_commit"  # the pipeline's own tag: the commit, "+dirty" for 
 ENTRY = "pipeline/train.py"  # the code a run executes, as the source names it
 CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}  # MLflow's names
 DIGEST_CHARS = 12  # of the manifest's SHA-256; MLflow keeps at most 36
-CHART_VIEW = "learning-curves"  # the saved view's id (the experiment tag's suffix)
-# the charts it opens on, in this order: learning, then the gradient that reaches the key step
-CHARTS = (
-    "val_accuracy",
-    "grad_norm",
-    "probe/h_key_share",
-    "probe/c_key_share",
-    "val_loss",
-    "train_loss",
-    "train_accuracy",
-)
-
-
 # seconds between system-metric samples (MLflow's default): a sample costs ~15 ms of CPU
 SYSTEM_INTERVAL = 10
-# the chart view's other sections, in order, and whether each opens unfolded
-SECTIONS = (
-    ("probe", True),
-    ("probe_curve/init", True),
-    ("probe_curve/final", True),
-    ("Model metrics", False),  # the final numbers, one point each
-    ("System metrics", False),
-)
 
 
 def _git(root: Path, *args: str) -> str:
@@ -246,93 +222,6 @@ def log_model(
     output = [LoggedModelOutput(model_id, step)]
     tracking.retry(lambda: client.log_outputs(run_id, output))
     return model_id
-
-
-def chart_view(parent: str) -> dict:
-    """The saved view of the experiment's charts: ``CHARTS`` first, in that order (the UI adds
-    every other metric after them), drawn for every run nested right under the sweep's parent
-    run ``parent`` (its evaluation runs). The UI plots only the runs its table shows, the first
-    10 by default, and a saved view cannot expand a parent run: so the view filters the runs,
-    sorts them by name (a table sorted otherwise than by time is flat) and shows all of them.
-    """
-    now = int(time.time() * 1000)
-    section = f"{CHART_VIEW}-section"
-    charts = [
-        {
-            "uuid": f"{CHART_VIEW}-{i}",
-            "type": "LINE",
-            "runsCountToCompare": 10,
-            "metricSectionId": section,
-            "deleted": False,
-            "isGenerated": True,
-            "displayName": key,
-            "metricKey": key,
-            "lineSmoothness": 0,
-            "xAxisScaleType": "linear",
-            "scaleType": "linear",
-            "range": {},
-            "xAxisKey": "step",
-            "selectedXAxisMetricKey": "",
-            "yAxisKey": "metric",
-            "yAxisExpressions": [],
-            "ignoreOutliers": False,
-            "useGlobalXaxisKey": True,
-            "useGlobalLineSmoothing": True,
-        }
-        for i, key in enumerate(CHARTS)
-    ]
-    state = {
-        "searchFilter": f"tags.`{tracking.PARENT_RUN}` = '{parent}'",
-        # sorted by name, not by start time: the UI nests a table sorted by time, filter or not
-        "orderByKey": "tags.`mlflow.runName`",
-        "orderByAsc": True,
-        "startTime": "ALL",
-        "lifecycleFilter": "Active",
-        "datasetsFilter": [],
-        "modelVersionFilter": "All Runs",
-        "runsHiddenMode": "SHOW_ALL",
-        "compareRunCharts": charts,
-        "compareRunSections": [
-            {
-                "uuid": section,
-                "name": "Learning and the gradient at the key step",
-                "display": True,
-                "isReordered": True,  # the UI appends other metrics rather than sorting them in
-                "deleted": False,
-                "isGenerated": False,
-            },
-            # then the UI's own sections: by name prefix, the final numbers ("Model metrics",
-            # a point each, folded), system metrics
-            *(
-                {
-                    "uuid": f"{CHART_VIEW}-{name}",
-                    "name": name,
-                    "display": shown,
-                    "isReordered": False,
-                    "deleted": False,
-                    "isGenerated": True,
-                }  # fmt: skip
-                for name, shown in SECTIONS
-            ),
-        ],
-        "hideEmptyCharts": True,
-        "useGroupedValuesInCharts": True,
-        "groupBy": None,
-        "groupsExpanded": {},
-        "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0},
-    }
-    return {"name": "Learning curves", "createdAt": now, "updatedAt": now,
-            "state": json.dumps(state)}  # fmt: skip
-
-
-def save_chart_view(client, exp_id: str, parent: str) -> None:
-    """Write ``chart_view(parent)`` as the experiment's saved view ``CHART_VIEW`` (MLflow's
-    experiment tag ``mlflow.sharedViewState.<id>``): listed under Views, and opened by
-    ``tracking.ui_url(exp_id, view=CHART_VIEW)``.
-    """
-    value = json.dumps(chart_view(parent))
-    key = tracking.VIEW_TAG + CHART_VIEW
-    tracking.retry(lambda: client.set_experiment_tag(exp_id, key, value))
 
 
 @contextmanager

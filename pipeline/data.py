@@ -33,8 +33,9 @@ import torch
 
 from pipeline import paths
 from pipeline.capacity import MIN_UNSEEN
-from pipeline.config import Experiment, TaskBase
+from pipeline.config import Experiment
 from pipeline.errors import DataError
+from pipeline.sections import TaskBase
 from pipeline.tasks import Task, stream_seed
 
 SPLITS = ("train", "val", "test")

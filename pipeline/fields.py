@@ -5,9 +5,10 @@ also accepts YAML's numeric strings.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, StrictInt
 
 
 class Frozen(BaseModel):
@@ -23,3 +24,75 @@ def _number(value: object) -> object:
 
 
 Number = Annotated[float, BeforeValidator(_number)]
+
+
+# Upper bounds, each generous for the shipped experiments (full.yaml is paper-scale).
+MAX_DISTANCE = 10_000  # over 13 times full.yaml's longest (750); data memory is checked apart
+MAX_HIDDEN = 4096  # 32 times full.yaml's 128: an LSTM this wide has 134M weights, 2 GB to train
+MAX_SEQUENCES = 10_000_000  # per split: 100 times full.yaml's training split
+MAX_STEPS = 1_000_000  # 50 times full.yaml's 20000 updates: days of training at paper scale
+# train.py seeds Lightning's global state with the run's seed, and seed_everything accepts
+# 0..2**32 - 1 (numpy's range; torch.Generator.manual_seed accepts more)
+MAX_SEED = 2**32 - 1
+# far above any rate that trains these models (Adam's work near 1e-3, SGD's below 10), and high
+# enough to make runs diverge on purpose (a test does, at 1e4)
+MAX_LEARNING_RATE = 1e6
+MAX_GRAD_CLIP = 1e6  # a clip norm no healthy gradient reaches never acts; null turns clipping off
+MAX_FORGET_BIAS = 100.0  # sigma(17) is 1 in float32: past that, a larger bias changes nothing
+MAX_PARAMETERS = 100_000_000  # a parameter budget: an LSTM of width MAX_HIDDEN has about 134M
+# per run: the cores of a large node. Ray leaves a task that asks for more than any node holds
+# pending forever, and a local run starts as many torch threads
+MAX_CPUS = 256
+MAX_GPUS = 8  # per run: the GPUs of one large node; Ray cannot spread a task across nodes
+MAX_NAME = 64  # model names go into file names (255 bytes at most) and figure legends
+
+
+PositiveInt = Annotated[StrictInt, Field(ge=1)]
+Distances = Annotated[list[Annotated[StrictInt, Field(ge=1, le=MAX_DISTANCE)]], Field(min_length=1)]
+HiddenSize = Annotated[StrictInt, Field(ge=1, le=MAX_HIDDEN)]
+GateBias = Annotated[Number, Field(ge=-MAX_FORGET_BIAS, le=MAX_FORGET_BIAS)]  # forget or update
+
+
+def number_or(word: str, low: float, high: float, integer: bool = False):
+    """A validator for a field that takes a number in [low, high] or the word ``word``, with one
+    message either way (pydantic's union would report each alternative separately).
+    """
+
+    def check(value):
+        if value == word:
+            return value
+        kind = "an integer" if integer else "a number"
+        ok = isinstance(value, int if integer else int | float) and not isinstance(value, bool)
+        if isinstance(value, str) and not integer:
+            try:
+                value, ok = float(value), True
+            except ValueError:
+                ok = False
+        if not ok or not math.isfinite(value) or not low <= value <= high:
+            raise ValueError(f"input should be {kind} from {low:g} to {high:g}, or {word!r}")
+        return value
+
+    return PlainValidator(check)
+
+
+Sequences = Annotated[StrictInt, Field(ge=1, le=MAX_SEQUENCES)]
+
+
+def unique(values: list, what: str) -> list:
+    seen = [v for i, v in enumerate(values) if v in values[:i]]
+    if seen:
+        raise ValueError(f"duplicate {what} {seen[0]!r}")
+    return values
+
+
+def check_seeds(v: list[int]) -> list[int]:
+    """Seeds are distinct, and within what Lightning's seed_everything accepts."""
+    for s in v:
+        if s < 0:
+            raise ValueError(f"seed {s} is negative")
+        if s > MAX_SEED:
+            raise ValueError(
+                f"seed {s} exceeds {MAX_SEED} (2**32 - 1), the largest seed Lightning's "
+                "seed_everything accepts"
+            )
+    return unique(v, "seed")

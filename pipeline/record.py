@@ -23,7 +23,7 @@ import torch
 import yaml
 from mlflow.entities import Metric, RunTag
 
-from pipeline import conventions, tracking
+from pipeline import conventions, layout, tracking
 from pipeline.errors import WeightsError
 from pipeline.probe import Profile
 from pipeline.runs import RunSpec
@@ -164,7 +164,7 @@ def log_outcome(
     recorder.points += _final_metrics(result, model_id, test_set) + _curve_metrics(profiles)
     recorder.flush()
     note = conventions.outcome_note(result)
-    tags = [RunTag("status", result["status"]), RunTag(tracking.NOTE, note)]
+    tags = [RunTag("status", result["status"]), RunTag(layout.NOTE, note)]
     tracking.retry(lambda: client.log_batch(run_id, tags=tags))
 
 

@@ -16,11 +16,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from pipeline.config import (
+from pipeline.config import Experiment
+from pipeline.sections import (
     AddingConfig,
     CopyConfig,
     DataConfig,
-    Experiment,
     ModelConfig,
     ProbeConfig,
     RecallConfig,

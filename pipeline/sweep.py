@@ -29,111 +29,28 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import fcntl
-import hashlib
-import json
 import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline import conventions, paths, runs, stages, tracking, workers
+from pipeline import conventions, layout, local_executor, paths, resume, runs, tracking, workers
 from pipeline.config import Experiment
 from pipeline.errors import SweepError
 from pipeline.files import write_json
 from pipeline.runner import (
     Interrupted,
-    ensure_worker,
-    init_worker,
     is_done,
     read_result,
     result_path,
-    run_one,
     stop_taking_runs,
 )
 from pipeline.runs import RunSpec, grid_label
 from pipeline.tuning import select
-
-
-def code_version() -> str:
-    """A hash of the code a run's outcome depends on (``stages.OUTCOME_CODE``): a change to any
-    of it makes every finished run stale.
-    """
-    h = hashlib.sha256()
-    for name in stages.OUTCOME_CODE:
-        h.update((Path(__file__).parent / name).read_bytes())
-    return h.hexdigest()[:12]
-
-
-@contextmanager
-def sweep_lock(experiment: str) -> Iterator[None]:
-    folder = paths.results_dir(experiment)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SweepError(
-                f"another sweep of experiment {experiment!r} is running "
-                f"(lock {folder / '.lock'}); wait for it or stop it"
-            ) from None
-        yield
-
-
-def adopt_finished(client, exp_id: str, todo: list[RunSpec], version: str) -> list[RunSpec]:
-    """Write result files for FINISHED runs that lack one (killed between finishing and the
-    rename); returns the specs that still need training.
-    """
-    finished = {}
-    for run in tracking.search(client, exp_id, "attributes.status = 'FINISHED'"):
-        tags = run.data.tags
-        if tags.get(tracking.CODE_VERSION) == version and tracking.RUN_KEY in tags:
-            finished[(tags[tracking.RUN_KEY], tags.get(tracking.CONFIG_HASH))] = run.info.run_id
-    left = []
-    for spec in todo:
-        run_id = finished.get((spec.key, spec.config_hash))
-        if run_id is None:
-            left.append(spec)
-            continue
-        import mlflow.artifacts
-
-        local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path="result.json", tracking_uri=client.tracking_uri
-        )
-        write_json(result_path(spec), json.loads(Path(local).read_text()))
-    return left
-
-
-# ---- the worker side: one process trains many runs ----------------------------------------
-
-
-def _init_pool_worker(sweep_pid: int, env: dict[str, str], cwd: str) -> None:
-    """A pool worker: the parent alone answers Ctrl-C and stops workers with SIGTERM, and a
-    worker dies with the sweep. The fork server may have started for an earlier sweep of this
-    process (the tests run many), so the worker takes the sweep's environment and directory.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, stop_taking_runs)
-    workers.die_with(sweep_pid)
-    os.environ.clear()
-    os.environ.update(env)
-    os.chdir(cwd)
-    from pipeline import train  # preloaded by the fork server: no import cost here
-
-    train.set_deterministic_env()
-
-
-def _pool_run(spec: RunSpec, init_args: tuple) -> dict:
-    ensure_worker(init_args)  # once per worker process
-    return run_one(spec)
-
-
-# ---- the parent side -----------------------------------------------------------------------
 
 
 @dataclass
@@ -142,47 +59,6 @@ class Progress:
     done: int = 0
     failed: int = 0
     failures: list[str] = field(default_factory=list)
-
-
-def _local_pool(jobs: int) -> cf.ProcessPoolExecutor:
-    return workers.pool(jobs, _init_pool_worker, (os.getpid(), dict(os.environ), os.getcwd()))
-
-
-def _run_parallel(
-    todo: list[RunSpec],
-    pool: cf.ProcessPoolExecutor,
-    init_args: tuple,
-    on_done: Callable[[RunSpec, dict | None, str | None], None],
-) -> None:
-    try:
-        # longest first (cost grows with distance), so no long run starts last and runs alone
-        ordered = sorted(todo, key=lambda spec: -spec.distance)
-        futures = {pool.submit(_pool_run, spec, init_args): spec for spec in ordered}
-        for future in cf.as_completed(futures):
-            spec = futures[future]
-            try:
-                on_done(spec, future.result(), None)
-            except cf.process.BrokenProcessPool:
-                raise SweepError(
-                    "a worker process died (killed, or out of memory); rerun the "
-                    "same command to resume"
-                ) from None
-            except Exception as e:
-                on_done(spec, None, f"{type(e).__name__}: {e}")
-    except BaseException:
-        workers.stop(pool)
-        raise
-
-
-def _run_inline(todo: list[RunSpec], init_args: tuple, on_done) -> None:
-    init_worker(*init_args)
-    for spec in todo:
-        try:
-            result = run_one(spec)
-        except Exception as e:
-            on_done(spec, None, f"{type(e).__name__}: {e}")
-        else:
-            on_done(spec, result, None)
 
 
 def run(exp: Experiment, jobs: int, executor: str = "local", log=print) -> Progress:
@@ -195,12 +71,12 @@ def run(exp: Experiment, jobs: int, executor: str = "local", log=print) -> Progr
         from pipeline.ray_executor import check_store
 
         check_store(paths.tracking_uri())
-    version = code_version()
+    version = resume.code_version()
     waiting = sum(not is_done(s, version) for s in runs.tuning_runs(exp)) + sum(
         read_result(result_path(s)) is None for s in exp.runs
     )
     jobs = max(1, min(jobs, waiting))
-    pool = _local_pool(jobs) if executor == "local" and jobs > 1 else None
+    pool = local_executor.pool(jobs) if executor == "local" and jobs > 1 else None
     try:
         progress = _run(exp, jobs, executor, pool, version, log)
     except BaseException:
@@ -232,17 +108,17 @@ class Sweep:
         under the parent run ``parent``.
         """
         todo = [s for s in specs if not is_done(s, self.version)]
-        todo = adopt_finished(self.client, self.exp_id, todo, self.version)
+        todo = resume.adopt_finished(self.client, self.exp_id, todo, self.version)
         self.progress.done += len(specs) - len(todo)
         bar.update(len(specs) - len(todo))
         if todo:
             _train_all(self, todo, bar, parent)
 
     def open_parent(self, role: str, note: str, parent: str | None = None) -> str:
-        """The parent run of ``role`` for this sweep (``tracking.open_parent``), RUNNING."""
+        """The parent run of ``role`` for this sweep (``layout.open_parent``), RUNNING."""
         name = f"{role} {self.exp.name}"
-        tags = {**self.source, "experiment": self.exp.name, tracking.NOTE: note}
-        return tracking.open_parent(self.client, self.exp_id, role, name, tags, parent)
+        tags = {**self.source, "experiment": self.exp.name, layout.NOTE: note}
+        return layout.open_parent(self.client, self.exp_id, role, name, tags, parent)
 
 
 def _run(exp: Experiment, jobs: int, executor: str, pool, version: str, log) -> Progress:
@@ -250,18 +126,18 @@ def _run(exp: Experiment, jobs: int, executor: str, pool, version: str, log) -> 
     from pipeline import data  # verify every data file before any training: fail fast
 
     data.verify(exp)
-    with sweep_lock(exp.name):
-        exp_id = tracking.experiment_id(client, exp.name)
-        closed = tracking.close_stale_runs(client, exp_id)
+    with resume.sweep_lock(exp.name):
+        exp_id = layout.experiment_id(client, exp.name)
+        closed = layout.close_stale_runs(client, exp_id)
         if closed:
             log(f"train: closed {len(closed)} run(s) left RUNNING by an interruption (now KILLED)")
         tuning = runs.tuning_runs(exp)
         progress = Progress(total=len(tuning) + len(exp.runs))
         source = {tracking.CODE_VERSION: version, **conventions.source_tags()}
         sweep = Sweep(exp, jobs, executor, pool, client, exp_id, version, progress, log, source)
-        parent = sweep.open_parent(tracking.SWEEP, _sweep_note(exp, tuning, None))
+        parent = sweep.open_parent(layout.SWEEP, _sweep_note(exp, tuning, None))
         with _closed_on_error(sweep, parent), _system_metrics(sweep, parent):
-            conventions.save_chart_view(client, exp_id, parent)
+            layout.save_chart_view(client, exp_id, parent)
             with _progress_bar(sweep) as bar:
                 evaluation = _tune(sweep, tuning, bar, parent) if tuning else exp.runs
                 sweep.train(evaluation, bar, parent)
@@ -273,14 +149,14 @@ def _run(exp: Experiment, jobs: int, executor: str, pool, version: str, log) -> 
                 )
             _write_summary(exp, tuning + evaluation, version)
         outcome = _sweep_note(exp, tuning, evaluation)
-        tracking.close_run(client, parent, "FINISHED", {tracking.NOTE: outcome})
+        layout.close_run(client, parent, "FINISHED", {layout.NOTE: outcome})
         where = "" if client.tracking_uri.startswith("http") else " (make mlflow-ui)"
         log(
             f"train: all {progress.total} runs of {exp.name!r} finished; results under "
             f"{paths.results_dir(exp.name)}, MLflow experiment "
-            f"{tracking.mlflow_name(exp.name)!r} at {tracking.redact(client.tracking_uri)}; its "
+            f"{layout.mlflow_name(exp.name)!r} at {tracking.redact(client.tracking_uri)}; its "
             f"runs in the "
-            f"UI{where}: {tracking.ui_url(exp_id, tracking.ui_address(client.tracking_uri))}"
+            f"UI{where}: {layout.ui_url(exp_id, layout.ui_address(client.tracking_uri))}"
         )
         return progress
 
@@ -318,9 +194,9 @@ def _closed_on_error(sweep: Sweep, *parents: str) -> Iterator[None]:
             with contextlib.suppress(Exception):
                 run = tracking.retry(lambda r=run_id: sweep.client.get_run(r))
                 if run.info.status == "RUNNING":
-                    plan = run.data.tags.get(tracking.NOTE, "").removesuffix(" Running.")
+                    plan = run.data.tags.get(layout.NOTE, "").removesuffix(" Running.")
                     note = f"{plan} Stopped: {why}. The same command resumes the sweep."
-                    tracking.close_run(sweep.client, run_id, status, {tracking.NOTE: note})
+                    layout.close_run(sweep.client, run_id, status, {layout.NOTE: note})
         raise
 
 
@@ -330,7 +206,7 @@ def _tune(sweep: Sweep, tuning: list[RunSpec], bar, parent: str) -> list[RunSpec
     """
     failed = sweep.progress.failed
     note = f"The tuning runs of experiments/{sweep.exp.name}.yaml. Running."
-    own = sweep.open_parent(tracking.TUNING, note, parent)
+    own = sweep.open_parent(layout.TUNING, note, parent)
     with _closed_on_error(sweep, own):
         sweep.train(tuning, bar, own)
         evaluation, chosen = _evaluation_runs(sweep, tuning, bar)
@@ -340,7 +216,7 @@ def _tune(sweep: Sweep, tuning: list[RunSpec], bar, parent: str) -> list[RunSpec
         f"The tuning runs of experiments/{sweep.exp.name}.yaml; chosen on validation data:\n\n"
         + ("\n".join(lines) or "nothing: no variant's tuning finished")
     )
-    tracking.close_run(sweep.client, own, status, {tracking.NOTE: note})
+    layout.close_run(sweep.client, own, status, {layout.NOTE: note})
     return evaluation
 
 
@@ -400,7 +276,7 @@ def _progress_bar(sweep: Sweep):
 
 def _train_all(sweep: Sweep, todo: list[RunSpec], bar, parent: str) -> None:
     progress, jobs = sweep.progress, sweep.jobs
-    tags = {**sweep.source, tracking.PARENT_RUN: parent}  # the workers' tags (Ray's too)
+    tags = {**sweep.source, layout.PARENT_RUN: parent}  # the workers' tags (Ray's too)
     init_args = (sweep.client.tracking_uri, sweep.exp_id, tags, sweep.exp.resources.cpus_per_run)
     bar.set_postfix(failed=progress.failed, running=min(jobs, len(todo)))
 
@@ -426,9 +302,9 @@ def _train_all(sweep: Sweep, todo: list[RunSpec], bar, parent: str) -> None:
 
             run_ray(todo, init_args, on_done)
         elif sweep.pool is None:
-            _run_inline(todo, init_args, on_done)
+            local_executor.run_inline(todo, init_args, on_done)
         else:
-            _run_parallel(todo, sweep.pool, init_args, on_done)
+            local_executor.run_parallel(todo, sweep.pool, init_args, on_done)
     except KeyboardInterrupt:
         bar.close()
         left = progress.total - progress.done

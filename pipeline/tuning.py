@@ -1,6 +1,6 @@
 """Choosing each variant's training settings from its tuning runs, on validation data only.
 
-Every model variant gets the same tuning budget (``config.TuningConfig``): the same grid of
+Every model variant gets the same tuning budget (``sections.TuningConfig``): the same grid of
 training settings, the same tuning seeds (never evaluation seeds), at the same tuning distance
 per task. For each (task, variant), every grid point is scored over its tuning seeds by, in
 order:

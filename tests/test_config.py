@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 import pipeline
-from pipeline import capacity, config, tasks
+from pipeline import capacity, config, sections, tasks
 from pipeline.config import ConfigError
 from pipeline.runs import RunSpec
 
@@ -624,7 +624,7 @@ def test_an_adding_variant_is_a_task_parameter(tmp_path):
 
 def test_defaults_fill_what_the_file_leaves_out(tmp_path):
     exp = config.load(write(tmp_path, GOOD, "good"))
-    assert exp.training == config.TrainingConfig()
+    assert exp.training == sections.TrainingConfig()
     assert exp.hidden_size == 64
     assert exp.tasks[0].params() == {"n_keys": 8, "n_filler": 24}
 
@@ -662,11 +662,11 @@ def test_run_params_use_the_config_field_names(tmp_path):
         assert params[f"probe_{field}"] == value
     known = (
         {"experiment", "task", "model", "distance", "seed", "hidden_size"}
-        | set(config.ModelConfig.model_fields)
-        | set(config.TrainingConfig.model_fields)
-        | set(config.DataConfig.model_fields)
-        | set(config.RecallConfig.model_fields)
-        | {f"probe_{f}" for f in config.ProbeConfig.model_fields}
+        | set(sections.ModelConfig.model_fields)
+        | set(sections.TrainingConfig.model_fields)
+        | set(sections.DataConfig.model_fields)
+        | set(sections.RecallConfig.model_fields)
+        | {f"probe_{f}" for f in sections.ProbeConfig.model_fields}
     )
     assert set(params) <= known
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline import conventions, data, tracking
-from pipeline.config import RecallConfig
+from pipeline import conventions, data, layout, tracking
+from pipeline.sections import RecallConfig
 
 
 @pytest.fixture(scope="module")
@@ -33,18 +33,18 @@ def _run_with_key(client, exp_id: str):
 
 
 def test_a_new_experiment_is_named_for_the_study_and_tagged_model_training(client):
-    exp_id = tracking.experiment_id(client, "fresh")
+    exp_id = layout.experiment_id(client, "fresh")
     found = client.get_experiment(exp_id)
     assert found.name == "long-gap/fresh"
-    assert found.tags[tracking.EXPERIMENT_KIND] == "custom_model_development"
-    assert "experiments/fresh.yaml" in found.tags[tracking.NOTE]
-    assert tracking.experiment_id(client, "fresh") == exp_id  # found again, not created twice
+    assert found.tags[layout.EXPERIMENT_KIND] == "custom_model_development"
+    assert "experiments/fresh.yaml" in found.tags[layout.NOTE]
+    assert layout.experiment_id(client, "fresh") == exp_id  # found again, not created twice
 
 
 def test_an_existing_experiment_gets_the_kind_tag(client):
     exp_id = client.create_experiment("long-gap/untagged")
-    tracking.experiment_id(client, "untagged")
-    assert client.get_experiment(exp_id).tags[tracking.EXPERIMENT_KIND] == tracking.MODEL_TRAINING
+    layout.experiment_id(client, "untagged")
+    assert client.get_experiment(exp_id).tags[layout.EXPERIMENT_KIND] == layout.MODEL_TRAINING
 
 
 def test_an_old_plain_name_is_renamed_with_its_runs(client, tmp_path):
@@ -52,10 +52,10 @@ def test_an_old_plain_name_is_renamed_with_its_runs(client, tmp_path):
     run = _run_with_key(client, old)
     client.log_text(run.info.run_id, "kept", "note.txt")
     client.set_terminated(run.info.run_id)
-    assert tracking.experiment_id(client, "default") == old
+    assert layout.experiment_id(client, "default") == old
     renamed = client.get_experiment(old)
     assert renamed.name == "long-gap/default"
-    assert renamed.tags[tracking.EXPERIMENT_KIND] == tracking.MODEL_TRAINING
+    assert renamed.tags[layout.EXPERIMENT_KIND] == layout.MODEL_TRAINING
     assert client.get_experiment_by_name("default") is None
     assert client.get_experiment_by_name("Default") is not None  # MLflow's own, untouched
     (kept,) = tracking.search(client, old)
@@ -66,7 +66,7 @@ def test_an_old_plain_name_is_renamed_with_its_runs(client, tmp_path):
 def test_someone_elses_experiment_of_the_old_name_is_left_alone(client):
     theirs = client.create_experiment("quick")
     client.create_run(theirs, tags={"owner": "someone"})
-    ours = tracking.experiment_id(client, "quick")
+    ours = layout.experiment_id(client, "quick")
     assert ours != theirs
     assert client.get_experiment(theirs).name == "quick"
     assert client.get_experiment(ours).name == "long-gap/quick"
@@ -76,33 +76,33 @@ def test_someone_elses_experiment_of_the_old_name_is_left_alone(client):
 
 
 def test_a_parent_run_is_reused_by_each_sweep_of_the_same_code(client):
-    exp_id = tracking.experiment_id(client, "parents")
-    tags = {tracking.CODE_VERSION: "v1", tracking.NOTE: "first"}
-    top = tracking.open_parent(client, exp_id, tracking.SWEEP, "sweep parents", tags)
-    below = tracking.open_parent(client, exp_id, tracking.TUNING, "tuning", tags, parent=top)
-    assert client.get_run(below).data.tags[tracking.PARENT_RUN] == top
-    tracking.close_run(client, below, "FINISHED")
-    tracking.close_run(client, top, "KILLED", {tracking.NOTE: "interrupted"})
+    exp_id = layout.experiment_id(client, "parents")
+    tags = {tracking.CODE_VERSION: "v1", layout.NOTE: "first"}
+    top = layout.open_parent(client, exp_id, layout.SWEEP, "sweep parents", tags)
+    below = layout.open_parent(client, exp_id, layout.TUNING, "tuning", tags, parent=top)
+    assert client.get_run(below).data.tags[layout.PARENT_RUN] == top
+    layout.close_run(client, below, "FINISHED")
+    layout.close_run(client, top, "KILLED", {layout.NOTE: "interrupted"})
 
-    tags = {**tags, tracking.NOTE: "second"}
-    assert tracking.open_parent(client, exp_id, tracking.SWEEP, "sweep parents", tags) == top
+    tags = {**tags, layout.NOTE: "second"}
+    assert layout.open_parent(client, exp_id, layout.SWEEP, "sweep parents", tags) == top
     reopened = client.get_run(top)
-    assert reopened.info.status == "RUNNING" and reopened.data.tags[tracking.NOTE] == "second"
-    again = tracking.open_parent(client, exp_id, tracking.TUNING, "tuning", tags, parent=top)
+    assert reopened.info.status == "RUNNING" and reopened.data.tags[layout.NOTE] == "second"
+    again = layout.open_parent(client, exp_id, layout.TUNING, "tuning", tags, parent=top)
     assert again == below
 
     newer = {tracking.CODE_VERSION: "v2"}  # changed code: its runs go under a parent of its own
-    assert tracking.open_parent(client, exp_id, tracking.SWEEP, "sweep parents", newer) != top
+    assert layout.open_parent(client, exp_id, layout.SWEEP, "sweep parents", newer) != top
     runs = tracking.search(client, exp_id)
-    assert all(tracking.is_parent(r) for r in runs) and len(runs) == 3
+    assert all(layout.is_parent(r) for r in runs) and len(runs) == 3
 
 
 def test_stale_parent_runs_are_closed_but_only_run_keys_reported(client):
-    exp_id = tracking.experiment_id(client, "stale")
+    exp_id = layout.experiment_id(client, "stale")
     tags = {tracking.CODE_VERSION: "v1"}
-    parent = tracking.open_parent(client, exp_id, tracking.SWEEP, "sweep stale", tags)
+    parent = layout.open_parent(client, exp_id, layout.SWEEP, "sweep stale", tags)
     run = _run_with_key(client, exp_id)
-    assert tracking.close_stale_runs(client, exp_id) == ["recall/rnn_d6_s0"]
+    assert layout.close_stale_runs(client, exp_id) == ["recall/rnn_d6_s0"]
     assert client.get_run(parent).info.status == "KILLED"
     assert client.get_run(run.info.run_id).info.status == "KILLED"
 
@@ -216,7 +216,7 @@ def test_logged_model_names_hold_no_character_mlflow_refuses():
 
 
 def test_the_chart_view_opens_on_the_useful_charts_for_the_sweeps_runs():
-    view = conventions.chart_view("abc123")
+    view = layout.chart_view("abc123")
     state = json.loads(view["state"])
     keys = [chart["metricKey"] for chart in state["compareRunCharts"]]
     assert keys[:3] == ["val_accuracy", "grad_norm", "probe/h_key_share"]
@@ -231,24 +231,24 @@ def test_the_chart_view_opens_on_the_useful_charts_for_the_sweeps_runs():
 
 
 def test_ui_addresses_open_model_training_mode(client):
-    assert tracking.ui_url("7", "http://127.0.0.1:5000") == (
+    assert layout.ui_url("7", "http://127.0.0.1:5000") == (
         "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
     )
-    assert tracking.ui_url("7", "http://h:1/", "learning-curves").endswith(
+    assert layout.ui_url("7", "http://h:1/", "learning-curves").endswith(
         "/#/experiments/7/runs?viewStateShareKey=learning-curves&compareRunsMode=CHART"
         "&workflowType=machine_learning"
     )
-    assert tracking.ui_address("http://mlflow.example:5000/") == "http://mlflow.example:5000"
-    assert tracking.ui_address("sqlite:////x/mlflow.db") == tracking.UI_ADDRESS
-    exp_id = tracking.experiment_id(client, "linked")
-    conventions.save_chart_view(client, exp_id, "p")
-    text = "\n".join(tracking.ui_links("http://127.0.0.1:5001", client.tracking_uri))
+    assert layout.ui_address("http://mlflow.example:5000/") == "http://mlflow.example:5000"
+    assert layout.ui_address("sqlite:////x/mlflow.db") == layout.UI_ADDRESS
+    exp_id = layout.experiment_id(client, "linked")
+    layout.save_chart_view(client, exp_id, "p")
+    text = "\n".join(layout.ui_links("http://127.0.0.1:5001", client.tracking_uri))
     assert "long-gap/linked" in text and "Default" not in text  # the pipeline's experiments
-    assert tracking.ui_url(exp_id, "http://127.0.0.1:5001") in text
-    assert tracking.ui_url(exp_id, "http://127.0.0.1:5001", "learning-curves") in text
+    assert layout.ui_url(exp_id, "http://127.0.0.1:5001") in text
+    assert layout.ui_url(exp_id, "http://127.0.0.1:5001", "learning-curves") in text
 
 
 def test_ui_links_leave_a_missing_store_uncreated(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
-    (line,) = tracking.ui_links("http://127.0.0.1:5000", uri)
+    (line,) = layout.ui_links("http://127.0.0.1:5000", uri)
     assert "make run-all" in line and not (tmp_path / "mlruns").exists()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config, data, paths, ray_executor, runner, sweep, tracking
+from pipeline import config, data, layout, paths, ray_executor, runner, sweep, tracking
 from pipeline.errors import DataError, SweepError
 from pipeline.runs import RunSpec
 from tests.conftest import TINY, write_experiment
@@ -124,7 +124,7 @@ def _runs_by_key(uri: str, experiment: str) -> dict[str, list]:
     """The sweep's runs by run key, and its parent runs under the key None."""
     client = tracking.client(uri)
     runs: dict[str, list] = {}
-    for run in tracking.search(client, tracking.experiment_id(client, experiment)):
+    for run in tracking.search(client, layout.experiment_id(client, experiment)):
         runs.setdefault(run.data.tags.get(tracking.RUN_KEY), []).append(run)
     return runs
 
@@ -134,7 +134,7 @@ def _nested_under_one_parent(runs: dict[str, list]) -> None:
     (parent,) = runs.pop(None)
     assert parent.info.status == "FINISHED"
     for found in runs.values():
-        assert {r.data.tags[tracking.PARENT_RUN] for r in found} == {parent.info.run_id}
+        assert {r.data.tags[layout.PARENT_RUN] for r in found} == {parent.info.run_id}
 
 
 # ---- a local Ray against the tracking server -----------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline import config, data, paths, record, sweep, tracking, train
+from pipeline import config, data, layout, paths, record, sweep, tracking, train
 from pipeline.errors import ConfigError, DataError, SweepError, TrackingError, WeightsError
 from tests.conftest import TINY, write_experiment
 
@@ -32,9 +32,9 @@ def _small(**training) -> dict:
 def _runs(exp_name: str, status: str | None = None, parents: bool = False) -> list:
     """The sweep's runs (with ``parents``: its parent runs instead) with ``status``."""
     client = tracking.client()
-    exp_id = tracking.experiment_id(client, exp_name)
+    exp_id = layout.experiment_id(client, exp_name)
     found = tracking.search(client, exp_id, f"attributes.status = '{status}'" if status else "")
-    return [r for r in found if tracking.is_parent(r) == parents]
+    return [r for r in found if layout.is_parent(r) == parents]
 
 
 def _cli(*args: str, root: Path, env: dict | None = None, **kw) -> subprocess.Popen:
@@ -73,7 +73,7 @@ def _check_invariants(exp: config.Experiment, complete: bool) -> None:
         assert not _runs(exp.name, "RUNNING") and not _runs(exp.name, "RUNNING", parents=True)
         (parent,) = _runs(exp.name, parents=True)  # one, reused by every sweep of this code
         assert parent.info.status == "FINISHED"
-        assert {r.data.tags.get(tracking.PARENT_RUN) for r in finished} == {parent.info.run_id}
+        assert {r.data.tags.get(layout.PARENT_RUN) for r in finished} == {parent.info.run_id}
 
 
 def _group_ended(group: int, within: float = 10.0) -> bool:
@@ -116,7 +116,7 @@ def test_killed_sweeps_resume_with_nothing_lost_or_doubled(pipeline_root):
             # interrupted: the parent run ends KILLED (a SIGKILL leaves it to the next sweep)
             for parent in _runs(exp.name, parents=True):
                 assert parent.info.status == "KILLED"
-                assert "Stopped: interrupted" in parent.data.tags[tracking.NOTE]
+                assert "Stopped: interrupted" in parent.data.tags[layout.NOTE]
         assert _group_ended(proc.pid), f"a worker outlived the sweep after {how}"
         _check_invariants(exp, complete=False)
         assert len(_runs(exp.name, parents=True)) <= 1
@@ -127,7 +127,7 @@ def test_killed_sweeps_resume_with_nothing_lost_or_doubled(pipeline_root):
     stale = [r for r in _runs(exp.name) if r.info.status in ("KILLED", "FAILED")]
     assert all(tracking.RUN_KEY in r.data.tags for r in stale)  # closed, not left RUNNING
     (parent,) = _runs(exp.name, parents=True)  # every attempt nests under the one parent
-    assert {r.data.tags[tracking.PARENT_RUN] for r in stale} <= {parent.info.run_id}
+    assert {r.data.tags[layout.PARENT_RUN] for r in stale} <= {parent.info.run_id}
 
 
 @pytest.mark.slow
@@ -135,7 +135,7 @@ def test_stale_running_runs_are_closed_and_retrained(pipeline_root):
     exp = config.load(write_experiment(pipeline_root / "experiments", "stale", _small()))
     data.run(exp, **QUIET)
     client = tracking.connect()
-    exp_id = tracking.experiment_id(client, exp.name)
+    exp_id = layout.experiment_id(client, exp.name)
     spec = exp.runs[0]
     ghost = client.create_run(exp_id, tags={tracking.RUN_KEY: spec.key})  # as if killed mid-run
     sweep.run(exp, jobs=1, **QUIET)
@@ -255,7 +255,7 @@ def test_disk_full_result_is_not_recorded_as_finished(pipeline_root, monkeypatch
     assert not _runs(exp.name, "FINISHED")
     assert {r.info.status for r in _runs(exp.name)} == {"FAILED"}
     (parent,) = _runs(exp.name, parents=True)
-    assert parent.info.status == "FAILED" and "runs failed" in parent.data.tags[tracking.NOTE]
+    assert parent.info.status == "FAILED" and "runs failed" in parent.data.tags[layout.NOTE]
     assert not any(paths.result_file(exp.name, s.key).exists() for s in exp.runs)
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipeline import report, tracking
+from pipeline import layout, report, tracking
 from pipeline.config import Experiment
 from pipeline.errors import ReportError
 from pipeline.report import reading
@@ -129,7 +129,7 @@ def damaged(tiny_sweep, tmp_path_factory):
     result_path(root, exp, kinds["missing"]).unlink()
     result_path(root, exp, kinds["failed"]).unlink()
     client = mlflow_client(root)
-    exp_id = client.get_experiment_by_name(tracking.mlflow_name(exp.name)).experiment_id
+    exp_id = client.get_experiment_by_name(layout.mlflow_name(exp.name)).experiment_id
     attempt = client.create_run(exp_id, tags={tracking.RUN_KEY: kinds["failed"]})
     client.set_tag(attempt.info.run_id, "error", "RuntimeError('out of memory')")
     client.set_terminated(attempt.info.run_id, "FAILED")
@@ -237,15 +237,15 @@ def test_provenance_names_the_experiment_file_and_runs(clean):
 def test_report_goes_to_the_sweeps_parent_run_and_replaces_the_previous_one(clean):
     root, exp, folder = clean
     client = mlflow_client(root)
-    exp_id = client.get_experiment_by_name(tracking.mlflow_name(exp.name)).experiment_id
-    (parent,) = [r for r in tracking.search(client, exp_id) if tracking.is_parent(r)]
+    exp_id = client.get_experiment_by_name(layout.mlflow_name(exp.name)).experiment_id
+    (parent,) = [r for r in tracking.search(client, exp_id) if layout.is_parent(r)]
     listed = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {f"report/{name}" for name in ("report.html", "report.md", "results.csv")} <= listed
     assert parent.info.run_id in (folder / "report.md").read_text()  # named in the provenance
     # what an earlier report left: a figure this one lacks, and a separate summary run
     artifacts = Path(urllib.parse.urlparse(parent.info.artifact_uri).path)
     (artifacts / "report" / "figures" / "gone.png").write_bytes(b"old")
-    legacy = client.create_run(exp_id, run_name="report", tags={tracking.SUMMARY_TAG: "true"})
+    legacy = client.create_run(exp_id, run_name="report", tags={layout.SUMMARY_TAG: "true"})
     client.log_text(legacy.info.run_id, "old", "report.html")
     client.set_terminated(legacy.info.run_id)
     write_report(root, exp)
@@ -320,7 +320,7 @@ def test_deleted_experiment_is_an_error(tiny_sweep, tmp_path):
     root = copy_root(source, tmp_path / "root")
     client = mlflow_client(root)
     client.delete_experiment(
-        client.get_experiment_by_name(tracking.mlflow_name(exp.name)).experiment_id
+        client.get_experiment_by_name(layout.mlflow_name(exp.name)).experiment_id
     )
     with pytest.raises(ReportError, match="no MLflow experiment"):
         write_report(root, exp)

@@ -84,3 +84,10 @@ def test_make_reads_the_same_lists():
     assert out.stdout.split() == stages.files("train")
     makefile = (paths.SOURCE_ROOT / "Makefile").read_text()
     assert "$(PYTHON) -m pipeline.stages" in makefile
+
+
+def test_every_outcome_code_entry_names_files():
+    found = stages.outcome_files()
+    for name in stages.OUTCOME_CODE:
+        assert any(p.match(name) for p in found), name  # a glob that matches nothing hashes nothing
+    assert len(found) == len(set(found))

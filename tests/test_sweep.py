@@ -7,22 +7,22 @@ import json
 import pytest
 import torch
 
-from pipeline import config, conventions, data, paths, sweep, tracking
+from pipeline import config, conventions, data, layout, paths, sweep, tracking
 from tests.conftest import TINY, write_experiment
 
 
 def _finished_runs(exp_name: str) -> list:
     """The sweep's FINISHED runs (not its parent run)."""
     client = tracking.client()
-    exp_id = tracking.experiment_id(client, exp_name)
+    exp_id = layout.experiment_id(client, exp_name)
     finished = tracking.search(client, exp_id, "attributes.status = 'FINISHED'")
-    return [r for r in finished if not tracking.is_parent(r)]
+    return [r for r in finished if not layout.is_parent(r)]
 
 
 def _parents(exp_name: str) -> list:
     client = tracking.client()
-    return [r for r in tracking.search(client, tracking.experiment_id(client, exp_name))
-            if tracking.is_parent(r)]  # fmt: skip
+    return [r for r in tracking.search(client, layout.experiment_id(client, exp_name))
+            if layout.is_parent(r)]  # fmt: skip
 
 
 def test_one_finished_run_per_cell_with_params_tags_histories(tiny_sweep, monkeypatch):
@@ -108,20 +108,20 @@ def test_runs_nest_under_the_sweeps_parent_with_mlflows_own_tags(tiny_sweep, mon
     monkeypatch.setenv("PIPELINE_ROOT", str(root))
     (parent,) = _parents(exp.name)
     assert parent.info.status == "FINISHED" and parent.info.run_name == "sweep tiny"
-    assert parent.data.tags[tracking.ROLE] == tracking.SWEEP
-    assert "8 evaluation runs" in parent.data.tags[tracking.NOTE]
+    assert parent.data.tags[layout.ROLE] == layout.SWEEP
+    assert "8 evaluation runs" in parent.data.tags[layout.NOTE]
     runs = _finished_runs(exp.name)
     commit = conventions.source_tags()[conventions.GIT_COMMIT]
     for run in runs:
         tags = run.data.tags
-        assert tags[tracking.PARENT_RUN] == parent.info.run_id
+        assert tags[layout.PARENT_RUN] == parent.info.run_id
         assert tags[conventions.SOURCE_TYPE] in ("LOCAL", "PROJECT")
         assert tags[conventions.SOURCE_NAME].endswith("pipeline/train.py")
         assert tags[conventions.GIT_COMMIT] == commit and tags["code_commit"].startswith(commit)
         assert run.info.user_id == tags[conventions.USER] != "unknown"
         result = json.loads(paths.result_file(exp.name, tags[tracking.RUN_KEY]).read_text())
-        assert tags[tracking.NOTE] == conventions.outcome_note(result)
-        assert f"test accuracy {result['test_accuracy']:.3f}" in tags[tracking.NOTE]
+        assert tags[layout.NOTE] == conventions.outcome_note(result)
+        assert f"test accuracy {result['test_accuracy']:.3f}" in tags[layout.NOTE]
 
 
 def test_each_run_logs_its_splits_as_datasets_shared_by_runs_on_the_same_data(
@@ -190,8 +190,8 @@ def test_the_experiment_is_named_for_the_study_and_opens_on_the_learning_curves(
     root, exp = tiny_sweep
     monkeypatch.setenv("PIPELINE_ROOT", str(root))
     found = tracking.client().get_experiment_by_name("long-gap/tiny")
-    assert found.tags[tracking.EXPERIMENT_KIND] == tracking.MODEL_TRAINING
-    view = json.loads(found.tags[tracking.VIEW_TAG + conventions.CHART_VIEW])
+    assert found.tags[layout.EXPERIMENT_KIND] == layout.MODEL_TRAINING
+    view = json.loads(found.tags[layout.VIEW_TAG + layout.CHART_VIEW])
     state = json.loads(view["state"])
     (parent,) = _parents(exp.name)
     assert parent.info.run_id in state["searchFilter"]
@@ -317,7 +317,7 @@ def test_validation_and_metric_writes_keep_their_cadence_with_grouped_steps(pipe
 
 
 def test_a_large_clipped_gradient_is_not_divergence_a_non_finite_one_is():
-    from pipeline.train import step_blew_up, window_blew_up
+    from pipeline.learner import step_blew_up, window_blew_up
 
     assert step_blew_up(2.3, 1e9) is None  # clipping bounds the update: not a divergence
     assert step_blew_up(float("nan"), 1.0) == "non-finite loss"

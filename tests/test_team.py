@@ -35,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline import config, data, paths, tracking
+from pipeline import config, data, layout, paths, tracking
 from tests.conftest import TINY, write_experiment
 from tests.team import (
     PG_BIN,
@@ -83,13 +83,13 @@ class Team:
         """
         client = tracking.client(self.server.uri)
         if experiment not in self.experiment_ids:
-            found = tracking.find_experiment(client, experiment)
+            found = layout.find_experiment(client, experiment)
             if found is None:
                 return []
             self.experiment_ids[experiment] = found.experiment_id
         where = f"attributes.status = '{status}'" if status else ""
         found = tracking.search(client, self.experiment_ids[experiment], where)
-        return [r for r in found if not tracking.is_parent(r)]
+        return [r for r in found if not layout.is_parent(r)]
 
 
 @pytest.fixture(scope="module")

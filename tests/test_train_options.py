@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from pipeline.config import TrainingConfig
-from pipeline.train import clip_gradients, make_optimizer
+from pipeline.learner import clip_gradients, make_optimizer
+from pipeline.sections import TrainingConfig
 
 
 def with_grads(*grads: list[float]) -> list[torch.nn.Parameter]:

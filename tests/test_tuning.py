@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from pipeline import config, data, paths, runs, sweep, tracking, tuning
+from pipeline import config, data, layout, paths, runs, sweep, tracking, tuning
 from tests.conftest import TINY, write_experiment
 
 GRID = {"learning_rate": [1e-3, 3e-3, 1e-2]}
@@ -147,14 +147,14 @@ def test_a_tuning_sweep_trains_tunes_then_evaluates_and_resumes(pipeline_root, m
     summary = json.loads((paths.results_dir(exp.name) / "sweep.json").read_text())
     assert set(summary["runs"]) == {s.key for s in tuned} | {s.key for s in exp.runs}
     client = tracking.client()
-    exp_id = tracking.experiment_id(client, exp.name)
+    exp_id = layout.experiment_id(client, exp.name)
     everything = tracking.search(client, exp_id)
-    parents = {r.data.tags[tracking.ROLE]: r for r in everything if tracking.is_parent(r)}
-    top, below = parents[tracking.SWEEP], parents[tracking.TUNING]
-    assert below.data.tags[tracking.PARENT_RUN] == top.info.run_id
-    assert "chosen on validation data" in below.data.tags[tracking.NOTE]
-    nesting = {r.data.tags[tracking.RUN_KEY]: r.data.tags[tracking.PARENT_RUN]
-               for r in everything if not tracking.is_parent(r)}  # fmt: skip
+    parents = {r.data.tags[layout.ROLE]: r for r in everything if layout.is_parent(r)}
+    top, below = parents[layout.SWEEP], parents[layout.TUNING]
+    assert below.data.tags[layout.PARENT_RUN] == top.info.run_id
+    assert "chosen on validation data" in below.data.tags[layout.NOTE]
+    nesting = {r.data.tags[tracking.RUN_KEY]: r.data.tags[layout.PARENT_RUN]
+               for r in everything if not layout.is_parent(r)}  # fmt: skip
     assert nesting == {s.key: below.info.run_id for s in tuned} | {
         s.key: top.info.run_id for s in exp.runs
     }

@@ -10,7 +10,7 @@ import time
 import torch
 from torch import nn
 
-from pipeline import config, models, train
+from pipeline import models, sections, train
 from pipeline.bench.overhead import (
     DISTANCES,
     default_experiment,
@@ -76,7 +76,7 @@ def fused_and_reference(
     """
     base = default_experiment()
     recall = next((t for t in base.tasks if t.task == "recall"), None)
-    task = (recall or config.RecallConfig(task="recall", distances=[distance])).build()
+    task = (recall or sections.RecallConfig(task="recall", distances=[distance])).build()
     length = task.length(distance)
     g = torch.Generator().manual_seed(0)
     lstm = nn.LSTM(hidden, hidden, batch_first=True)

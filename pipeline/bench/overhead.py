@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from pipeline import config, data, paths, tracking, train
+from pipeline import config, data, learner, paths, tracking, train
 from pipeline.batches import Batches, steps_per_call
 from pipeline.bench.stats import Plan, paired_ratios
 from pipeline.bench.system import monitor_cost
@@ -114,7 +114,7 @@ def plain_rate(spec: RunSpec, splits: dict, device: torch.device) -> tuple[float
     pl.seed_everything(spec.seed, workers=False, verbose=False)
     model = train.build_model(spec).to(device)
     task = spec.task.build()
-    optimizer = train.make_optimizer(t, model.parameters())
+    optimizer = learner.make_optimizer(t, model.parameters())
     clip = t.grad_clip or math.inf
     batches = iter(Batches(splits["train"], t.batch_size, spec.seed))
     first_step, first = steps_per_call(t), (math.nan, math.nan)  # as the pipeline's clock

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import paths, tracking
+from pipeline import layout, paths, tracking
 from pipeline.bench.stats import Plan, fixed_cost_share, paired_ratios
 from pipeline.errors import SweepError
 
@@ -73,9 +73,9 @@ def sweep_once(exp_file: Path, jobs: int, data_root: Path) -> dict:
         wall, exited = time.perf_counter() - started, time.time()
         _check(proc, f"train --jobs {jobs}")
         client = tracking.client(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
-        exp_id = client.get_experiment_by_name(tracking.mlflow_name(name)).experiment_id
+        exp_id = client.get_experiment_by_name(layout.mlflow_name(name)).experiment_id
         # the sweep's runs; its parent run spans them all
-        runs = [r for r in tracking.search(client, exp_id) if not tracking.is_parent(r)]
+        runs = [r for r in tracking.search(client, exp_id) if not layout.is_parent(r)]
         starts = [r.info.start_time / 1000 for r in runs]
         ends = [r.info.end_time / 1000 for r in runs]
         results = [

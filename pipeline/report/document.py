@@ -8,7 +8,7 @@ import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline import config, tracking
+from pipeline import config, layout, tracking
 from pipeline.config import Experiment
 from pipeline.decay import GEOMETRIC_R2
 from pipeline.errors import ConfigError
@@ -214,7 +214,7 @@ def provenance(sweep: Sweep, experiment_file: Path) -> list[str]:
     return [
         _source(exp, experiment_file),
         "Code commit(s) the runs were trained at: " + (", ".join(sweep.commits) or "unknown") + ".",
-        f"MLflow: experiment {tracking.mlflow_name(exp.name)!r} (id {sweep.experiment_id}) at "
+        f"MLflow: experiment {layout.mlflow_name(exp.name)!r} (id {sweep.experiment_id}) at "
         f"{tracking.redact(sweep.tracking_uri)}; run ids in results.csv and the table of all "
         f"runs; this report is attached to the sweep's parent run {sweep.parent_run} (artifacts "
         f"report/). Its runs in the MLflow UI: {_ui(sweep)}.",
@@ -233,7 +233,7 @@ def provenance(sweep: Sweep, experiment_file: Path) -> list[str]:
 
 
 def _ui(sweep: Sweep) -> str:
-    return tracking.ui_url(sweep.experiment_id, tracking.ui_address(sweep.tracking_uri))
+    return layout.ui_url(sweep.experiment_id, layout.ui_address(sweep.tracking_uri))
 
 
 def _source(exp: Experiment, experiment_file: Path) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline import tracking
+from pipeline import layout, tracking
 from pipeline.report.reading import quiet_artifacts
 from pipeline.report.results import Sweep
 
@@ -50,11 +50,11 @@ def parent_run(client, sweep: Sweep) -> str:
     tags = {
         tracking.CODE_VERSION: sweep.code_version or "unknown",
         "experiment": sweep.exp.name,
-        tracking.NOTE: f"The report of experiments/{sweep.exp.name}.yaml (artifacts report/).",
+        layout.NOTE: f"The report of experiments/{sweep.exp.name}.yaml (artifacts report/).",
     }
-    name = f"{tracking.SWEEP} {sweep.exp.name}"
-    run_id = tracking.open_parent(client, sweep.experiment_id, tracking.SWEEP, name, tags)
-    tracking.close_run(client, run_id, "FINISHED")
+    name = f"{layout.SWEEP} {sweep.exp.name}"
+    run_id = layout.open_parent(client, sweep.experiment_id, layout.SWEEP, name, tags)
+    layout.close_run(client, run_id, "FINISHED")
     return run_id
 
 
@@ -74,7 +74,7 @@ def attach(client, sweep: Sweep, folder: Path, run_id: str) -> None:
         repository = get_artifact_repository(uri, tracking_uri=client.tracking_uri)
         for path in sorted(before - now):
             tracking.retry(lambda p=path: repository.delete_artifacts(p))
-    query = f"tags.{tracking.SUMMARY_TAG} = 'true'"
+    query = f"tags.{layout.SUMMARY_TAG} = 'true'"
     for old in tracking.search(client, sweep.experiment_id, query):
         tracking.retry(lambda r=old.info.run_id: client.delete_run(r))
         _remove_local_artifacts(old.info.run_id, old.info.artifact_uri)

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import pandas as pd
 
-from pipeline import paths, tracking, tuning
+from pipeline import layout, paths, tracking, tuning
 from pipeline import runs as runs_module
 from pipeline.config import Experiment
 from pipeline.decay import efold
@@ -43,10 +43,10 @@ def collect(exp: Experiment, client) -> Sweep:
     """Read the result files and MLflow runs of ``exp``. Raises ReportError when there is no
     MLflow experiment of that name or no finished run.
     """
-    found = tracking.find_experiment(client, exp.name)
+    found = layout.find_experiment(client, exp.name)
     if found is None or found.lifecycle_stage == "deleted":
         raise ReportError(
-            f"no MLflow experiment {tracking.mlflow_name(exp.name)!r} in "
+            f"no MLflow experiment {layout.mlflow_name(exp.name)!r} in "
             f"{tracking.redact(client.tracking_uri)}: train it first (python -m pipeline train "
             f"--experiment experiments/{exp.name}.yaml)"
         )
@@ -63,8 +63,8 @@ def collect(exp: Experiment, client) -> Sweep:
     finished = runs[runs["status"].isin(FINISHED) & runs["run_id"].isin(known)]
     commits = sorted({known[i].data.tags.get("code_commit", "unknown") for i in finished.run_id})
     tags = [known[i].data.tags for i in finished.run_id]
-    parents = [t.get(tracking.PARENT_RUN) for t in tags]
-    sweeps = {r.info.run_id for r in everything if r.data.tags.get(tracking.ROLE) == tracking.SWEEP}
+    parents = [t.get(layout.PARENT_RUN) for t in tags]
+    sweeps = {r.info.run_id for r in everything if r.data.tags.get(layout.ROLE) == layout.SWEEP}
     with quiet_artifacts():
         curves = _curves(client, finished[finished["probe_data"]])
     return Sweep(
