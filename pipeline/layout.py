@@ -15,6 +15,7 @@ import contextlib
 import json
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pipeline import paths
 from pipeline.tracking import CODE_VERSION, RUN_KEY, connect, is_local_sqlite, retry, search
@@ -94,10 +95,14 @@ def _description(experiment: str) -> str:
 
 
 def ui_address(uri: str) -> str:
-    """Where the MLflow UI of the store ``uri`` is: the tracking server's own address, else that
-    of ``make mlflow-ui``.
+    """Where the MLflow UI of the store ``uri`` is: the tracking server's own address (without
+    the credentials a tracking URI may carry: a browser asks for them), else that of ``make
+    mlflow-ui``.
     """
-    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else UI_ADDRESS
+    if not uri.startswith(("http://", "https://")):
+        return UI_ADDRESS
+    parts = urlsplit(uri.rstrip("/"))
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
 
 
 def ui_url(exp_id: str, address: str, view: str | None = None) -> str:

@@ -131,15 +131,33 @@ class _RetryNotice(logging.Handler):
             self.handleError(record)
 
 
+class _Redacted(logging.Filter):
+    """Redacts a record before a handler writes it: MLflow's own log lines (its system-metrics
+    monitor's failed requests, say) quote the tracking URI, password included.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        shown = redact(message)
+        if shown != message:
+            record.msg, record.args = shown, None
+        return True
+
+
 def _configure_http() -> None:
     """Set ``HTTP_SETTINGS`` in this process's environment where it does not set them already
-    (MLflow reads them at every request), and show the retries.
+    (MLflow reads them at every request), show the retries, and redact what MLflow logs.
     """
     for name, value in HTTP_SETTINGS.items():
         os.environ.setdefault(name, value)
     retries = logging.getLogger("urllib3.connectionpool")
     if not any(isinstance(h, _RetryNotice) for h in retries.handlers):
         retries.addHandler(_RetryNotice())
+    import mlflow  # noqa: F401  (configures its logger's handler, which the filter joins)
+
+    for handler in [*logging.getLogger("mlflow").handlers, *logging.getLogger().handlers]:
+        if not any(isinstance(f, _Redacted) for f in handler.filters):
+            handler.addFilter(_Redacted())
 
 
 def client_environment() -> dict[str, str]:

@@ -44,6 +44,11 @@ def copy_root(source: Path, target: Path) -> Path:
             (old, new),
         )
         db.execute("UPDATE runs SET artifact_uri = replace(artifact_uri, ?, ?)", (old, new))
+    # a copy's runs keep their ids, and MLflow caches each run's artifact location by run id for
+    # the process: forget the locations, or a copy's artifacts go to the copy made before it
+    from mlflow.tracking._tracking_service import utils
+
+    utils._artifact_repos_cache.clear()
     return target
 
 

@@ -77,3 +77,24 @@ def test_nodes_all_on_this_machine_may_share_a_loopback_store():
     ray_executor._check_nodes(_Ray("10.0.0.5"), "http://127.0.0.1:5000")  # one node: here
     with pytest.raises(ray_executor.SweepError, match="2 nodes"):
         ray_executor._check_nodes(_Ray("127.0.0.1", "10.0.0.7"), "http://127.0.0.1:5000")
+
+
+def test_the_ui_address_carries_no_credentials():
+    from pipeline import layout
+
+    assert layout.ui_address("http://alice:s3cret-pw@10.0.0.5:5000/") == "http://10.0.0.5:5000"
+    assert layout.ui_address("https://mlflow.example") == "https://mlflow.example"
+    assert layout.ui_address("sqlite:///x.db") == layout.UI_ADDRESS
+
+
+def test_what_mlflow_logs_is_redacted(monkeypatch, capfd):
+    import logging
+
+    monkeypatch.setenv("PGPASSWORD", "db-s3cret-pw")
+    tracking.client("sqlite:///:memory:")  # sets the process up, as every client does
+    logging.getLogger("mlflow.system_metrics").warning(
+        "API request to http://alice:uri-s3cret@127.0.0.1:1/api failed (db-s3cret-pw)"
+    )
+    err = capfd.readouterr().err
+    assert "alice:***@127.0.0.1" in err
+    assert "uri-s3cret" not in err and "db-s3cret-pw" not in err
