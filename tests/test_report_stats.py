@@ -360,3 +360,15 @@ def test_adding_sentences_use_the_variants_baselines(variant):
         assert "as Hochreiter & Schmidhuber (1997), who used 0.04" in said
     else:
         assert "2/2 below 0.08333" in sentence and "0.16 on this scale" in said
+
+
+def test_verdicts_do_not_rank_families_the_data_do_not_separate():
+    from pipeline.report.verdict import verdicts
+
+    # IRNN and GRU solve every distance (d50 beyond 80 for both); the LSTM stops at 20
+    sweep = family_sweep({"rnn": 10, "irnn": 80, "gru": 80, "lstm_default": 10, "lstm": 20})
+    _, best = verdicts(sweep, "recall")
+    assert "held the dependency equally far" in best and "furthest" not in best
+    assert "RNN = GRU (horizon 80) > LSTM (horizon 20)" in best or (
+        "GRU = RNN (horizon 80) > LSTM (horizon 20)" in best
+    )

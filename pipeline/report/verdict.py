@@ -72,16 +72,52 @@ def _describe(row) -> str:
     return f"{row.model} (horizon {horizon}; d50 {d50}; {row.parameters:,} parameters)"
 
 
+def _d50_span(d: D50) -> tuple[float, float]:
+    """The range the data leave for d50: the 90% interval (open ends unbounded), or the side of
+    the sweep it lies on.
+    """
+    if d.kind == "fitted":
+        low = -math.inf if d.low_open or math.isnan(d.low) else d.low
+        high = math.inf if d.high_open or math.isnan(d.high) else d.high
+        return low, high
+    if d.kind == "beyond":
+        return d.high, math.inf
+    if d.kind == "below":
+        return -math.inf, d.low
+    if d.kind == "between":
+        return d.low, d.high
+    return -math.inf, math.inf
+
+
 def _compare(picked: pd.DataFrame) -> str:
-    """Which family held furthest among ``picked`` (one variant per family, best first)."""
-    first, rest = picked.iloc[0], picked.iloc[1:]
-    ties = rest[(rest["horizon"] == first.horizon) & (rest["d50_rank"] == first.d50_rank)]
-    if len(ties):
-        names = ", ".join([first.family, *ties["family"]])
-        return f"{names} held the dependency equally far"
-    behind = ", ".join(f"{r.family} ({r.horizon or 'none'})" for r in rest.itertuples())
-    lead = first.horizon or "none"
-    return f"the {first.family} held the dependency furthest ({lead}; then {behind})"
+    """Which family held furthest among ``picked`` (one variant per family, best first), with
+    the whole order. Families share a place when their horizons are equal and their d50 ranges
+    overlap: a point estimate inside another family's interval does not separate them.
+    """
+    tiers: list[list] = []
+    for row in picked.itertuples():
+        if tiers:
+            top = tiers[-1][0]
+            low, high = _d50_span(row.d50)
+            top_low, top_high = _d50_span(top.d50)
+            if row.horizon == top.horizon and low <= top_high and top_low <= high:
+                tiers[-1].append(row)
+                continue
+        tiers.append([row])
+    order = " > ".join(
+        " = ".join(r.family for r in tier) + f" (horizon {tier[0].horizon or 'none'})"
+        for tier in tiers
+    )
+    lead = tiers[0]
+    if len(lead) == 1:
+        head = f"the {lead[0].family} held the dependency furthest"
+    else:
+        names = [r.family for r in lead]
+        head = f"{', '.join(names[:-1])} and {names[-1]} held the dependency equally far"
+    return (
+        f"{head} (ranked by memory horizon, then by d50 where the 90% intervals do not "
+        f"overlap: {order})"
+    )
 
 
 def _budget(sweep: Sweep) -> str:
