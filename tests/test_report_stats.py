@@ -83,6 +83,9 @@ def test_d50_of_data_symmetric_about_a_distance_is_that_distance():
         ([(10, 0, 3), (20, 0, 3)], "below", "below the shortest distance (10)"),
         ([(10, 3, 3), (20, 3, 3), (40, 0, 3), (80, 0, 3)], "between", "between 20 and 40"),
         ([(10, 0, 3), (20, 1, 3), (40, 3, 3)], "rising", "not estimable"),
+        ([(10, 3, 3), (20, 1, 3), (40, 0, 3)], "step", "between 10 and 40 (a step, no finite"),
+        ([(10, 3, 3), (20, 3, 3), (40, 2, 3)], "step", "above 20 (a step"),
+        ([(10, 1, 3), (20, 0, 3), (40, 0, 3)], "step", "below 20 (a step"),
     ],
 )
 def test_d50_says_where_it_cannot_be_identified(rows, kind, said):
@@ -95,10 +98,11 @@ def test_d50_says_where_it_cannot_be_identified(rows, kind, said):
 
 
 def test_d50_outside_the_sweep_is_called_extrapolated():
-    table = counts([("m", 10, 1, 3), ("m", 20, 0, 3), ("m", 40, 0, 3), ("m", 80, 0, 3)])
+    table = counts([("m", 10, 1, 3), ("m", 20, 1, 3), ("m", 40, 0, 3), ("m", 80, 0, 3)])
     d = stats.fit_d50(table)
     assert d.kind == "fitted" and d.estimate < 10
-    assert "extrapolated below the shortest distance 10" in d50_text(d, 10, 80)
+    text = d50_text(d, 10, 80)
+    assert text.startswith("below the shortest distance 10, by extrapolation")
 
 
 def test_the_fitted_curve_crosses_half_at_d50():
@@ -323,8 +327,31 @@ def test_seeds_of_one_model_are_compared_where_they_ended_both_ways():
         s for s in findings.findings(synthetic_sweep(mixed, shares)) if "Within one model" in s
     )
     assert "rnn at 20: 2 solved (median 1.5e-03) against 2 unsolved (1.5e-06" in sentence
-    assert "no test could reach p < 0.05" in sentence  # 2 against 2: the smallest p is 1/3
-    assert not any("Within one model" in s for s in findings.findings(synthetic_sweep(RNN_SHORT)))
+    assert "in 4 of 4 solved-unsolved pairs" in sentence
+    assert "cannot give p below 0.333" in sentence  # 2 against 2: the smallest p is 1/3
+    assert "went with learning" not in sentence
+    said = findings.findings(synthetic_sweep(RNN_SHORT))
+    assert not any("Within one model" in s for s in said)
+    assert any(s.startswith("No model ended both ways at one distance") for s in said)
+
+
+def test_within_model_strata_combine_into_one_verdict_the_pooled_view_cannot_give():
+    """Across models the solved runs have the larger share (the model confounds it); within each
+    model the solved seeds have the smaller one, in three strata of 2 against 2: combined, the
+    permutation test finds it (p = 2/216), while no stratum alone could (p >= 1/3).
+    """
+    mixed = dict(RNN_SHORT)
+    shares = {}
+    for d in (20, 40, 80):
+        mixed[("rnn", d)] = ["solved", "unsolved", "solved", "unsolved"]
+        shares[("rnn", d)] = [1e-6, 1e-3, 2e-6, 2e-3]
+    sentence = next(
+        s for s in findings.findings(synthetic_sweep(mixed, shares)) if "Within one model" in s
+    )
+    assert "Combined over these 3 strata (6 solved, 6 unsolved seeds)" in sentence
+    assert "in 0 of 12 solved-unsolved pairs" in sentence
+    assert "p = 0.00926" in sentence  # 2 extreme labellings of 6^3
+    assert sentence.endswith("a smaller initial share went with learning.")
 
 
 @pytest.mark.parametrize("variant", ["fixed", "hochreiter"])
@@ -368,7 +395,15 @@ def test_verdicts_do_not_rank_families_the_data_do_not_separate():
     # IRNN and GRU solve every distance (d50 beyond 80 for both); the LSTM stops at 20
     sweep = family_sweep({"rnn": 10, "irnn": 80, "gru": 80, "lstm_default": 10, "lstm": 20})
     _, best = verdicts(sweep, "recall")
-    assert "held the dependency equally far" in best and "furthest" not in best
-    assert "RNN = GRU (horizon 80) > LSTM (horizon 20)" in best or (
-        "GRU = RNN (horizon 80) > LSTM (horizon 20)" in best
-    )
+    assert "the data do not separate RNN and GRU (each held to the longest" in best
+    assert "furthest" not in best
+    assert "RNN (horizon 80) = GRU (horizon 80) > LSTM (horizon 20)" in best
+
+
+def test_an_e_folding_length_past_its_fit_window_is_not_printed_as_a_number():
+    from pipeline.report.results import efold_text
+
+    assert efold_text(math.exp(-1 / 10), 0.99, 40).startswith("10.0 steps")
+    longer = efold_text(math.exp(-1 / 73), 0.95, 40)
+    assert longer.startswith("longer than the 40-step window") and "73" not in longer
+    assert efold_text(0.5, 0.5, 40).startswith("not geometric (R² 0.50)")

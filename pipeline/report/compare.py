@@ -7,12 +7,20 @@ the runs that solved against those that did not, by a two-sided Mann-Whitney ran
 Holm's correction over the distances tested. Within one model too, where a model has both
 outcomes at a distance (seeds differ only in their initialisation there). Every comparison
 carries its number of runs on each side.
+
+Pooled over models, a distance's comparison still sets one architecture against another (a GRU
+may both start with a smaller share and solve more often than a tanh RNN), so the report draws
+its verdict only from the within-model strata, combined by ``stratified``: an exact permutation
+test of the summed Mann-Whitney U over the (model, distance) strata where seeds ended both ways,
+outcome labels permuted within each stratum.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, replace
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -89,3 +97,70 @@ def share_against_outcome(runs: pd.DataFrame, by_model: bool = False) -> list[Co
 def smallest_p(n_a: int, n_b: int) -> float:
     """The smallest two-sided p a Mann-Whitney test can give with these group sizes: 2 / C(n, k)."""
     return min(1.0, 2 / math.comb(n_a + n_b, n_a))
+
+
+@dataclass(frozen=True)
+class Stratified:
+    """Solved against unsolved seeds within (model, distance) strata, combined: ``pairs``
+    solved-unsolved pairs of the same stratum, ``larger`` of them where the solved seed started
+    with the larger share (ties count a half), ``p`` two-sided under labels permuted within strata.
+    """
+
+    strata: int
+    n_solved: int
+    n_unsolved: int
+    pairs: int
+    larger: float
+    p: float
+    p_floor: float  # the smallest p these strata can give
+
+
+def _u_null(values: np.ndarray, k: int) -> Counter:
+    """The exact null distribution of 2U (integer) when ``k`` of ``values`` are labelled solved
+    at random: Counter of 2U -> number of labellings.
+    """
+    out: Counter = Counter()
+    for chosen in combinations(range(len(values)), k):
+        mask = np.zeros(len(values), dtype=bool)
+        mask[list(chosen)] = True
+        out[_twice_u(values[mask], values[~mask])] += 1
+    return out
+
+
+def _twice_u(solved: np.ndarray, unsolved: np.ndarray) -> int:
+    diff = solved[:, None] - unsolved[None, :]
+    return int(2 * (diff > 0).sum() + (diff == 0).sum())
+
+
+def stratified(runs: pd.DataFrame) -> Stratified | None:
+    """The within-model test (see the module's docstring); None where no model ended both ways
+    at one distance.
+    """
+    finished = runs[runs["status"].isin(FINISHED) & runs[SHARE].notna()]
+    total: Counter = Counter({0: 1})
+    observed = pairs = strata = n_solved = n_unsolved = 0
+    for _, group in finished.groupby(["model", "distance"], sort=True):
+        shares = np.log(pd.to_numeric(group[SHARE]).to_numpy(dtype=float))
+        solved = (group["status"] == "solved").to_numpy()
+        k = int(solved.sum())
+        if k == 0 or k == len(solved):
+            continue
+        strata += 1
+        n_solved, n_unsolved = n_solved + k, n_unsolved + len(solved) - k
+        pairs += k * (len(solved) - k)
+        observed += _twice_u(shares[solved], shares[~solved])
+        null = _u_null(shares, k)
+        merged: Counter = Counter()
+        for a, ca in total.items():
+            for b, cb in null.items():
+                merged[a + b] += ca * cb
+        total = merged
+    if not strata:
+        return None
+    support = np.array(sorted(total))
+    weight = np.array([total[v] for v in support], dtype=float)
+    weight /= weight.sum()
+    deviation = np.abs(support - pairs)  # 2U's null mean is the number of pairs
+    p = float(weight[deviation >= abs(observed - pairs) - 1e-9].sum())
+    floor = float(weight[deviation >= deviation.max() - 1e-9].sum())
+    return Stratified(strata, n_solved, n_unsolved, pairs, observed / 2, min(1.0, p), floor)

@@ -32,8 +32,10 @@ from pipeline.report.tables import (
     problem_table,
     runs_table,
     steps_table,
+    tuning_caveats,
     tuning_table,
 )
+from pipeline.runs import grid_label
 
 
 def document(sweep: Sweep, drawn: list[Plot], experiment_file: Path) -> list[Section]:
@@ -175,6 +177,7 @@ def tables(sweep: Sweep) -> list:
                 "solved, mean steps to solve (unsolved: the budget), mean best validation "
                 "accuracy.",
                 tuning_table(sweep, task),
+                f"{task}: {tuning_caveats(sweep, task)}",
             ]
         blocks += [
             f"{task}: memory horizon (held in at least half the seeds at this and every shorter "
@@ -221,7 +224,7 @@ def provenance(sweep: Sweep, experiment_file: Path) -> list[str]:
         f"Report written {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
         "Trained on: " + _environments(sweep) + ".",
         f"Training budget: at most {t.max_steps} updates x batch {t.batch_size} = "
-        f"{t.max_steps * t.batch_size:,} sequences per run; {optimizer_words(t)}; stop at "
+        f"{t.max_steps * t.batch_size:,} sequences per run; {_settings(sweep)}; stop at "
         f"validation accuracy {t.solved_accuracy:g}, checked every "
         f"{t.eval_every} updates; data {exp.data.n_train}/{exp.data.n_val}/{exp.data.n_test} "
         "train/val/test sequences.",
@@ -230,6 +233,19 @@ def provenance(sweep: Sweep, experiment_file: Path) -> list[str]:
         f"gradients {clip_words(t)}). Probes: {exp.probe.batch_size} validation sequences, at "
         f"initialisation, {_every(exp.probe.every_evals)} and after training.",
     ]
+
+
+def _settings(sweep: Sweep) -> str:
+    """The optimiser as the runs used it: the file's settings, and what tuning chose."""
+    base = optimizer_words(sweep.exp.training)
+    if not sweep.selections:
+        return base
+    many = len(sweep.tasks) > 1
+    chosen = ", ".join(
+        f"{s.task + ' ' if many else ''}{s.model} {grid_label(s.chosen)}" for s in sweep.selections
+    )
+    fields = ", ".join(sweep.exp.tuning.grid)
+    return f"{base} except where tuning chose ({fields}): {chosen}"
 
 
 def _ui(sweep: Sweep) -> str:

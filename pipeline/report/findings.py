@@ -11,16 +11,16 @@ import math
 
 import pandas as pd
 
-from pipeline.decay import GEOMETRIC_R2, efold
-from pipeline.report.compare import ALPHA, share_against_outcome, smallest_p
+from pipeline.decay import GEOMETRIC_R2
+from pipeline.report.compare import ALPHA, share_against_outcome, smallest_p, stratified
 from pipeline.report.results import (
     FINISHED,
     NO_PROBE,
     Sweep,
     baselines_at,
+    efold_text,
     sci,
     spread_text,
-    steps_text,
     values_of,
 )
 from pipeline.report.stats import fit_d50, horizons, parting_distances, success_counts
@@ -111,9 +111,7 @@ def _gradient_sentences(sweep: Sweep, task: str, counts: pd.DataFrame) -> list[s
         f"{_measure(sweep, at, 'init', 'jacobian_key')}."
     )
     out.append(_share_against_outcome(runs))
-    within = _within_models(runs)
-    if within:
-        out.append(within)
+    out.append(_within_models(runs))
     return out
 
 
@@ -146,20 +144,19 @@ def _decay_sentence(sweep: Sweep, at: pd.DataFrame, distance: int) -> str:
                 continue
             r2 = values_of(mine, f"probe_init_{state}_rho_r2").median()
             name = model if state == "h" else f"{model} (cell state c)"
-            parts.append(
-                f"{name} {steps_text(efold(rho.median()))} steps (R² {r2:.2f})"
-                if r2 >= GEOMETRIC_R2
-                else f"{name}: not geometric (R² {r2:.2f}), no single decay rate"
-            )
+            parts.append(f"{name}: {efold_text(rho.median(), r2, distance)}")
     return (
         f"At initialisation, fitted over k = 1..{distance} at distance {distance} (one window for "
-        f"every model; a curve counts as geometric at R² >= {GEOMETRIC_R2}), the hidden-state "
-        f"gradient shrank by a factor e every: " + ", ".join(parts) + " (median over seeds)."
+        f"every model; a curve counts as geometric at R² >= {GEOMETRIC_R2}), the gradient norm "
+        f"with respect to the hidden state (and the LSTM's cell state c) shrank by a factor e "
+        f"every: " + ", ".join(parts) + " (median over seeds)."
     )
 
 
 def _share_against_outcome(runs: pd.DataFrame) -> str:
-    """Within each distance: did the runs that learned start with a larger key share?"""
+    """Within each distance, models pooled: did the runs that learned start with a larger key
+    share? Descriptive only: pooling models sets architectures against each other.
+    """
     comparisons = share_against_outcome(runs)
     if not comparisons:
         return (
@@ -180,54 +177,69 @@ def _share_against_outcome(runs: pd.DataFrame) -> str:
         )
         if c.significant:
             verdicts.append((c.distance, c.larger_in_solved))
-    text = "Compared within the same distance (runs of all models pooled there): " + "; ".join(
-        parts
+    text = "Compared within the same distance, models pooled: " + "; ".join(parts)
+    caveat = (
+        " These comparisons set one model against another as much as one run against another "
+        "(a model's cell sets both its share and its chance to learn), so they are not read as "
+        "the share deciding learning: the within-model comparison below is."
     )
     if verdicts:
         larger = [d for d, up in verdicts if up]
         smaller = [d for d, up in verdicts if not up]
         said = []
         if larger:
-            said.append(f"a larger initial share went with learning at distance(s) {larger}")
+            said.append(f"solved runs had the larger initial share at distance(s) {larger}")
         if smaller:
-            said.append(f"a smaller initial share went with learning at distance(s) {smaller}")
-        return text + f". After Holm's correction (alpha {ALPHA}), " + "; ".join(said) + "."
-    floor = min(smallest_p(c.n_solved, c.n_unsolved) for c in comparisons)
-    return (
-        text + f". No difference holds after Holm's correction (alpha {ALPHA}); with these run "
-        f"counts the smallest possible p is {floor:.3g}, so the data cannot show one either way."
-        if floor >= ALPHA
-        else text + f". No difference holds after Holm's correction (alpha {ALPHA})."
-    )
-
-
-def _within_models(runs: pd.DataFrame) -> str | None:
-    """Where one model both solved and failed at one distance, its seeds compared: the seeds
-    differ only in initialisation there, so the model and the distance cannot confound it.
-    """
-    comparisons = share_against_outcome(runs, by_model=True)
-    if not comparisons:
-        return None
-    parts = []
-    for c in comparisons:
-        floor = smallest_p(c.n_solved, c.n_unsolved)
-        test = (
-            f"Mann-Whitney p = {c.p:.3g}, Holm-adjusted {c.p_holm:.3g}"
-            if not math.isnan(c.p)
-            else "one run on a side: no test"
+            said.append(f"solved runs had the smaller initial share at distance(s) {smaller}")
+        return (
+            text + f". After Holm's correction (alpha {ALPHA}), " + "; ".join(said) + "." + caveat
         )
-        if floor >= ALPHA:
-            test += f"; no test could reach p < {ALPHA} with these counts"
+    floor = min(smallest_p(c.n_solved, c.n_unsolved) for c in comparisons)
+    if floor >= ALPHA:
+        return (
+            text + f". No difference holds after Holm's correction (alpha {ALPHA}); with these "
+            f"run counts the smallest possible p is {floor:.3g}, so the data cannot show one "
+            "either way." + caveat
+        )
+    return text + f". No difference holds after Holm's correction (alpha {ALPHA})." + caveat
+
+
+def _within_models(runs: pd.DataFrame) -> str:
+    """Where one model both solved and failed at one distance, its seeds compared: the seeds
+    differ only in initialisation there, so the model and the distance cannot confound it. The
+    verdict on the share comes from here only, the strata combined by one permutation test.
+    """
+    combined = stratified(runs)
+    if combined is None:
+        return (
+            "No model ended both ways at one distance, so the data cannot separate the initial "
+            "share's bearing on learning from the model's and the distance's."
+        )
+    parts = []
+    for c in share_against_outcome(runs, by_model=True):
         parts.append(
             f"{c.model} at {c.distance}: {c.n_solved} solved (median {sci(c.median_solved)}) "
-            f"against {c.n_unsolved} unsolved ({sci(c.median_unsolved)}; {test})"
+            f"against {c.n_unsolved} unsolved ({sci(c.median_unsolved)})"
         )
-    return (
+    text = (
         "Within one model at one distance, where its seeds ended both ways (they differ only in "
         "their initialisation), the initial key share of solved against unsolved seeds: "
         + "; ".join(parts)
-        + "."
+        + f". Combined over these {combined.strata} strata ({combined.n_solved} solved, "
+        f"{combined.n_unsolved} unsolved seeds), the solved seed started with the larger share "
+        f"in {combined.larger:g} of {combined.pairs} solved-unsolved pairs ({combined.pairs / 2:g} "
+        f"expected if the share did not matter; exact permutation test within strata, two-sided "
+        f"p = {combined.p:.3g})"
     )
+    if combined.p < ALPHA:
+        side = "larger" if combined.larger > combined.pairs / 2 else "smaller"
+        return text + f": within a model, a {side} initial share went with learning."
+    if combined.p_floor >= ALPHA:
+        return (
+            text + f": no association shown; these strata cannot give p below "
+            f"{combined.p_floor:.3g}, so the data cannot show one either way."
+        )
+    return text + ": no association shown."
 
 
 # ---- time to solve, and the adding task's error --------------------------------------------

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from pipeline.config import Experiment
+from pipeline.decay import GEOMETRIC_R2, efold
 
 FINISHED = ("solved", "unsolved", "diverged")
 PHASES, STATES = ("init", "final"), ("h", "c")
@@ -126,6 +127,20 @@ def steps_text(x: float) -> str:
     if x is None or math.isnan(x):
         return "n/a"
     return "∞" if math.isinf(x) else f"{x:.1f}"
+
+
+def efold_text(rho: float, r2: float, window: int) -> str:
+    """An e-folding length as the report prints it: only where the curve is geometric, and not
+    as a number where it exceeds the ``window`` (steps) it was fitted over: less than one e-fold
+    inside the window is too little to measure a length.
+    """
+    if not r2 >= GEOMETRIC_R2:
+        return f"not geometric (R² {r2:.2f}), no single decay rate"
+    length = efold(rho)
+    fit = f"rho {rho:.3f}, R² {r2:.2f}"
+    if length > window:
+        return f"longer than the {window}-step window, less than one e-fold inside it ({fit})"
+    return f"{steps_text(length)} steps ({fit})"
 
 
 def init_setting(exp: Experiment, model: str) -> str:

@@ -10,7 +10,9 @@ fitted), and where models part ways.
   every planned run of the (task, model): the distance where the fitted P(solved) crosses 50%,
   with a 90% profile-likelihood interval. Where the data cannot identify it (every run solved,
   none solved, or a clean split between solved and unsolved distances), ``fit_d50`` says so
-  instead of returning a number.
+  instead of returning a number. A *step* (every run solved below one distance, none above it,
+  and a mix at that distance) is quasi-separated: the fit's slope runs off to infinity, so
+  ``fit_d50`` gives the step's neighbouring distances rather than a point estimate.
 """
 
 from __future__ import annotations
@@ -112,8 +114,11 @@ class D50:
     ``low_open``/``high_open`` when the interval runs past the searched range), ``beyond``
     (every run solved: d50 lies beyond ``high``, the longest distance), ``below`` (none solved:
     d50 lies below ``low``, the shortest), ``between`` (a clean split: every run solved up to
-    ``low`` and none from ``high`` on, so the logistic fit has no finite optimum), or ``rising``
-    (P(solved) grew with distance: no horizon to speak of).
+    ``low`` and none from ``high`` on, so the logistic fit has no finite optimum), ``step`` (every
+    run solved below distance ``at``, none above it, ``at_solved`` of ``at_planned`` at it: the
+    slope is not identifiable and d50 lies between ``low`` and ``high``, the neighbouring
+    distances, an end open where ``at`` is the sweep's first or last), or ``rising`` (P(solved)
+    grew with distance: no horizon to speak of).
     """
 
     kind: str
@@ -123,6 +128,9 @@ class D50:
     low_open: bool = False
     high_open: bool = False
     n: int = 0
+    at: float = math.nan
+    at_solved: int = 0
+    at_planned: int = 0
 
 
 def _loglik(x: np.ndarray, solved: np.ndarray, failed: np.ndarray, x50: float) -> float:
@@ -154,6 +162,19 @@ def _separated(x: np.ndarray, solved: np.ndarray, planned: np.ndarray) -> tuple 
     return None
 
 
+def _step(x: np.ndarray, solved: np.ndarray, planned: np.ndarray) -> int | None:
+    """The index (in distance order) of the one distance with a mix of solved and unsolved runs
+    when every run below it solved and none above it did (quasi-complete separation); else None.
+    """
+    mixed = np.flatnonzero((solved > 0) & (solved < planned))
+    if len(mixed) != 1:
+        return None
+    k = int(mixed[0])
+    if (solved[:k] == planned[:k]).all() and (solved[k + 1 :] == 0).all():
+        return k
+    return None
+
+
 def fit_d50(counts: pd.DataFrame) -> D50:
     """The fitted horizon from one (task, model)'s rows of ``success_counts``."""
     distances = counts["distance"].to_numpy(dtype=float)
@@ -169,6 +190,21 @@ def fit_d50(counts: pd.DataFrame) -> D50:
     split = _separated(distances, solved, planned)
     if split is not None:
         return D50("between", low=float(split[0]), high=float(split[1]), n=n)
+    order = np.argsort(distances)
+    k = _step(distances[order], solved[order], planned[order])
+    if k is not None:
+        ordered = distances[order]
+        return D50(
+            "step",
+            low=float(ordered[k - 1]) if k > 0 else math.nan,
+            high=float(ordered[k + 1]) if k + 1 < len(ordered) else math.nan,
+            low_open=k == 0,
+            high_open=k + 1 == len(ordered),
+            n=n,
+            at=float(ordered[k]),
+            at_solved=int(solved[order][k]),
+            at_planned=int(planned[order][k]),
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         full = sm.GLM(

@@ -6,18 +6,17 @@ import math
 
 import pandas as pd
 
-from pipeline.decay import GEOMETRIC_R2, efold
 from pipeline.report.results import (
     NO_PROBE,
     PHASES,
     STATES,
     Sweep,
     distance_text,
+    efold_text,
     init_setting,
     is_unprobed,
     sci,
     spread_text,
-    steps_text,
     values_of,
 )
 from pipeline.report.stats import D50, Horizon, fit_d50, horizons, success_counts
@@ -54,6 +53,19 @@ def d50_text(d: D50, shortest: float, longest: float) -> str:
             f"between {distance_text(d.low)} and {distance_text(d.high)} (not identifiable: "
             "every seed solved up to the one, none from the other)"
         )
+    if d.kind == "step":
+        share = f"{d.at_solved}/{d.at_planned} seeds solved at {distance_text(d.at)}"
+        if d.low_open:
+            bound = f"below {distance_text(d.high)}"
+            rest = f"{share}, none from {distance_text(d.high)} on"
+        elif d.high_open:
+            bound = f"above {distance_text(d.low)}"
+            rest = f"every seed up to {distance_text(d.low)}, {share}"
+        else:
+            bound = f"between {distance_text(d.low)} and {distance_text(d.high)}"
+            low, high = distance_text(d.low), distance_text(d.high)
+            rest = f"every seed up to {low}, {share}, none from {high}"
+        return f"{bound} (a step, no finite fit: {rest})"
     if d.kind == "rising":
         return "not estimable: the share of seeds solved rose with distance"
     if d.low_open and d.high_open:
@@ -64,12 +76,13 @@ def d50_text(d: D50, shortest: float, longest: float) -> str:
         interval = f"90% interval above {distance_text(d.low)}"
     else:
         interval = f"90% interval {distance_text(d.low)} to {distance_text(d.high)}"
-    where = ""
     if d.estimate < shortest:
-        where = f", extrapolated below the shortest distance {distance_text(shortest)}"
+        side = f"below the shortest distance {distance_text(shortest)}"
     elif d.estimate > longest:
-        where = f", extrapolated beyond the longest distance {distance_text(longest)}"
-    return f"{distance_text(d.estimate)} ({interval}; n={d.n} runs{where})"
+        side = f"beyond the longest distance {distance_text(longest)}"
+    else:
+        return f"{distance_text(d.estimate)} ({interval}; n={d.n} runs)"
+    return f"{side}, by extrapolation (fit {distance_text(d.estimate)}; {interval}; n={d.n} runs)"
 
 
 def horizon_table(sweep: Sweep, task: str) -> pd.DataFrame:
@@ -109,11 +122,7 @@ def decay_table(sweep: Sweep, task: str) -> pd.DataFrame:
             for d, at in mine.groupby("distance"):
                 rho = values_of(at, column).median()
                 r2 = values_of(at, f"probe_init_{state}_rho_r2").median()
-                row[f"d={d}"] = (
-                    f"{steps_text(efold(rho))} (rho {rho:.3f}, R² {r2:.2f})"
-                    if r2 >= GEOMETRIC_R2
-                    else f"not geometric (R² {r2:.2f})"
-                )
+                row[f"d={d}"] = efold_text(rho, r2, int(d))
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -211,6 +220,41 @@ def tuning_table(sweep: Sweep, task: str) -> pd.DataFrame:
             )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def tuning_caveats(sweep: Sweep, task: str) -> str:
+    """Where a variant's tuning choice says less than "at its best": no grid point solved a
+    tuning seed (the choice then rests on validation accuracy alone), or a numeric setting was
+    chosen at the grid's edge (its best may lie outside the grid).
+    """
+    numeric = {
+        field: sorted(values)
+        for field, values in (sweep.exp.tuning.grid.items() if sweep.exp.tuning else [])
+        if len(values) >= 3 and all(isinstance(v, int | float) for v in values)
+    }
+    noise, edge = [], []
+    for s in sweep.selections:
+        if s.task != task:
+            continue
+        if not any(sc.solved for sc in s.scores):
+            accs = [sc.mean_best_val_accuracy for sc in s.scores]
+            noise.append(f"{s.model} (best validation accuracy {min(accs):.3f} to {max(accs):.3f})")
+        for field, value in s.chosen:
+            if field in numeric and value in (numeric[field][0], numeric[field][-1]):
+                side = "smallest" if value == numeric[field][0] else "largest"
+                edge.append(f"{s.model} ({field} {value:g}, the {side})")
+    said = []
+    if noise:
+        said.append(
+            "No grid point solved a tuning seed for " + ", ".join(noise) + ": the choice rests "
+            "on validation accuracy alone and may be noise."
+        )
+    if edge:
+        said.append(
+            "Chosen at the edge of the grid: " + ", ".join(edge) + "; a setting outside the "
+            "grid may do better, so these variants are at their best within the grid only."
+        )
+    return " ".join(said) or "Every variant's choice solved a tuning seed, inside the grid."
 
 
 def problem_table(sweep: Sweep) -> pd.DataFrame:

@@ -32,6 +32,8 @@ def _d50_rank(d: D50) -> float:
         return d.estimate
     if d.kind == "between":
         return math.sqrt(d.low * d.high)
+    if d.kind == "step":
+        return d.at
     return 0.0
 
 
@@ -84,39 +86,45 @@ def _d50_span(d: D50) -> tuple[float, float]:
         return d.high, math.inf
     if d.kind == "below":
         return -math.inf, d.low
-    if d.kind == "between":
-        return d.low, d.high
+    if d.kind in ("between", "step"):
+        low = -math.inf if d.low_open else d.low
+        high = math.inf if d.high_open else d.high
+        return low, high
     return -math.inf, math.inf
+
+
+def _overlap(a: D50, b: D50) -> bool:
+    """Whether the data leave room for ``a`` and ``b`` to have the same d50."""
+    a_low, a_high = _d50_span(a)
+    b_low, b_high = _d50_span(b)
+    return a_low < b_high and b_low < a_high
 
 
 def _compare(picked: pd.DataFrame) -> str:
     """Which family held furthest among ``picked`` (one variant per family, best first), with
-    the whole order. Families share a place when their horizons are equal and their d50 ranges
-    overlap: a point estimate inside another family's interval does not separate them.
+    the whole order. A family shares the place of the one ranked before it when their d50 ranges
+    overlap: with a handful of seeds a horizon one distance apart is not a separation.
     """
     tiers: list[list] = []
     for row in picked.itertuples():
-        if tiers:
-            top = tiers[-1][0]
-            low, high = _d50_span(row.d50)
-            top_low, top_high = _d50_span(top.d50)
-            if row.horizon == top.horizon and low <= top_high and top_low <= high:
-                tiers[-1].append(row)
-                continue
-        tiers.append([row])
+        if tiers and _overlap(row.d50, tiers[-1][0].d50):
+            tiers[-1].append(row)
+        else:
+            tiers.append([row])
     order = " > ".join(
-        " = ".join(r.family for r in tier) + f" (horizon {tier[0].horizon or 'none'})"
-        for tier in tiers
+        " = ".join(f"{r.family} (horizon {r.horizon or 'none'})" for r in tier) for tier in tiers
     )
     lead = tiers[0]
     if len(lead) == 1:
         head = f"the {lead[0].family} held the dependency furthest"
     else:
         names = [r.family for r in lead]
-        head = f"{', '.join(names[:-1])} and {names[-1]} held the dependency equally far"
+        head = f"the data do not separate {', '.join(names[:-1])} and {names[-1]}"
+        if all(r.horizon == r.longest for r in lead):
+            head += " (each held to the longest distance: the sweep is too short to rank them)"
     return (
-        f"{head} (ranked by memory horizon, then by d50 where the 90% intervals do not "
-        f"overlap: {order})"
+        f"{head}; ranked by memory horizon, families sharing a place where their d50 ranges "
+        f"overlap: {order}"
     )
 
 
