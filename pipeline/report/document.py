@@ -42,8 +42,10 @@ def document(sweep: Sweep, drawn: list[Plot], experiment_file: Path) -> list[Sec
     exp = sweep.exp
     intro = (
         f"Experiment {exp.name}: {len(exp.models)} model(s) trained on "
-        f"{', '.join(t.task for t in exp.tasks)} at distances "
-        f"{'; '.join(f'{t.task} {t.distances}' for t in exp.tasks)} with seeds {exp.seeds}. "
+        + "; ".join(
+            f"{t.task} at distances {', '.join(str(d) for d in t.distances)}" for t in exp.tasks
+        )
+        + f", with seeds {', '.join(str(s) for s in exp.seeds)}. "
         "The distance is the number of time steps from the input step carrying the needed "
         "information (the key) to the output step scored on it. The question: up to what "
         "distance does each model learn the dependency, and how much of the loss's gradient "
@@ -84,8 +86,10 @@ def method(sweep: Sweep) -> list[str]:
         "the sweep; holding again after a failure is reported as non-monotone. The fitted "
         "horizon d50 is where a logistic regression of solved on log2(distance) (all runs of "
         f"the model, statsmodels) crosses 50%, with a {LEVEL:.0%} profile-likelihood interval; "
-        "where every run solved, none did, or solved and unsolved distances are cleanly "
-        "separated, no number is given.",
+        "where every run solved, none did, or solved and unsolved distances are separated "
+        "(all solved below a distance and none above it, with or without a mix at it: the "
+        "fit's slope then runs off to infinity), no number is given, only the distances "
+        "bracketing it.",
         "Gradients. Probes unroll the reference cell in float64 on validation sequences before "
         "training, during it and after it. The key share is each sample's ratio of the "
         "gradient norm at the key step to that at the output step, median over samples; the "
@@ -94,10 +98,12 @@ def method(sweep: Sweep) -> list[str]:
         "rho is fitted on log median norm over k = 1..distance; its e-folding length -1/ln(rho) "
         f"is given only where the fit's R² is at least {GEOMETRIC_R2} (a geometric curve), and "
         "models are compared over the same window (the same distance).",
-        "Share against outcome. Runs are compared within a distance only (pooling distances "
-        "would confound distance with outcome): solved against unsolved runs by a two-sided "
-        "Mann-Whitney test, Holm-corrected over the distances tested, with the runs on each "
-        "side counted.",
+        "Share against outcome. Pooling distances would confound distance with outcome, and "
+        "pooling models would confound the cell with it. Within a distance (models pooled) "
+        "solved and unsolved runs are described by a two-sided Mann-Whitney test, "
+        "Holm-corrected over the distances, with the runs on each side counted; the verdict "
+        "comes only from seeds of one model at one distance, the strata combined by an exact "
+        "permutation test of the summed Mann-Whitney U (labels permuted within strata).",
         f"Time to solve. Kaplan-Meier curves (statsmodels); runs that did not solve within "
         f"{t.max_steps} updates, and diverged runs, are censored there. Medians only where the "
         "curve falls to one half.",

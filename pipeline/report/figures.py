@@ -49,8 +49,8 @@ def plot_accuracy(sweep: Sweep) -> Plot:
         distances = sorted(sweep.runs.loc[sweep.runs["task"] == task, "distance"].unique())
         ax = axes[0][col]
         sns.lineplot(
-            part, x="x", y="test_accuracy", **by_model(sweep), errorbar=("ci", 95),
-            seed=0, n_boot=1000, marker="o", ax=ax,
+            part, x="x", y="test_accuracy", **by_model(sweep), errorbar=("pi", 100),
+            marker="o", ax=ax,
         )  # fmt: skip
         chance = sweep.runs[sweep.runs["task"] == task].groupby("distance")["chance_accuracy"]
         # one distance gives no line to draw: mark the chance level with a short dash instead
@@ -77,8 +77,9 @@ def plot_accuracy(sweep: Sweep) -> Plot:
     return Plot(
         "accuracy_vs_distance",
         "Accuracy and seeds solved against distance",
-        f"Top: test accuracy, mean over {n_seeds} seed(s), band: 95% bootstrap interval "
-        "(seeded); the dashed line is the accuracy of the best strategy without the key. "
+        f"Top: test accuracy, mean over {n_seeds} seed(s), band: the range over the seeds (with "
+        "this few seeds an interval estimate would claim more than the data hold); the dashed "
+        "line is the accuracy of the best strategy without the key. "
         "Bottom: the share of seeds that solved each distance (solved is decided on validation "
         "accuracy) and, where the data identify one, the logistic fit of P(solved) on "
         f"log2(distance) whose 50% crossing is the fitted horizon d50 (its {LEVEL:.0%} interval "

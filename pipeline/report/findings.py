@@ -92,14 +92,17 @@ def _gradient_sentences(sweep: Sweep, task: str, counts: pd.DataFrame) -> list[s
     if runs.empty:
         return ["No run of this task has probe data, so the gradient cannot be compared."]
     out = []
+    shortest = counts["distance"].min()
     for d, lost in parting_distances(counts).items():
         at = runs[runs["distance"] == d]
-        where = f", where {' and '.join(lost)} stopped holding," if lost else ""
+        verb = "did not hold" if d == shortest else "stopped holding"
+        where = f", where {' and '.join(lost)} {verb}," if lost else ""
         out.append(
             f"At distance {d}{where} the share of the output step's gradient that reached the "
             f"key step (per run: the median over probe samples of each sample's ratio; here the "
             f"median over seeds with its range) was, before training: "
-            f"{_measure(sweep, at, 'init', 'key_share')}; after training: "
+            f"{_measure(sweep, at, 'init', 'key_share')}; after training (at each run's last "
+            f"update: when it solved, or at the budget): "
             f"{_measure(sweep, at, 'final', 'key_share')}."
         )
     longest = int(runs["distance"].max())

@@ -87,7 +87,8 @@ def plot_gradient_curves(sweep: Sweep, task: str) -> Plot | None:
         f"gradient_vs_k_{task}",
         f"Gradient norm against steps back ({task})",
         "Per probe, the median over samples of the gradient's norm k steps before the output, "
-        "divided by its value at the output; the median of that over seeds (log scale, float64). "
+        "divided by its value at the output; the median of that over seeds (log scale, float64); "
+        "after training means at each run's last update (when it solved, or at the budget). "
         "A straight falling line is geometric decay; read each curve's height at the dotted key "
         "step (the table of e-folding lengths gives the fitted slopes and their R²).",
         fig,
@@ -130,7 +131,9 @@ def plot_key_share(sweep: Sweep) -> Plot | None:
         "Gradient share and Jacobian norm at the key step",
         "Per run, the median over probe samples of each sample's ratio of the gradient norm at "
         "the key step to that at the output step; lines: median over seeds, band: range over "
-        "seeds (log scale, float64). The right-hand panel measures the same path without the "
+        "seeds (log scale, float64). 'After training' is each run's last update: where it "
+        "solved for a run that solved, at the budget for one that did not, so the middle panel "
+        "mixes training lengths. The right-hand panel measures the same path without the "
         "loss: the norm of dh_out/dh_key, so the output residual cannot explain it. Compare "
         "with the accuracy figure at the same distances." + _zero_note(runs),
         fig,
@@ -180,13 +183,16 @@ def plot_grad_norm(sweep: Sweep) -> Plot | None:
     fig.suptitle("Global gradient norm during training, before clipping")
     caption = (
         f"Each point: the mean over a {t.log_every}-step window of the global gradient norm "
-        "before clipping; lines: median over seeds. A window mean above the dashed line means "
-        "clipping shortened at least some of its steps; it does not show single spikes."
+        "before clipping; lines: median over the seeds still training at that step (a run "
+        "that solved stops, so later steps can hold fewer seeds). A window mean above the "
+        "dashed line means clipping shortened at least some of its steps; it does not show "
+        "single spikes."
     )
     if t.grad_clip is not None and t.clip_mode == "value":
         caption = (
             f"Each point: the mean over a {t.log_every}-step window of the global gradient norm "
-            f"before clipping; lines: median over seeds. Each update's gradient had every "
+            f"before clipping; lines: median over the seeds still training at that step. Each "
+            f"update's gradient had every "
             f"element clamped to [-{t.grad_clip:g}, {t.grad_clip:g}], which the norm does not "
             "show: no threshold is drawn."
         )
