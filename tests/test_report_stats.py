@@ -15,7 +15,7 @@ from pipeline import config
 from pipeline.report import compare, figures, findings, stats, style, survival
 from pipeline.report.reading import RESULT_COLUMNS
 from pipeline.report.results import Sweep
-from pipeline.report.tables import d50_text, horizon_text
+from pipeline.report.tables import d50_text, horizon_text, survival_text
 
 # ---- hand-made count tables ------------------------------------------------------------------
 
@@ -251,6 +251,10 @@ def test_time_to_solve_censors_unsolved_runs_at_the_budget():
     assert (curve.runs, curve.solved) == (4, 2)
     assert curve.unsolved[0] == 1.0 and curve.unsolved[-1] == pytest.approx(0.5)
     assert curve.median == 300  # half solved by 300
+    assert curve.median_ci[0] <= 300 and math.isinf(curve.median_ci[1])  # 4 runs: open above
+    assert survival_text(curve) == "300 (95% CI 100 to past the budget; 2/4 solved)"
+    quick = survival.kaplan_meier(runs.assign(status="solved", steps_to_solve=[2, 3, 4, 5]), 10)
+    assert quick.median_ci[1] <= 10  # every run solved: the interval closes in the budget
     late = survival.kaplan_meier(runs.assign(status=["solved"] + ["unsolved"] * 3), 2000)
     assert math.isnan(late.median)  # a quarter solved: no median, not "2000"
     none = survival.kaplan_meier(runs.assign(status="unsolved"), 2000)

@@ -4,12 +4,14 @@ A run that solved gives an event at its ``steps_to_solve`` (validation is checke
 ``eval_every`` updates, so times are multiples of it). A run that did not solve within the budget
 is *censored*: it is only known to take longer than the budget. A diverged run never solves in
 the budget either and is censored at the budget too (it stopped early, but not because it had
-solved). Medians are reported only where the curve falls to one half within the budget.
+solved). Medians are reported only where the curve falls to one half within the budget, with
+their 95% interval (an end past the budget is open).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +19,8 @@ import pandas as pd
 from statsmodels.duration.survfunc import SurvfuncRight
 
 from pipeline.report.results import FINISHED
+
+CI_ALPHA = 0.05  # the median's interval: 95%, statsmodels' (log-log transformed) interval
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class Survival:
     runs: int
     solved: int
     median: float
+    median_ci: tuple[float, float] = (math.nan, math.nan)  # 95%; inf: not bounded in the budget
 
 
 def durations(runs: pd.DataFrame, budget: int) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +61,12 @@ def kaplan_meier(runs: pd.DataFrame, budget: int) -> Survival | None:
         unsolved.append(unsolved[-1])
     # the median: the first time the curve is at or below one half (rounding aside)
     below = [t for t, s in zip(times, unsolved, strict=True) if s <= 0.5 + 1e-9]
-    return Survival(times, unsolved, len(time), int(event.sum()), below[0] if below else math.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # log(0) where the curve reaches 0: an open end
+        low, high = fit.quantile_ci(0.5, alpha=CI_ALPHA)
+    ci = (float(low), float(high) if np.isfinite(high) and high <= budget else math.inf)
+    median = below[0] if below else math.nan
+    return Survival(times, unsolved, len(time), int(event.sum()), median, ci)
 
 
 def survival_table(runs: pd.DataFrame, budget: int) -> dict[tuple[str, str, int], Survival]:

@@ -153,7 +153,11 @@ def survival_text(curve) -> str:
     solved = f"{curve.solved}/{curve.runs} solved"
     if math.isnan(curve.median):
         return f"not reached ({solved})"
-    return f"{curve.median:.0f} ({solved})"
+    low, high = curve.median_ci
+    if math.isnan(low):
+        return f"{curve.median:.0f} ({solved})"
+    upper = "past the budget" if math.isinf(high) else f"{high:.0f}"
+    return f"{curve.median:.0f} (95% CI {low:.0f} to {upper}; {solved})"
 
 
 def steps_table(sweep: Sweep, task: str) -> pd.DataFrame:
