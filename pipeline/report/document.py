@@ -106,7 +106,7 @@ def method(sweep: Sweep) -> list[str]:
         "permutation test of the summed Mann-Whitney U (labels permuted within strata).",
         f"Time to solve. Kaplan-Meier curves (statsmodels); runs that did not solve within "
         f"{t.max_steps} updates, and diverged runs, are censored there. Medians only where the "
-        "curve falls to one half.",
+        "curve falls to one half, with statsmodels' 95% interval.",
         "Divergence. A run diverges on a non-finite loss or gradient, or when a "
         f"{t.log_every}-update window's mean training loss exceeds {t.diverge_loss_factor:g} "
         "times the task's memoryless baseline loss; a large pre-clip gradient norm is clipped, "

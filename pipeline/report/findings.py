@@ -98,8 +98,9 @@ def _gradient_sentences(sweep: Sweep, task: str, counts: pd.DataFrame) -> list[s
         verb = "did not hold" if d == shortest else "stopped holding"
         where = f", where {' and '.join(lost)} {verb}," if lost else ""
         out.append(
-            f"At distance {d}{where} the share of the output step's gradient that reached the "
-            f"key step (per run: the median over probe samples of each sample's ratio; here the "
+            f"At distance {d}{where} the key share, the ratio of the gradient norm at the key "
+            f"step to that at the output step (above 1 where the gradient grows going back; per "
+            f"run: the median over probe samples of each sample's ratio; here the "
             f"median over seeds with its range) was, before training: "
             f"{_measure(sweep, at, 'init', 'key_share')}; after training (at each run's last "
             f"update: when it solved, or at the budget): "

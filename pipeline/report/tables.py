@@ -60,11 +60,11 @@ def d50_text(d: D50, shortest: float, longest: float) -> str:
             rest = f"{share}, none from {distance_text(d.high)} on"
         elif d.high_open:
             bound = f"above {distance_text(d.low)}"
-            rest = f"every seed up to {distance_text(d.low)}, {share}"
+            rest = f"every seed solved up to {distance_text(d.low)}, {share}"
         else:
             bound = f"between {distance_text(d.low)} and {distance_text(d.high)}"
             low, high = distance_text(d.low), distance_text(d.high)
-            rest = f"every seed up to {low}, {share}, none from {high}"
+            rest = f"every seed solved up to {low}, {share}, none from {high}"
         return f"{bound} (a step, no finite fit: {rest})"
     if d.kind == "rising":
         return "not estimable: the share of seeds solved rose with distance"
