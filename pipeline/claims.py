@@ -120,6 +120,9 @@ class Claim(Frozen):
     # where our training budget is smaller than the paper's: by how much; every verdict of the
     # claim carries it, since a claim that a model fails to learn is weaker on a smaller budget
     budget: Text | None = None
+    # what is known outside the checks that weakens their verdict (a longer run, a variant that
+    # failed where the checked one passed): every verdict of the claim carries it
+    caveats: list[Text] = []
     expect: Annotated[list[Expectation], Field(min_length=1)]
     observe: list[Observation] = []
 

@@ -259,8 +259,9 @@ def test_stale_result_files_do_not_count(pipeline_root):
 
 def test_the_page_has_one_row_per_claim_with_its_verdict(pipeline_root):
     exp, _ = verdict_of(
-        pipeline_root, REPRODUCED, verified=False, unverified=["the numbers"], budget="a tenth"
-    )
+        pipeline_root, REPRODUCED, verified=False, unverified=["the numbers"], budget="a tenth",
+        caveats=["A longer run beat the baseline."],
+    )  # fmt: skip
     folder = pipeline_root / "experiments"
     empty = write_experiment(folder, "empty", changed(lambda s: claim(s).update(compute="gpu")))
     claims = replication.load_claims([folder / "claimed.yaml", empty])
@@ -275,6 +276,8 @@ def test_the_page_has_one_row_per_claim_with_its_verdict(pipeline_root):
     assert "| none yet |" in rows["claimed"]  # no report folder for it was written
     assert "not run: sized for a GPU, none here" in rows["empty"]
     assert "smaller budget" not in rows["empty"]  # nothing ran, on any budget
+    assert "known against it, outside the checks: A longer run beat" in rows["claimed"]
+    assert "known against it" not in rows["empty"]
     assert "1 reproduced, 0 not reproduced, 1 not run" in md
     assert "Published claim UNVERIFIED" in md and "- the numbers" in md
     html = page.read_text()

@@ -57,6 +57,8 @@ def _qualifiers(claim, verdict: Verdict) -> str:
     out = "" if claim.verified else " (published claim unverified)"
     if claim.budget and verdict.verdict != "not run":
         out += f" (on a smaller budget than the paper's: {claim.budget})"
+    if claim.caveats and verdict.verdict != "not run":
+        out += "; known against it, outside the checks: " + " ".join(claim.caveats)
     return out
 
 
