@@ -119,11 +119,13 @@ bench: $(STAMP) ## benchmarks: pipeline vs plain PyTorch, sweep scaling, probe c
 # the UI opens an experiment in model-training mode only from such an address (README)
 UI_ADDRESS = http://$(if $(filter 0.0.0.0 ::,$(HOST)),127.0.0.1,$(HOST)):$(PORT)
 
+# the store reaches the UI through its environment: a password in MLFLOW_TRACKING_URI stays off
+# every command line
 mlflow-ui: $(STAMP) ## serve the MLflow UI on HOST:PORT (default 127.0.0.1:5000); prints each experiment's address
 	mkdir -p mlruns
 	@$(PY) -m pipeline links --address $(UI_ADDRESS)
+	MLFLOW_BACKEND_STORE_URI="$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlruns/mlflow.db}" \
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui \
-		--backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlruns/mlflow.db}" \
 		--default-artifact-root "$(CURDIR)/mlruns/artifacts" --host $(HOST) --port $(PORT) --workers 1
 
 mlflow-server: export MLFLOW_BACKEND_STORE_URI = $(BACKEND_STORE_URI)

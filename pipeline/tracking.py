@@ -211,9 +211,15 @@ def connect(uri: str | None = None):
 
 
 def first_line(error: BaseException, limit: int = 300) -> str:
-    """The first line of ``error``'s message (its type when it has none), redacted, cut short."""
+    """The first line of ``error``'s message (its type when it has none), redacted; a long one
+    keeps its head and its tail (where a chained cause such as "Connection refused" sits).
+    """
     text = str(error).strip()
-    return redact(text.splitlines()[0] if text else type(error).__name__)[:limit]
+    line = redact(text.splitlines()[0] if text else type(error).__name__)
+    if len(line) <= limit:
+        return line
+    half = (limit - 5) // 2
+    return f"{line[:half]} ... {line[-half:]}"
 
 
 def lost_server(error: BaseException) -> bool:

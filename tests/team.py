@@ -27,6 +27,20 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")  # Debian's postgresql-15 package
 PG_MISSING = f"no PostgreSQL 15 server binaries in {PG_BIN}: apt-get install postgresql-15"
 
 
+def postgres_missing() -> str | None:
+    """Why no throwaway cluster can start here (None: it can): the binaries, and, as root, the
+    ``postgres`` user they must run as (the Debian package creates both).
+    """
+    if not (PG_BIN / "initdb").exists():
+        return PG_MISSING
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "running as root, and no postgres user to run PostgreSQL as: " + PG_MISSING
+    return None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

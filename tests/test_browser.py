@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import conventions, layout, paths, tracking
+from tests.team import command_lines
 from tests.test_report import copy_root, mlflow_client, write_report
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -95,8 +96,10 @@ def site(tiny_sweep, tmp_path_factory):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"make mlflow-ui did not serve:\n{log.read_text()}")
             time.sleep(0.5)
+        store = env["MLFLOW_TRACKING_URI"]
+        on_a_command_line = [line for line in command_lines().values() if store in line]
         exp_id = mlflow_client(root).get_experiment_by_name("long-gap/tiny").experiment_id
-        yield address, exp_id, folder, log.read_text(), root
+        yield address, exp_id, folder, log.read_text(), root, on_a_command_line
     finally:
         _stop_group(proc)
 
@@ -124,8 +127,14 @@ def _runs(root: Path) -> tuple:
     return parent, [r for r in everything if not layout.is_parent(r)]
 
 
+def test_the_store_reaches_the_ui_through_its_environment_not_a_command_line(site):
+    """A password in MLFLOW_TRACKING_URI would show in ``ps`` if the URI were an argument."""
+    *_, on_a_command_line = site
+    assert on_a_command_line == []
+
+
 def test_make_mlflow_ui_prints_the_address_that_opens_the_runs_table(site, page):
-    address, exp_id, _, printed, root = site
+    address, exp_id, _, printed, root, _ = site
     link = layout.ui_url(exp_id, address)
     assert f"long-gap/tiny  {link}" in printed
     parent, _ = _runs(root)
@@ -136,7 +145,7 @@ def test_make_mlflow_ui_prints_the_address_that_opens_the_runs_table(site, page)
 
 
 def test_the_sweeps_parent_run_expands_into_its_runs(site, page):
-    address, exp_id, _, _, root = site
+    address, exp_id, _, _, root, _ = site
     parent, runs = _runs(root)
     page.goto(layout.ui_url(exp_id, address))
     row = page.locator(RUN_NAME, has_text=parent.info.run_name).first
@@ -147,7 +156,7 @@ def test_the_sweeps_parent_run_expands_into_its_runs(site, page):
 
 
 def test_a_runs_page_shows_its_source_commit_datasets_description_and_model(site, page):
-    address, exp_id, _, _, root = site
+    address, exp_id, _, _, root, _ = site
     _, runs = _runs(root)
     run = runs[0]
     page.goto(
@@ -165,7 +174,7 @@ def test_a_runs_page_shows_its_source_commit_datasets_description_and_model(site
 
 
 def test_the_chart_view_opens_on_the_learning_curves(site, page):
-    address, exp_id, _, _, root = site
+    address, exp_id, _, _, root, _ = site
     _, runs = _runs(root)
     page.goto(layout.ui_url(exp_id, address, layout.CHART_VIEW))
     page.get_by_text(f"{len(runs)} matching runs").first.wait_for()  # the sweep's runs, flat
@@ -176,7 +185,7 @@ def test_the_chart_view_opens_on_the_learning_curves(site, page):
 
 
 def test_the_report_opened_from_disk_shows_every_figure(site, page):
-    _, _, folder, _, _ = site
+    _, _, folder, _, _, _ = site
     page.goto((folder / "report.html").as_uri())
     images = page.locator("img")
     images.first.wait_for()

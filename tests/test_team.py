@@ -38,13 +38,12 @@ import pytest
 from pipeline import config, data, layout, paths, tracking
 from tests.conftest import TINY, write_experiment
 from tests.team import (
-    PG_BIN,
-    PG_MISSING,
     Postgres,
     RayCluster,
     TrackingServer,
     command_lines,
     loopback,
+    postgres_missing,
     wait_until,
 )
 
@@ -54,7 +53,7 @@ pytest.importorskip(
 )
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (PG_BIN / "initdb").exists(), reason=PG_MISSING),
+    pytest.mark.skipif(postgres_missing() is not None, reason=postgres_missing() or ""),
 ]
 
 # six runs (two cells, three distances, one seed): three rounds on the two one-CPU nodes, work

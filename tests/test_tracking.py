@@ -98,3 +98,17 @@ def test_what_mlflow_logs_is_redacted(monkeypatch, capfd):
     err = capfd.readouterr().err
     assert "alice:***@127.0.0.1" in err
     assert "uri-s3cret" not in err and "db-s3cret-pw" not in err
+
+
+def test_a_long_error_keeps_its_cause_and_no_password():
+    message = (
+        "API request to http://u:hunter2@127.0.0.1:9/api/2.0/mlflow/runs/create failed with "
+        + "exception HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded " * 5
+        + "(Caused by NewConnectionError('Failed to establish a new connection: [Errno 111] "
+        "Connection refused'))"
+    )
+    line = tracking.first_line(RuntimeError(message + "\nsecond line"))
+    assert len(line) <= 300 and line.startswith("API request to")
+    assert line.endswith("Connection refused'))") and "hunter2" not in line
+    assert tracking.first_line(RuntimeError("short")) == "short"
+    assert tracking.first_line(RuntimeError()) == "RuntimeError"
