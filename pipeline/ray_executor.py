@@ -116,6 +116,14 @@ def _check_nodes(ray, uri: str) -> None:
 def _cell(spec: RunSpec, init_args: tuple, manifest: dict | None) -> dict:
     """A Ray task: train one run exactly as a local worker would, and return its result."""
     runner.ensure_worker(init_args)  # once per worker process (and per sweep it serves)
+    # a retry of a task whose node died after its run finished: adopt that run, train no other
+    from pipeline import resume
+
+    worker = runner.worker()
+    version = worker["tags"].get(tracking.CODE_VERSION)
+    done = resume.already_finished(worker["client"], worker["exp_id"], spec, version)
+    if done is not None:
+        return done
     _stage_data(spec, manifest)
     return runner.run_one(spec)
 

@@ -43,6 +43,15 @@ def sweep_lock(experiment: str) -> Iterator[None]:
         yield
 
 
+def _finished_result(client, run_id: str) -> dict:
+    import mlflow.artifacts
+
+    local = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path="result.json", tracking_uri=client.tracking_uri
+    )
+    return json.loads(Path(local).read_text())
+
+
 def adopt_finished(client, exp_id: str, todo: list[RunSpec], version: str) -> list[RunSpec]:
     """Write result files for FINISHED runs that lack one (killed between finishing and the
     rename); returns the specs that still need training.
@@ -58,10 +67,24 @@ def adopt_finished(client, exp_id: str, todo: list[RunSpec], version: str) -> li
         if run_id is None:
             left.append(spec)
             continue
-        import mlflow.artifacts
-
-        local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path="result.json", tracking_uri=client.tracking_uri
-        )
-        write_json(result_path(spec), json.loads(Path(local).read_text()))
+        write_json(result_path(spec), _finished_result(client, run_id))
     return left
+
+
+def already_finished(client, exp_id: str, spec: RunSpec, version: str) -> dict | None:
+    """The result of a FINISHED run of ``spec`` at this code ``version``, if the store has one:
+    a retried Ray task whose node died after its run finished must not train it twice.
+    """
+    found = tracking.search(
+        client,
+        exp_id,
+        f"attributes.status = 'FINISHED' and tags.{tracking.RUN_KEY} = '{spec.key}'",
+    )
+    for run in found:
+        tags = run.data.tags
+        if (
+            tags.get(tracking.CODE_VERSION) == version
+            and tags.get(tracking.CONFIG_HASH) == spec.config_hash
+        ):
+            return _finished_result(client, run.info.run_id)
+    return None

@@ -29,6 +29,11 @@ def init_worker(uri: str, exp_id: str, tags: dict, threads: int) -> None:
     _worker.update(client=tracking.client(uri), exp_id=exp_id, tags=tags)
 
 
+def worker() -> dict:
+    """This process's set-up (``init_worker``'s client, exp_id and tags)."""
+    return _worker
+
+
 def ensure_worker(init_args: tuple) -> None:
     """``init_worker(*init_args)`` unless this process is already set up with them."""
     if _worker.get("init_args") != init_args:

@@ -353,3 +353,31 @@ def test_a_tuning_sweep_runs_both_phases_on_ray(tracking_server, local_ray, tmp_
         result = runner.read_result(runner.result_path(spec))
         assert result[tracking.CONFIG_HASH] == spec.config_hash, spec.key
         assert [r.info.status for r in server[spec.key]] == ["FINISHED"], spec.key
+
+
+def test_a_retried_task_adopts_its_finished_run_rather_than_training_it_twice(
+    tiny_sweep, monkeypatch
+):
+    """Ray reruns a task whose node died; if the run had already finished in the store, the
+    retry returns that run's result and starts no second MLflow run.
+    """
+    root, exp = tiny_sweep
+    monkeypatch.setenv("PIPELINE_ROOT", str(root))
+    uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+    client = tracking.client(uri)
+    exp_id = client.get_experiment_by_name(layout.mlflow_name(exp.name)).experiment_id
+    spec = exp.runs[0]
+    saved = runner.read_result(runner.result_path(spec))
+    version = saved[tracking.CODE_VERSION]
+    before = len(tracking.search(client, exp_id))
+    import torch
+
+    threads = torch.get_num_threads()
+    init_args = (uri, exp_id, {tracking.CODE_VERSION: version}, threads)
+    monkeypatch.setattr(runner, "_worker", {})  # this process's worker set-up, undone after
+    result = ray_executor._cell(spec, init_args, None)  # the task's body, as a retry runs it
+    assert result == saved
+    assert len(tracking.search(client, exp_id)) == before  # nothing trained
+    from pipeline import resume
+
+    assert resume.already_finished(client, exp_id, spec, "another version") is None
