@@ -129,7 +129,8 @@ def decay_table(sweep: Sweep, task: str) -> pd.DataFrame:
 
 def measure_table(sweep: Sweep, task: str, stat: str) -> pd.DataFrame:
     """Per model and state: a probe summary ``stat`` (``key_share`` or ``jacobian_key``) per
-    distance, median over seeds with its range, at initialisation and after training.
+    distance, median over seeds with its range, at initialisation and after training; for the
+    key share also the quartiles over each run's probe samples (their median over seeds).
     """
     runs = sweep.probed(task)
     rows = []
@@ -141,7 +142,14 @@ def measure_table(sweep: Sweep, task: str, stat: str) -> pd.DataFrame:
             for phase in PHASES:
                 row = {"model": model, "state": state, "when": _WHEN[phase]}
                 for d, at in mine.groupby("distance"):
-                    row[f"d={d}"] = spread_text(values_of(at, f"probe_{phase}_{state}_{stat}"))
+                    name = f"probe_{phase}_{state}_{stat}"
+                    row[f"d={d}"] = spread_text(values_of(at, name))
+                    if stat == "key_share" and f"{name}_q25" in at:
+                        q25, q75 = values_of(at, f"{name}_q25"), values_of(at, f"{name}_q75")
+                        if not (q25.empty or q75.empty):
+                            row[f"d={d}"] += (
+                                f"; samples' quartiles {sci(q25.median())} to {sci(q75.median())}"
+                            )
                 rows.append(row)
     return pd.DataFrame(rows)
 
