@@ -39,25 +39,32 @@ class SequenceModel(nn.Module):
         nonlinearity: str = "tanh",
         recurrent_init: str = "pytorch",
         update_bias: float | None = None,
+        input_layer: bool = True,
     ) -> None:
         """Init options (each refuses a core it does not apply to): ``nonlinearity`` of an RNN
         (tanh or relu); ``recurrent_init`` of W (``pytorch``, ``orthogonal`` or ``glorot`` per
         gate block, or, for an RNN, ``identity`` with zero biases); an LSTM's ``forget_bias``; a
         GRU's ``update_bias``; ``chrono_t_max`` for an LSTM or a GRU. None or the defaults keep
-        PyTorch's own initialisation.
+        PyTorch's own initialisation. ``input_layer=False`` feeds the inputs straight into the
+        cell (token ids one-hot, float channels as they are), as the seed's equations and most
+        papers do, instead of through an embedding (or linear map) of the hidden width.
         """
         super().__init__()
         if readout not in ("last", "all"):
             raise ValueError(f"readout must be 'last' or 'all', got {readout!r}")
         self.cell, self.readout, self.hidden_size = cell, readout, hidden_size
-        # token ids -> vectors of the hidden size; float channels -> the same width
-        self.encoder = (
-            nn.Embedding(n_inputs, hidden_size) if tokens else nn.Linear(n_inputs, hidden_size)
-        )
+        self.n_inputs, self.tokens = n_inputs, tokens
+        # token ids -> vectors of the hidden size; float channels -> the same width; or none
+        self.encoder = None
+        if input_layer:
+            self.encoder = (
+                nn.Embedding(n_inputs, hidden_size) if tokens else nn.Linear(n_inputs, hidden_size)
+            )
+        width = hidden_size if input_layer else n_inputs
         options = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
         if cell != "rnn" and nonlinearity != "tanh":
             raise ValueError(f"nonlinearity is an RNN option, got {cell!r}")
-        self.core = CORES[cell](hidden_size, hidden_size, batch_first=True, **options)
+        self.core = CORES[cell](width, hidden_size, batch_first=True, **options)
         self.V = nn.Linear(hidden_size, n_outputs)
         init_recurrent(self.core, recurrent_init)
         if forget_bias is not None:
@@ -68,7 +75,13 @@ class SequenceModel(nn.Module):
             chrono_init(self.core, chrono_t_max)
 
     def encode(self, x: Tensor) -> Tensor:
-        """The input vectors x_t the recurrence sees, ``[B, T, hidden_size]``."""
+        """The input vectors x_t the recurrence sees, ``[B, T, width]`` (the hidden size, or
+        without an input layer the number of inputs).
+        """
+        if self.encoder is None:
+            if not self.tokens:
+                return x
+            return nn.functional.one_hot(x.long(), self.n_inputs).to(self.V.weight.dtype)
         return self.encoder(x.long() if isinstance(self.encoder, nn.Embedding) else x)
 
     def forward(self, x: Tensor) -> Tensor:

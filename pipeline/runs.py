@@ -117,6 +117,7 @@ class RunSpec(BaseModel):
             "forget_bias": self.forget_bias,
             "update_bias": m.update_bias,
             "chrono_t_max": self.chrono_t_max,
+            "input_layer": m.input_layer,
             "distance": self.distance,
             "seed": self.seed,
             "phase": self.phase if self.phase == "tuning" else None,
@@ -141,26 +142,33 @@ class RunSpec(BaseModel):
             "nonlinearity": m.nonlinearity or "tanh",
             "recurrent_init": m.recurrent_init,
             "update_bias": m.update_bias,
+            "input_layer": m.input_layer,
         }
 
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # weight blocks of a core: W is [GATES * H, H]
 
 
-def count_parameters(cell: str, n_inputs: int, n_outputs: int, hidden: int, tokens: bool) -> int:
+def count_parameters(
+    cell: str, n_inputs: int, n_outputs: int, hidden: int, tokens: bool, input_layer: bool = True
+) -> int:
     """The parameters of the ``models.SequenceModel`` these arguments build, without building
-    it (no torch here): input layer (an embedding, or a linear map with bias), core (per gate:
-    U, W and two biases), head V. A test holds it to ``models.parameter_count``.
+    it (no torch here): input layer (an embedding, or a linear map with bias; none without
+    ``input_layer``), core (per gate: U, W and two biases), head V. A test holds it to
+    ``models.parameter_count``.
     """
-    encoder = n_inputs * hidden + (0 if tokens else hidden)
-    core = GATES[cell] * (2 * hidden * hidden + 2 * hidden)
+    encoder = n_inputs * hidden + (0 if tokens else hidden) if input_layer else 0
+    width = hidden if input_layer else n_inputs
+    core = GATES[cell] * (width * hidden + hidden * hidden + 2 * hidden)
     return encoder + core + hidden * n_outputs + n_outputs
 
 
-def hidden_for_budget(cell: str, n_inputs: int, n_outputs: int, tokens: bool, budget: int) -> int:
+def hidden_for_budget(
+    cell: str, n_inputs: int, n_outputs: int, tokens: bool, budget: int, input_layer: bool = True
+) -> int:
     """The largest hidden size whose model has at most ``budget`` parameters (at least 1)."""
     hidden = 1
-    while count_parameters(cell, n_inputs, n_outputs, hidden + 1, tokens) <= budget:
+    while count_parameters(cell, n_inputs, n_outputs, hidden + 1, tokens, input_layer) <= budget:
         hidden += 1
     return hidden
 
@@ -171,7 +179,9 @@ def hidden_size(exp: Experiment, model: ModelConfig, task: TaskBase) -> int:
     """
     if model.parameters is not None:
         t = task.build()
-        return hidden_for_budget(model.cell, t.n_inputs, t.n_outputs, t.tokens, model.parameters)
+        return hidden_for_budget(
+            model.cell, t.n_inputs, t.n_outputs, t.tokens, model.parameters, model.input_layer
+        )
     return model.hidden_size or exp.hidden_size
 
 

@@ -8,7 +8,14 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictInt, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipeline import tasks
 from pipeline.fields import (
@@ -108,7 +115,10 @@ class ModelConfig(Frozen):
       of Le et al. 2015);
     - ``forget_bias`` (lstm): a number, or ``pytorch``; ``update_bias`` (gru): a number;
     - ``chrono_t_max`` (lstm, gru): chrono init (Tallec & Ollivier 2018) with this t_max, or
-      ``auto`` for ``CHRONO_AUTO`` x each run's distance.
+      ``auto`` for ``CHRONO_AUTO`` x each run's distance;
+    - ``input_layer``: true (default) reads inputs through an embedding (or a linear map) of
+      the hidden width; false feeds them straight into the cell (token ids one-hot), as most
+      papers' models do (their parameter counts need it).
     """
 
     name: Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -127,6 +137,8 @@ class ModelConfig(Frozen):
     chrono_t_max: Annotated[int | str, number_or("auto", 2, MAX_DISTANCE, integer=True)] | None = (
         None
     )
+    # false: inputs go straight into the cell (token ids one-hot), no layer of the hidden width
+    input_layer: StrictBool = True
 
     @model_validator(mode="after")
     def _options_fit_the_cell(self):
@@ -202,6 +214,8 @@ class ModelConfig(Frozen):
             parts.append(f"chrono init (t_max {t_max})")
         if self.pytorch_default:
             parts.append("PyTorch default init")
+        if not self.input_layer:
+            parts.append("inputs straight into the cell (no input layer)")
         return ", ".join(parts)
 
 

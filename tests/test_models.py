@@ -313,10 +313,28 @@ def test_parameter_count():
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("tokens", [True, False])
-def test_counted_parameters_match_the_built_model(cell, tokens):
+@pytest.mark.parametrize("input_layer", [True, False])
+def test_counted_parameters_match_the_built_model(cell, tokens, input_layer):
     for hidden in (1, 7, 40):
-        model = SequenceModel(cell, 10, 3, hidden, tokens=tokens)
-        assert runs.count_parameters(cell, 10, 3, hidden, tokens) == models.parameter_count(model)
+        model = SequenceModel(cell, 10, 3, hidden, tokens=tokens, input_layer=input_layer)
+        counted = runs.count_parameters(cell, 10, 3, hidden, tokens, input_layer)
+        assert counted == models.parameter_count(model)
+
+
+def test_without_an_input_layer_the_cell_reads_one_hot_tokens_or_raw_channels():
+    tokens = SequenceModel("lstm", n_inputs=10, n_outputs=9, hidden_size=40, input_layer=False)
+    x = torch.tensor([[3, 0, 9]])
+    assert torch.equal(tokens.encode(x), nn.functional.one_hot(x, 10).float())
+    assert tokens.core.input_size == 10 and tokens(x).shape == (1, 9)
+    # Arjovsky et al. 2016's copy LSTM (40 units, 10 inputs, 9 outputs), no peephole
+    assert models.parameter_count(tokens) == 4 * (40 * 10 + 40 * 40 + 2 * 40) + 40 * 9 + 9
+    floats = SequenceModel("rnn", 2, 1, 8, tokens=False, input_layer=False)
+    values = torch.rand(1, 5, 2)
+    assert torch.equal(floats.encode(values), values) and floats.core.input_size == 2
+    cell = models.reference_cell(tokens.core)
+    hs, _ = models.unroll(cell, tokens.encode(x))
+    fused, _ = tokens.core(tokens.encode(x))
+    assert torch.allclose(hs[-1], fused[:, -1], atol=1e-6)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])

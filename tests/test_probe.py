@@ -114,10 +114,12 @@ def test_pinned_forget_gate_with_recurrent_weights(f):
 # --- agreement with autograd on the fused module ---
 
 
-def make_model(cell: str, task, seed: int) -> SequenceModel:
+def make_model(cell: str, task, seed: int, input_layer: bool = True) -> SequenceModel:
     torch.manual_seed(seed)
     tokens = not isinstance(task, Adding)
-    return SequenceModel(cell, task.n_inputs, task.n_outputs, H, task.readout, tokens)
+    return SequenceModel(
+        cell, task.n_inputs, task.n_outputs, H, task.readout, tokens, input_layer=input_layer
+    )
 
 
 def fused_state_gradients(model: SequenceModel, task, x, y, distance: int, t: int):
@@ -163,9 +165,10 @@ TASKS = [(Recall(n_keys=4), 12), (Copy(n_symbols=4, copy_length=3), 8), (Adding(
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize(("task", "distance"), TASKS, ids=[t.name for t, _ in TASKS])
-def test_probe_matches_fused_autograd_on_states(cell, task, distance):
+@pytest.mark.parametrize("input_layer", [True, False], ids=["input-layer", "direct"])
+def test_probe_matches_fused_autograd_on_states(cell, task, distance, input_layer):
     x, y = task.generate(distance, 32, seed=2)
-    model = make_model(cell, task, seed=3)
+    model = make_model(cell, task, seed=3, input_layer=input_layer)
     profile = gradient_profile(model, task, x, y, distance)
     s = task.scored_step(distance)
     for k in (0, 1, distance // 2, distance):
