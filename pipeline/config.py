@@ -80,6 +80,17 @@ class Experiment(Frozen):
     @classmethod
     def _models(cls, v: list[ModelConfig]) -> list[ModelConfig]:
         unique([m.name for m in v], "model name")
+        by_name = {m.name: m for m in v}
+        for m in v:
+            if not isinstance(m.parameters, str):
+                continue
+            target = by_name.get(m.parameters)
+            if target is None or target is m or isinstance(target.parameters, str):
+                others = [n for n, t in by_name.items() if t is not m and t.parameters is None]
+                raise ValueError(
+                    f"model {m.name!r}: parameters: {m.parameters!r} must be a number or the "
+                    f"name of another model with a size of its own (one of {others})"
+                )
         return v
 
     @model_validator(mode="after")

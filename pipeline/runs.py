@@ -174,15 +174,20 @@ def hidden_for_budget(
 
 
 def hidden_size(exp: Experiment, model: ModelConfig, task: TaskBase) -> int:
-    """The model's hidden size on ``task``: its own, the largest within its parameter budget,
-    or the experiment's.
+    """The model's hidden size on ``task``: its own, the largest within its parameter budget (a
+    number, or another model's count on this task), or the experiment's.
     """
-    if model.parameters is not None:
-        t = task.build()
-        return hidden_for_budget(
-            model.cell, t.n_inputs, t.n_outputs, t.tokens, model.parameters, model.input_layer
-        )
-    return model.hidden_size or exp.hidden_size
+    if model.parameters is None:
+        return model.hidden_size or exp.hidden_size
+    t = task.build()
+    budget = model.parameters
+    if isinstance(budget, str):  # another model's count on this task
+        other = next(m for m in exp.models if m.name == budget)
+        width = hidden_size(exp, other, task)
+        budget = count_parameters(other.cell, t.n_inputs, t.n_outputs, width, t.tokens,
+                                  other.input_layer)  # fmt: skip
+    return hidden_for_budget(model.cell, t.n_inputs, t.n_outputs, t.tokens, budget,
+                             model.input_layer)  # fmt: skip
 
 
 def _spec(exp, task, model, distance, seed, phase="evaluation", point: GridPoint = ()):

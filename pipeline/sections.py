@@ -124,8 +124,13 @@ class ModelConfig(Frozen):
     name: Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=r"^[A-Za-z0-9_.-]+$")]
     cell: Literal["rnn", "lstm", "gru"]
     hidden_size: HiddenSize | None = None  # None: the experiment's hidden_size
-    # a parameter budget: the largest hidden size within it, per task (bounded as a width is)
-    parameters: Annotated[StrictInt, Field(ge=1, le=MAX_PARAMETERS)] | None = None
+    # a parameter budget: the largest hidden size within it, per task (bounded as a width is);
+    # or another model's name: within that model's count on each task (Experiment checks it)
+    parameters: (
+        Annotated[StrictInt, Field(ge=1, le=MAX_PARAMETERS)]
+        | Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
+        | None
+    ) = None
     nonlinearity: Literal["tanh", "relu"] | None = None
     recurrent_init: Literal["pytorch", "orthogonal", "glorot", "identity"] = "pytorch"
     # None: LSTM_FORGET_BIAS; pytorch: PyTorch's own init (about 0)

@@ -140,6 +140,18 @@ BAD = [
         "5000",
     ),
     (
+        "a parameter budget naming no model",
+        lambda s: s["models"][0].update(parameters="lstmx"),
+        "models",
+        "'lstmx' must be a number or the name of another model",
+    ),
+    (
+        "a parameter budget naming itself",
+        lambda s: s["models"][0].update(parameters=s["models"][0]["name"]),
+        "models",
+        "must be a number or the name of another model",
+    ),
+    (
         "forget_bias and chrono together",
         lambda s: s["models"][1].update(forget_bias=2.0, chrono_t_max=40),
         "models[1].chrono_t_max",
@@ -594,6 +606,29 @@ SHIPPED = sorted(
     str(p.relative_to(Path(pipeline.__file__).resolve().parent.parent / "experiments"))[:-5]
     for p in (Path(pipeline.__file__).resolve().parent.parent / "experiments").rglob("*.yaml")
 )
+
+
+def test_a_budget_naming_a_model_matches_that_models_count_on_each_task():
+    from pipeline.runs import count_parameters, hidden_size
+
+    exp = config.Experiment(
+        name="matched",
+        tasks=[{"task": "recall", "distances": [10]}, {"task": "adding", "distances": [10]}],
+        models=[
+            {"name": "lstm", "cell": "lstm", "hidden_size": 48},
+            {"name": "rnn_matched", "cell": "rnn", "parameters": "lstm"},
+        ],
+        seeds=[0],
+    )
+    lstm, rnn = exp.models
+    for task in exp.tasks:
+        t = task.build()
+        sizes = (t.n_inputs, t.n_outputs)
+        target = count_parameters("lstm", *sizes, 48, t.tokens)
+        width = hidden_size(exp, rnn, task)
+        assert count_parameters("rnn", *sizes, width, t.tokens) <= target
+        assert count_parameters("rnn", *sizes, width + 1, t.tokens) > target
+        assert width > 1.8 * 48  # the RNN gets about twice the units
 
 
 def test_every_shipped_experiment_is_tested():
