@@ -314,6 +314,7 @@ def test_verdicts_compare_defaults_with_defaults_and_best_with_best():
     assert "irnn" not in defaults and "lstm (" not in defaults  # not PyTorch defaults
     assert "the GRU held the dependency furthest" in defaults
     assert "35,000 parameters" in defaults and "9,000 parameters" in defaults
+    assert "at the same hidden width (64), so with different parameter counts (9,000 to" in defaults
     assert "irnn (horizon 40" in best and "lstm (horizon 20" in best
     assert "the RNN held the dependency furthest" in best  # the IRNN, at its best
     assert "variants: RNN 2" in best and "LSTM 2" in best and "GRU 1" in best

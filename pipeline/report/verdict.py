@@ -60,6 +60,7 @@ def standing(sweep: Sweep, task: str) -> pd.DataFrame:
                 "d50": d50,
                 "d50_rank": _d50_rank(d50),
                 "parameters": int(values_of(mine_runs, "parameters").max()),
+                "hidden_size": values_of(mine_runs, "hidden_size").max(),  # nan: unknown
                 "val_accuracy": values_of(mine_runs, "best_val_accuracy").mean(),
                 "shortest": mine["distance"].min(),
                 "longest": mine["distance"].max(),
@@ -131,6 +132,17 @@ def _compare(picked: pd.DataFrame) -> str:
     )
 
 
+def _sizes(picked: pd.DataFrame) -> str:
+    """How the compared models' sizes relate: equal width means unequal parameter counts."""
+    widths, counts = set(picked["hidden_size"]), set(picked["parameters"])
+    if len(widths) == 1 and len(counts) > 1 and not math.isnan(width := widths.pop()):
+        return (
+            f", at the same hidden width ({width:g}), so with different parameter counts "
+            f"({min(counts):,} to {max(counts):,})"
+        )
+    return ""
+
+
 def _budget(sweep: Sweep) -> str:
     tuning = sweep.exp.tuning
     if tuning is None:
@@ -154,7 +166,7 @@ def verdicts(sweep: Sweep, task: str) -> list[str]:
     if defaults["family"].nunique() >= 2:
         out.append(
             "PyTorch defaults, each family's cell with PyTorch's own initialisation, "
-            f"{_budget(sweep)}: "
+            f"{_budget(sweep)}{_sizes(defaults)}: "
             + "; ".join(_describe(r) for r in defaults.itertuples())
             + f". Among these, {_compare(defaults)}."
         )
