@@ -117,13 +117,13 @@ def method(sweep: Sweep) -> list[str]:
         "outcomes agree there within seed noise, not run for run.",
     ]
     out.append(_tuning_method(sweep))
-    if "adding" in sweep.tasks:
+    if sweep.regression_tasks:
         out.append(_adding_method(sweep))
     return out
 
 
 def _adding_method(sweep: Sweep) -> str:
-    task = next(t for t in sweep.exp.tasks if t.task == "adding")
+    task = next(t for t in sweep.exp.tasks if t.task in sweep.regression_tasks)
     d = task.distances[0]
     if task.variant == "hochreiter":
         scale = (
@@ -138,7 +138,7 @@ def _adding_method(sweep: Sweep) -> str:
             "remembering only the later value (2 x tolerance)"
         )
     baselines = "; ".join(
-        f"{v:.4g} ({name})" for name, v in baselines_at(sweep, "adding", d).items()
+        f"{v:.4g} ({name})" for name, v in baselines_at(sweep, task.task, d).items()
     )
     return (
         f"Adding problem, variant {task.variant} (pipeline/tasks.py: where its markers sit and "
@@ -194,7 +194,7 @@ def tables(sweep: Sweep) -> list:
             "the budget).",
             steps_table(sweep, task),
         ]
-        if task == "adding":
+        if task in sweep.regression_tasks:
             blocks += [
                 f"{task}: test MSE, median over seeds (the memoryless baselines are in the "
                 "method).",

@@ -164,9 +164,10 @@ def plot_learning_curves(sweep: Sweep) -> Plot | None:
 
 
 def plot_adding_error(sweep: Sweep) -> Plot | None:
-    if "adding" not in sweep.tasks:
+    if not sweep.regression_tasks:
         return None
-    runs = sweep.finished[sweep.finished["task"] == "adding"]
+    task = sweep.regression_tasks[0]  # the adding problem: one such task per experiment
+    runs = sweep.finished[sweep.finished["task"] == task]
     nudge = _nudge(sweep)
     fig, axes = figure(1, 1, width=5.0)
     ax = axes[0][0]
@@ -175,8 +176,8 @@ def plot_adding_error(sweep: Sweep) -> Plot | None:
         part, x="x", y="test_loss", **by_model(sweep), estimator="median",
         errorbar=("pi", 100), marker="o", ax=ax,
     )  # fmt: skip
-    distances = sorted(sweep.runs.loc[sweep.runs["task"] == "adding", "distance"].unique())
-    lines = [baselines_at(sweep, "adding", d) for d in distances]
+    distances = sorted(sweep.runs.loc[sweep.runs["task"] == task, "distance"].unique())
+    lines = [baselines_at(sweep, task, d) for d in distances]
     # one distance gives no line to draw: a short dash marks each baseline instead
     dash = {"marker": "_", "markersize": 24} if len(distances) == 1 else {}
     for i, (name, style) in enumerate(zip(lines[0], (("k", "--"), ("0.4", ":")), strict=False)):

@@ -41,7 +41,7 @@ def findings(sweep: Sweep) -> list[str]:
         out += [prefix + s for s in verdicts(sweep, task)]
         out += [prefix + s for s in _gradient_sentences(sweep, task, counts)]
         out += [prefix + s for s in _steps_sentences(sweep, task)]
-        if task == "adding":
+        if task in sweep.regression_tasks:
             out.append(prefix + _mse_sentence(sweep, task))
     return out
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from pipeline.config import Experiment
 from pipeline.decay import GEOMETRIC_R2, efold
+from pipeline.tasks import TASKS
 
 FINISHED = ("solved", "unsolved", "diverged")
 PHASES, STATES = ("init", "final"), ("h", "c")
@@ -60,6 +61,11 @@ class Sweep:
     @property
     def tasks(self) -> list[str]:
         return [t.task for t in self.exp.tasks]
+
+    @property
+    def regression_tasks(self) -> list[str]:
+        """The tasks whose output is a number scored by squared error (the adding problem)."""
+        return [t.task for t in self.exp.tasks if TASKS[t.task].regression]
 
     def probed(self, task: str) -> pd.DataFrame:
         """The finished runs of ``task`` that have probe data."""

@@ -74,6 +74,7 @@ class Adding:
     LIMITS: ClassVar[dict] = {"tolerance": {"gt": 0, "lt": 1}}
     readout: ClassVar[str] = "last"
     tokens: ClassVar[bool] = False  # inputs are two float channels
+    regression: ClassVar[bool] = True  # a number, scored by squared error against baselines
     n_inputs: ClassVar[int] = 2
     n_outputs: ClassVar[int] = 1
     GROW_SPACE: ClassVar[str] = "longer distances"  # never needed: the space is unbounded

@@ -41,6 +41,7 @@ class Copy:
     }
     readout: ClassVar[str] = "all"
     tokens: ClassVar[bool] = True
+    regression: ClassVar[bool] = False
     GROW_SPACE: ClassVar[str] = "a longer copy_length, more symbols (n_symbols)"
 
     def __post_init__(self) -> None:

@@ -64,6 +64,7 @@ class Recall:
     min_distance: ClassVar[int] = len(QUERY)  # the query phrase sits between key and output
     readout: ClassVar[str] = "last"
     tokens: ClassVar[bool] = True  # inputs are token ids
+    regression: ClassVar[bool] = False  # a class out of several
     GROW_SPACE: ClassVar[str] = "longer distances, more filler words (n_filler)"  # more sequences
 
     def __post_init__(self) -> None:
