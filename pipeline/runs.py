@@ -133,6 +133,15 @@ class RunSpec(BaseModel):
         blob = json.dumps(self.params(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
+    @property
+    def parameter_count(self) -> int:
+        """The parameters of the model this run builds (``count_parameters``, without torch)."""
+        t = self.task.build()
+        return count_parameters(
+            self.model.cell, t.n_inputs, t.n_outputs, self.hidden_size, t.tokens,
+            self.model.input_layer,
+        )  # fmt: skip
+
     def model_options(self) -> dict:
         """The ``models.SequenceModel`` init arguments this run builds its model with."""
         m = self.model

@@ -345,3 +345,21 @@ def test_a_parameter_budget_gives_the_largest_hidden_size_within_it(cell):
     assert runs.count_parameters(cell, 10, 9, hidden + 1, True) > budget
     matched = {c: runs.hidden_for_budget(c, 10, 9, True, budget) for c in ("rnn", "lstm")}
     assert matched["rnn"] > 1.8 * matched["lstm"]  # the RNN gets about twice the units
+
+
+@pytest.mark.parametrize("input_layer", [True, False])
+def test_a_runs_counted_parameters_are_those_of_the_model_it_trains(input_layer):
+    from pipeline import config
+    from pipeline.train import build_model
+
+    exp = config.Experiment(
+        name="count",
+        tasks=[{"task": "recall", "distances": [10]}, {"task": "adding", "distances": [10]}],
+        models=[
+            {"name": "lstm", "cell": "lstm", "hidden_size": 16, "input_layer": input_layer},
+            {"name": "gru", "cell": "gru", "parameters": "lstm", "input_layer": input_layer},
+        ],
+        seeds=[0],
+    )
+    for spec in exp.runs:
+        assert spec.parameter_count == models.parameter_count(build_model(spec))

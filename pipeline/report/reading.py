@@ -136,9 +136,7 @@ def _row(spec: RunSpec, mlflow_runs: list | None) -> dict:
         **{k: v for k, v in spec.identity().items() if k in RESULT_COLUMNS},
         "hidden_size": spec.hidden_size,
         "batch_size": spec.training.batch_size,
-        "parameters": runs_module.count_parameters(
-            spec.model.cell, task.n_inputs, task.n_outputs, spec.hidden_size, task.tokens
-        ),
+        "parameters": spec.parameter_count,
         "chance_accuracy": task.chance_accuracy(spec.distance),
         "baseline_loss": task.baseline_loss(spec.distance),
         "probe_data": False,
