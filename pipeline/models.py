@@ -40,6 +40,7 @@ class SequenceModel(nn.Module):
         recurrent_init: str = "pytorch",
         update_bias: float | None = None,
         input_layer: bool = True,
+        input_init: str = "pytorch",
     ) -> None:
         """Init options (each refuses a core it does not apply to): ``nonlinearity`` of an RNN
         (tanh or relu); ``recurrent_init`` of W (``pytorch``, ``orthogonal`` or ``glorot`` per
@@ -47,7 +48,9 @@ class SequenceModel(nn.Module):
         GRU's ``update_bias``; ``chrono_t_max`` for an LSTM or a GRU. None or the defaults keep
         PyTorch's own initialisation. ``input_layer=False`` feeds the inputs straight into the
         cell (token ids one-hot, float channels as they are), as the seed's equations and most
-        papers do, instead of through an embedding (or linear map) of the hidden width.
+        papers do, instead of through an embedding (or linear map) of the hidden width;
+        ``input_init="glorot"`` draws each gate's block of the input matrix U from Glorot &
+        Bengio's uniform, as Arjovsky et al. 2016 did.
         """
         super().__init__()
         if readout not in ("last", "all"):
@@ -67,6 +70,7 @@ class SequenceModel(nn.Module):
         self.core = CORES[cell](width, hidden_size, batch_first=True, **options)
         self.V = nn.Linear(hidden_size, n_outputs)
         init_recurrent(self.core, recurrent_init)
+        init_input(self.core, input_init)
         if forget_bias is not None:
             set_forget_bias(self.core, forget_bias)
         if update_bias is not None:
@@ -126,6 +130,21 @@ def init_recurrent(core: nn.RNNBase, how: str) -> None:
             raise ValueError(
                 f"recurrent_init must be pytorch, orthogonal, glorot or identity, got {how!r}"
             )
+
+
+def init_input(core: nn.RNNBase, how: str) -> None:
+    """Initialise the input matrix U (``weight_ih``): ``pytorch`` leaves PyTorch's uniform init;
+    ``glorot`` draws each gate's block, H x width, from U[-sqrt(6/(width + H)), +sqrt(...)].
+    Raises ValueError otherwise.
+    """
+    if how == "pytorch":
+        return
+    if how != "glorot":
+        raise ValueError(f"input_init must be pytorch or glorot, got {how!r}")
+    H = core.hidden_size
+    with torch.no_grad():
+        for gate in range(core.weight_ih_l0.shape[0] // H):
+            nn.init.xavier_uniform_(_gate(core.weight_ih_l0, gate, H))
 
 
 def set_update_bias(gru: nn.GRU, value: float) -> None:

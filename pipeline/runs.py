@@ -118,6 +118,7 @@ class RunSpec(BaseModel):
             "update_bias": m.update_bias,
             "chrono_t_max": self.chrono_t_max,
             "input_layer": m.input_layer,
+            "input_init": m.input_init,
             "distance": self.distance,
             "seed": self.seed,
             "phase": self.phase if self.phase == "tuning" else None,
@@ -152,6 +153,7 @@ class RunSpec(BaseModel):
             "recurrent_init": m.recurrent_init,
             "update_bias": m.update_bias,
             "input_layer": m.input_layer,
+            "input_init": m.input_init,
         }
 
 

@@ -118,7 +118,9 @@ class ModelConfig(Frozen):
       ``auto`` for ``CHRONO_AUTO`` x each run's distance;
     - ``input_layer``: true (default) reads inputs through an embedding (or a linear map) of
       the hidden width; false feeds them straight into the cell (token ids one-hot), as most
-      papers' models do (their parameter counts need it).
+      papers' models do (their parameter counts need it);
+    - ``input_init``: ``pytorch`` (default) or ``glorot``: the cell's input matrix U per gate
+      block from Glorot & Bengio's uniform (fan-in: the cell's input width).
     """
 
     name: Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -144,6 +146,8 @@ class ModelConfig(Frozen):
     )
     # false: inputs go straight into the cell (token ids one-hot), no layer of the hidden width
     input_layer: StrictBool = True
+    # the cell's input matrix U, per gate block: PyTorch's init, or Glorot-uniform
+    input_init: Literal["pytorch", "glorot"] = "pytorch"
 
     @model_validator(mode="after")
     def _options_fit_the_cell(self):
@@ -219,6 +223,8 @@ class ModelConfig(Frozen):
             parts.append(f"chrono init (t_max {t_max})")
         if self.pytorch_default:
             parts.append("PyTorch default init")
+        if self.input_init == "glorot":
+            parts.append("Glorot-uniform U")
         if not self.input_layer:
             parts.append("inputs straight into the cell (no input layer)")
         return ", ".join(parts)

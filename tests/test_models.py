@@ -199,6 +199,21 @@ def test_glorot_init_draws_each_gate_block_from_glorot_uniform():
     assert pytorch.var().item() == pytest.approx(1 / (3 * hidden), rel=0.02)  # a third of it
 
 
+def test_glorot_input_init_draws_each_gate_block_of_u_by_its_fan_in():
+    """U's block for one gate is H x width: U[-sqrt(6/(width + H)), +sqrt(...)]."""
+    hidden, width = 128, 2
+    model = SequenceModel("lstm", width, 1, hidden, tokens=False, input_layer=False,
+                          input_init="glorot")  # fmt: skip
+    bound = math.sqrt(6 / (width + hidden))
+    for g in range(4):
+        U = model.core.weight_ih_l0[g * hidden : (g + 1) * hidden].detach()
+        assert U.abs().max() <= bound and U.abs().max() > 0.95 * bound, g
+    pytorch = SequenceModel("lstm", width, 1, hidden, tokens=False, input_layer=False)
+    assert pytorch.core.weight_ih_l0.abs().max() <= 1 / math.sqrt(hidden)  # 0.088 against 0.12
+    with pytest.raises(ValueError, match="input_init"):
+        models.init_input(model.core, "orthogonal")
+
+
 def test_identity_init_is_the_irnn():
     core = initialised(fused_core("rnn", nonlinearity="relu"), "identity")
     assert torch.equal(core.weight_hh_l0, torch.eye(H))
