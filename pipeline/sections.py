@@ -210,6 +210,8 @@ class ModelConfig(Frozen):
             parts.append("orthogonal W")
         elif self.recurrent_init == "glorot":
             parts.append("Glorot-uniform W")
+        if self.input_init == "glorot":
+            parts.append("Glorot-uniform U")
         if self.cell == "lstm" and self.chrono_t_max is None:
             parts.append(
                 "PyTorch's forget-gate bias (about 0)"
@@ -223,8 +225,6 @@ class ModelConfig(Frozen):
             parts.append(f"chrono init (t_max {t_max})")
         if self.pytorch_default:
             parts.append("PyTorch default init")
-        if self.input_init == "glorot":
-            parts.append("Glorot-uniform U")
         if not self.input_layer:
             parts.append("inputs straight into the cell (no input layer)")
         return ", ".join(parts)
