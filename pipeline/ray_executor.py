@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pipeline import runner, tracking
+from pipeline import resume, runner, tracking
 from pipeline.errors import DataError, SweepError
 from pipeline.files import write_json
 from pipeline.runs import RunSpec
@@ -117,8 +117,6 @@ def _cell(spec: RunSpec, init_args: tuple, manifest: dict | None) -> dict:
     """A Ray task: train one run exactly as a local worker would, and return its result."""
     runner.ensure_worker(init_args)  # once per worker process (and per sweep it serves)
     # a retry of a task whose node died after its run finished: adopt that run, train no other
-    from pipeline import resume
-
     worker = runner.worker()
     version = worker["tags"].get(tracking.CODE_VERSION)
     done = resume.already_finished(worker["client"], worker["exp_id"], spec, version)

@@ -61,7 +61,7 @@ def wait_until(check: Callable[[], object], timeout: float, what: str, every: fl
         time.sleep(every)
 
 
-def _stop_group(group: int, grace: float = 5.0) -> None:
+def stop_group(group: int, grace: float = 5.0) -> None:
     """SIGTERM the process group ``group``, then SIGKILL whatever is left after ``grace``."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(group, signal.SIGTERM)
@@ -74,6 +74,12 @@ def _stop_group(group: int, grace: float = 5.0) -> None:
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(group, signal.SIGKILL)
+
+
+def stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """End ``proc`` and every process it started (it leads its own process group), then reap it."""
+    stop_group(proc.pid, grace)
+    proc.wait()
 
 
 def command_lines() -> dict[int, str]:
@@ -268,7 +274,7 @@ class TrackingServer:
 
     def close(self) -> None:
         if self.proc is not None:
-            _stop_group(self.proc.pid, grace=2.0)
+            stop_group(self.proc.pid, grace=2.0)
             self.proc.wait()
 
 
@@ -406,7 +412,7 @@ class RayCluster:
         """Stop ``node``: its process group, then anything else that names its temp folder."""
         group = self.groups.pop(node, None)
         if group:
-            _stop_group(group, grace)
+            stop_group(group, grace)
         for pid in self.pids(node):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

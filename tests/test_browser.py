@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import conventions, layout, paths, tracking
-from tests.team import command_lines
+from tests.team import command_lines, free_port, stop
 from tests.test_report import copy_root, mlflow_client, write_report
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -47,23 +45,6 @@ RUN_NAME = '.ag-row [col-id="attributes.`Run Name`"]'  # a run's name in the run
 WAIT_MS = 60_000  # a hang detector on 2 busy cores, not a speed claim
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop_group(proc: subprocess.Popen) -> None:
-    """End ``proc`` and what it started (make, mlflow ui, uvicorn): SIGTERM, then SIGKILL."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=10)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
 @pytest.fixture(scope="module")
 def site(tiny_sweep, tmp_path_factory):
     """``make mlflow-ui`` serving a reported copy of the tiny sweep; yields (address, experiment
@@ -72,7 +53,7 @@ def site(tiny_sweep, tmp_path_factory):
     source, exp = tiny_sweep
     root = copy_root(source, tmp_path_factory.mktemp("browser") / "root")
     folder = write_report(root, exp)
-    port = _free_port()
+    port = free_port()
     log = root / "mlflow-ui.log"
     venv = Path(sys.prefix)  # the environment running the tests, never reinstalled here
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"}
@@ -101,7 +82,7 @@ def site(tiny_sweep, tmp_path_factory):
         exp_id = mlflow_client(root).get_experiment_by_name("long-gap/tiny").experiment_id
         yield address, exp_id, folder, log.read_text(), root, on_a_command_line
     finally:
-        _stop_group(proc)
+        stop(proc, grace=10)
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,9 @@ an optional extra, is not installed.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +23,7 @@ from pipeline import config, data, layout, paths, ray_executor, runner, sweep, t
 from pipeline.errors import DataError, SweepError
 from pipeline.runs import RunSpec
 from tests.conftest import TINY, write_experiment
+from tests.team import free_port, stop
 
 ray = pytest.importorskip("ray")
 
@@ -36,30 +35,11 @@ def _quiet(*_) -> None:
     pass
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop_group(proc: subprocess.Popen) -> None:
-    """End ``proc`` and every process it started (it leads its own process group): SIGTERM, then
-    SIGKILL for whatever is left after a few seconds.
-    """
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
 @pytest.fixture(scope="module")
 def tracking_server(tmp_path_factory):
     """A real ``mlflow server`` on 127.0.0.1 (SQLite backend, artifacts served); yields its URI."""
     folder = tmp_path_factory.mktemp("mlflow_server")
-    port = _free_port()
+    port = free_port()
     with open(folder / "server.log", "w") as log:  # the server keeps its own copy open
         proc = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
@@ -84,7 +64,7 @@ def tracking_server(tmp_path_factory):
             time.sleep(0.5)
         yield uri
     finally:
-        _stop_group(proc)
+        stop(proc)
 
 
 @pytest.fixture
@@ -232,7 +212,7 @@ def test_killed_ray_sweep_resumes_without_duplicate_runs(tracking_server, tmp_pa
         os.kill(proc.pid, signal.SIGKILL)  # the driver dies at once: no cancelling, no cleanup
         proc.wait()
     finally:
-        _stop_group(proc)  # the local Ray it started, workers included
+        stop(proc)  # the local Ray it started, workers included
     at_kill = len(list(results.glob("*/*.json")))
     assert 1 <= at_kill < len(exp.runs)  # killed mid-sweep
 

@@ -152,17 +152,15 @@ def _binomial_ll(solved, failed, p) -> float:
 
 def _separated(x: np.ndarray, solved: np.ndarray, planned: np.ndarray) -> tuple | None:
     """(last all-solved x, first none-solved x) when every run below a cut solved and none
-    above it did; None otherwise (then the logistic fit has a finite optimum).
+    above it did; None otherwise (then the logistic fit has a finite optimum). ``x`` ascending.
     """
-    order = np.argsort(x)
-    x, solved, planned = x[order], solved[order], planned[order]
     for cut in range(1, len(x)):
         if (solved[:cut] == planned[:cut]).all() and (solved[cut:] == 0).all():
             return x[cut - 1], x[cut]
     return None
 
 
-def _step(x: np.ndarray, solved: np.ndarray, planned: np.ndarray) -> int | None:
+def _step(solved: np.ndarray, planned: np.ndarray) -> int | None:
     """The index (in distance order) of the one distance with a mix of solved and unsolved runs
     when every run below it solved and none above it did (quasi-complete separation); else None.
     """
@@ -177,6 +175,7 @@ def _step(x: np.ndarray, solved: np.ndarray, planned: np.ndarray) -> int | None:
 
 def fit_d50(counts: pd.DataFrame) -> D50:
     """The fitted horizon from one (task, model)'s rows of ``success_counts``."""
+    counts = counts.sort_values("distance")
     distances = counts["distance"].to_numpy(dtype=float)
     x = np.log2(distances)
     solved = counts["solved"].to_numpy(dtype=float)
@@ -190,20 +189,19 @@ def fit_d50(counts: pd.DataFrame) -> D50:
     split = _separated(distances, solved, planned)
     if split is not None:
         return D50("between", low=float(split[0]), high=float(split[1]), n=n)
-    order = np.argsort(distances)
-    k = _step(distances[order], solved[order], planned[order])
+    k = _step(solved, planned)
     if k is not None:
-        ordered = distances[order]
+        last = len(distances) - 1
         return D50(
             "step",
-            low=float(ordered[k - 1]) if k > 0 else math.nan,
-            high=float(ordered[k + 1]) if k + 1 < len(ordered) else math.nan,
+            low=float(distances[k - 1]) if k > 0 else math.nan,
+            high=float(distances[k + 1]) if k < last else math.nan,
             low_open=k == 0,
-            high_open=k + 1 == len(ordered),
+            high_open=k == last,
             n=n,
-            at=float(ordered[k]),
-            at_solved=int(solved[order][k]),
-            at_planned=int(planned[order][k]),
+            at=float(distances[k]),
+            at_solved=int(solved[k]),
+            at_planned=int(planned[k]),
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
