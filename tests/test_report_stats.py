@@ -412,3 +412,28 @@ def test_an_e_folding_length_past_its_fit_window_is_not_printed_as_a_number():
     longer = efold_text(math.exp(-1 / 73), 0.95, 40)
     assert longer.startswith("longer than the 40-step window") and "73" not in longer
     assert efold_text(0.5, 0.5, 40).startswith("not geometric (R² 0.50)")
+
+
+def test_tuning_caveats_flag_choices_at_the_grid_edge_and_on_no_solved_seed():
+    from types import SimpleNamespace
+
+    from pipeline.report.tables import tuning_caveats
+    from pipeline.tuning import Score, Selection
+
+    grid = {"learning_rate": [0.001, 0.003, 0.01]}
+    sweep = SimpleNamespace(exp=SimpleNamespace(tuning=SimpleNamespace(grid=grid, seeds=[100])))
+
+    def selection(model, solved, chosen):
+        scores = tuple(
+            Score((("learning_rate", lr),), 1, solved, 2000.0, acc, 1.0)
+            for lr, acc in zip(grid["learning_rate"], (0.15, 0.14, 0.16), strict=True)
+        )
+        return Selection("recall", model, scores, (("learning_rate", chosen),))
+
+    sweep.selections = [selection("rnn", 0, 0.01), selection("gru", 1, 0.003)]
+    said = tuning_caveats(sweep, "recall")
+    assert "No grid point solved a tuning seed for rnn (best validation accuracy 0.140 to " in said
+    assert "over 1 tuning seed(s)" in said and "gru (" not in said
+    assert "Chosen at the edge of the grid: rnn (learning_rate 0.01, the largest)" in said
+    sweep.selections = [selection("gru", 1, 0.003)]
+    assert tuning_caveats(sweep, "recall").startswith("Every variant's choice solved")

@@ -207,8 +207,9 @@ def tables(sweep: Sweep) -> list:
                 "k = 1..distance: the same window for every model in a column), with rho and "
                 "the fit's R², median over seeds.",
                 decay,
-                f"{task}: share of the output step's gradient reaching the key step (median "
-                "over seeds, range over seeds).",
+                f"{task}: key share, the ratio of the gradient norm at the key step to that at "
+                "the output step (median over seeds, range over seeds; then the quartiles over "
+                "each run's probe samples, median over seeds).",
                 measure_table(sweep, task, "key_share"),
                 f"{task}: Jacobian norm ||dh_out/dh_key||_F/sqrt(H), without the loss (median "
                 "over seeds, range over seeds).",

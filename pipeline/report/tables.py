@@ -259,7 +259,8 @@ def tuning_caveats(sweep: Sweep, task: str) -> str:
     if noise:
         said.append(
             "No grid point solved a tuning seed for " + ", ".join(noise) + ": the choice rests "
-            "on validation accuracy alone and may be noise."
+            f"on best validation accuracy alone, over {len(sweep.exp.tuning.seeds)} tuning "
+            "seed(s), where a small difference can be noise."
         )
     if edge:
         said.append(
