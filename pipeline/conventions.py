@@ -26,6 +26,7 @@ import importlib.util
 import json
 import logging
 import subprocess
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -202,6 +203,7 @@ def log_model(
     """
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 
+    token = uuid.uuid4().hex  # a second model a retried request made holds it too
     model = tracking.retry(
         lambda: client.create_logged_model(
             exp_id,
@@ -209,18 +211,27 @@ def log_model(
             source_run_id=run_id,
             params={k: str(v) for k, v in params.items()},
             model_type="pipeline.models.SequenceModel",
-            tags={**tags, tracking.RUN_KEY: run_key},
+            tags={**tags, tracking.RUN_KEY: run_key, tracking.CREATION: token},
         )
     )
     model_id = model.model_id
+    for other in tracking.retry(
+        lambda: client.search_logged_models([exp_id], f"tags.{tracking.CREATION} = '{token}'")
+    ):
+        if other.model_id != model_id:
+            tracking.retry(lambda m=other.model_id: client.delete_logged_model(m))
     try:
         tracking.retry(lambda: client.log_model_artifacts(model_id, str(folder)))
     except BaseException:
         tracking.retry(lambda: client.finalize_logged_model(model_id, LoggedModelStatus.FAILED))
         raise
     tracking.retry(lambda: client.finalize_logged_model(model_id, LoggedModelStatus.READY))
-    output = [LoggedModelOutput(model_id, step)]
-    tracking.retry(lambda: client.log_outputs(run_id, output))
+    try:
+        tracking.retry(lambda: client.log_outputs(run_id, [LoggedModelOutput(model_id, step)]))
+    except Exception:  # refused as a duplicate when a retried request's first arrival landed
+        outputs = tracking.retry(lambda: client.get_run(run_id)).outputs
+        if not any(o.model_id == model_id for o in (outputs.model_outputs if outputs else [])):
+            raise
     return model_id
 
 

@@ -14,11 +14,20 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from pipeline import paths
-from pipeline.tracking import CODE_VERSION, RUN_KEY, connect, is_local_sqlite, retry, search
+from pipeline.tracking import (
+    CODE_VERSION,
+    CREATION,
+    RUN_KEY,
+    connect,
+    is_local_sqlite,
+    retry,
+    search,
+)
 
 # the report's summary run of earlier versions (the report now goes to the sweep's parent run)
 SUMMARY_TAG = "summary"
@@ -159,12 +168,43 @@ def open_parent(
     found = [r for r in search(c, exp_id, query) if r.data.tags.get(PARENT_RUN) == parent]
     own = {ROLE: role, **tags, **({PARENT_RUN: parent} if parent else {})}
     if not found:
-        run = retry(lambda: c.create_run(exp_id, run_name=name, tags=own))
-        return run.info.run_id
+        return create_run(c, exp_id, name, own).info.run_id
     run_id = min(found, key=lambda r: r.info.start_time or 0).info.run_id
     _set_tags(c, run_id, own)
     retry(lambda: c.update_run(run_id, status="RUNNING"))
     return run_id
+
+
+def create_run(c, exp_id: str, name: str, tags: dict[str, str]):
+    """A new run ``name`` with ``tags`` (RUNNING) and a ``CREATION`` token; returns it. A second
+    run that a retried request created is deleted (``drop_duplicates``).
+    """
+    token = uuid.uuid4().hex
+    run = retry(lambda: c.create_run(exp_id, run_name=name, tags={**tags, CREATION: token}))
+    drop_duplicates(c, exp_id, run)
+    return run
+
+
+def drop_duplicates(c, exp_id: str, run) -> int:
+    """Delete the runs other than ``run`` that hold its ``CREATION`` token: a retried creation
+    request made them, and nothing was logged to them. Each is ended KILLED and described
+    before it goes (to the deleted runs, which MLflow keeps until ``mlflow gc``). Returns how
+    many were deleted: a reply lost in time usually lands its duplicate before the retry's, a
+    request held up past its timeout may land it later (``train`` asks again at a run's end).
+    """
+    token = run.data.tags[CREATION]
+    others = [
+        r
+        for r in search(c, exp_id, f"tags.{CREATION} = '{token}'")
+        if r.info.run_id != run.info.run_id
+    ]
+    note = f"a duplicate of run {run.info.run_id}: a retried request created it twice"
+    for other in others:
+        run_id = other.info.run_id
+        retry(lambda i=run_id: c.set_tag(i, NOTE, note))
+        retry(lambda i=run_id: c.set_terminated(i, "KILLED"))
+        retry(lambda i=run_id: c.delete_run(i))
+    return len(others)
 
 
 def close_run(c, run_id: str, status: str, tags: dict[str, str] | None = None) -> None:

@@ -36,6 +36,10 @@ from pipeline.errors import TrackingError
 
 T = TypeVar("T")
 RUN_KEY, CONFIG_HASH, CODE_VERSION = "run_key", "config_hash", "code_version"
+# a token per creation of a run or logged model: MLflow's client sends a request again when its
+# reply was lost (a server that died after it wrote), and the second arrival creates a second
+# one; every other holder of the token is such a duplicate
+CREATION = "creation"
 # MLflow's HTTP client as the pipeline sets it, unless the environment already does. MLflow's own
 # defaults wait up to 120 s for each answer and retry a dead server for about four minutes per
 # call, so a server that went away would stall every worker for many minutes.

@@ -137,9 +137,7 @@ def train_run(
     splits = data.load_run_data(spec.experiment, spec.task, spec.distance, spec.seed)
     identity = {k: str(v) for k, v in spec.identity().items()}
     where = environment(_device(accelerator))
-    run = tracking.retry(
-        lambda: client.create_run(exp_id, run_name=spec.title, tags={**tags, **identity, **where})
-    )
+    run = layout.create_run(client, exp_id, spec.title, {**tags, **identity, **where})
     run_id = run.info.run_id
     path = paths.result_file(spec.experiment, spec.key)
     try:
@@ -152,6 +150,7 @@ def train_run(
         test_set = (name, conventions.digest(listing, "test"))
         log_outcome(recorder, spec, lit.model, lit.profiles, result, exp_id, source, test_set)
         tmp = stage_json(path, result)  # fails here (disk full): the run is not FINISHED
+        layout.drop_duplicates(client, exp_id, run)  # one whose creation was held up
         tracking.retry(lambda: client.set_terminated(run_id, "FINISHED"))
         os.replace(tmp, path)
         return result

@@ -1,16 +1,22 @@
 """Shared fixtures: temporary pipeline roots (data, results, reports and a real SQLite MLflow
-store under a temporary folder) and one small real sweep that several test modules read.
+store under a temporary folder), one small real sweep that several test modules read, and a real
+tracking server on loopback.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
 from pipeline import config
+from tests.team import free_port, stop
 
 TINY = {
     # distance 6 is the shortest whose 2048 sequences leave enough unseen by 512 for validation
@@ -65,6 +71,38 @@ def tiny_sweep(tmp_path_factory) -> tuple[Path, config.Experiment]:
         else:
             os.environ["PIPELINE_ROOT"] = saved
     return root, exp
+
+
+@pytest.fixture(scope="module")
+def tracking_server(tmp_path_factory):
+    """A real ``mlflow server`` on 127.0.0.1 (SQLite backend, artifacts served); yields its URI."""
+    folder = tmp_path_factory.mktemp("mlflow_server")
+    port = free_port()
+    with open(folder / "server.log", "w") as log:  # the server keeps its own copy open
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+             "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
+             "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            # no job runner (the server's GenAI jobs): two processes instead of nine
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180  # a cold start on 2 busy cores takes tens of seconds
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start:\n{(folder / 'server.log').read_text()}")
+            time.sleep(0.5)
+        yield uri
+    finally:
+        stop(proc)
 
 
 # fixtures that train: every test using one is in the slow tier (``make test-fast`` skips it);

@@ -421,3 +421,78 @@ class RayCluster:
     def close(self) -> None:
         for node in ("worker", "head"):
             self.stop(node, grace=1.0)
+
+
+# ---- lost replies ----------------------------------------------------------------------------
+
+
+class LostReplies:
+    """An HTTP proxy in front of a tracking server that loses the first reply to every write, as
+    when a server dies after it committed: each write (a request other than a GET or a search)
+    reaches the server and is carried out there, but the first arrival of each distinct request
+    (method, path and body) gets no answer; the connection is dropped. MLflow's client sends the
+    request again, and that arrival is answered: every write a client makes is carried out twice.
+    ``lost`` counts the lost replies by endpoint (ids and file names left out).
+    """
+
+    def __init__(self, upstream: str) -> None:
+        import hashlib
+        import http.client
+        import http.server
+        import re
+        import threading
+        from urllib.parse import urlsplit
+
+        target = urlsplit(upstream)
+        self.lost: dict[str, int] = {}
+        seen: set[str] = set()
+        lock = threading.Lock()
+        proxy = self
+        ids = re.compile(r"(m-)?[0-9a-f]{32}")
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                upstream.request(self.command, self.path, body=body, headers=headers)
+                answer = upstream.getresponse()
+                payload = answer.read()
+                upstream.close()
+                endpoint = f"{self.command} {ids.sub('{id}', self.path.split('?')[0])}"
+                if "mlflow-artifacts/artifacts/" in endpoint:  # one endpoint, whatever the file
+                    endpoint = endpoint.split("mlflow-artifacts/artifacts/")[0] + "artifacts"
+                if self.command != "GET" and not endpoint.endswith("search"):  # a write
+                    request = hashlib.sha256(f"{self.command} {self.path}".encode() + body)
+                    with lock:
+                        first = request.hexdigest() not in seen
+                        seen.add(request.hexdigest())
+                        if first:
+                            proxy.lost[endpoint] = proxy.lost.get(endpoint, 0) + 1
+                    if first:  # carried out upstream; the caller hears nothing
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                self.send_response(answer.status)
+                for k, v in answer.getheaders():
+                    if k.lower() not in ("transfer-encoding", "content-length", "connection"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from pipeline import config, data, layout, paths, ray_executor, runner, sweep, t
 from pipeline.errors import DataError, SweepError
 from pipeline.runs import RunSpec
 from tests.conftest import TINY, write_experiment
-from tests.team import free_port, stop
+from tests.team import stop
 
 ray = pytest.importorskip("ray")
 
@@ -33,38 +32,6 @@ NOT_OUTCOMES = {"run_id", "wall_time", tracking.CODE_VERSION}
 
 def _quiet(*_) -> None:
     pass
-
-
-@pytest.fixture(scope="module")
-def tracking_server(tmp_path_factory):
-    """A real ``mlflow server`` on 127.0.0.1 (SQLite backend, artifacts served); yields its URI."""
-    folder = tmp_path_factory.mktemp("mlflow_server")
-    port = free_port()
-    with open(folder / "server.log", "w") as log:  # the server keeps its own copy open
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-             "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
-             "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            # no job runner (the server's GenAI jobs): two processes instead of nine
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        )  # fmt: skip
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180  # a cold start on 2 busy cores takes tens of seconds
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start:\n{(folder / 'server.log').read_text()}")
-            time.sleep(0.5)
-        yield uri
-    finally:
-        stop(proc)
 
 
 @pytest.fixture

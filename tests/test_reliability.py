@@ -21,6 +21,7 @@ import torch
 from pipeline import config, data, layout, paths, record, sweep, tracking, train
 from pipeline.errors import ConfigError, DataError, SweepError, TrackingError, WeightsError
 from tests.conftest import TINY, write_experiment
+from tests.team import LostReplies
 
 QUIET = {"log": lambda *_: None}
 
@@ -154,6 +155,48 @@ def test_finished_run_without_result_file_is_adopted_not_retrained(pipeline_root
     sweep.run(exp, jobs=1, **QUIET)
     assert json.loads(lost.read_text())["run_id"] == run_id
     _check_invariants(exp, complete=True)
+
+
+def test_every_write_that_arrives_twice_is_recorded_once(
+    pipeline_root, tracking_server, monkeypatch
+):
+    """A server that carried out a request but died before it answered: the client sends the
+    request again. Every write a sweep makes arriving twice leaves what one arrival leaves: one
+    FINISHED run per run key, one parent, one logged model per run, one input per dataset split,
+    one value per metric and step, nothing RUNNING; the duplicate runs are ended and deleted.
+    """
+    from mlflow.entities import LoggedModelStatus, ViewType
+
+    settings = {**_small(), "tasks": [{**TINY["tasks"][0], "distances": [6]}]}
+    exp = config.load(write_experiment(pipeline_root / "experiments", "twice", settings))
+    data.run(exp, **QUIET)
+    proxy = LostReplies(tracking_server)
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy.uri)
+        sweep.run(exp, jobs=1, **QUIET)
+    finally:
+        proxy.close()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
+    # the fault met every kind of write that adds something
+    for endpoint in ["runs/create", "runs/log-batch", "runs/log-inputs", "runs/outputs",
+                     "logged-models", "artifacts"]:  # fmt: skip
+        assert any(k.endswith(endpoint) for k in proxy.lost), (endpoint, proxy.lost)
+    _check_invariants(exp, complete=True)
+    client = tracking.client()
+    exp_id = layout.experiment_id(client, exp.name)
+    deleted = client.search_runs([exp_id], run_view_type=ViewType.DELETED_ONLY)
+    assert len(deleted) == proxy.lost["POST /api/2.0/mlflow/runs/create"] == len(exp.runs) + 1
+    assert {r.info.status for r in deleted} == {"KILLED"}
+    for run in _runs(exp.name, "FINISHED"):
+        key = run.data.tags[tracking.RUN_KEY]
+        models = client.search_logged_models([exp_id], f"source_run_id = '{run.info.run_id}'")
+        assert [m.status for m in models] == [LoggedModelStatus.READY], key
+        assert [o.model_id for o in run.outputs.model_outputs] == [models[0].model_id], key
+        splits = sorted(i.tags[0].value for i in run.inputs.dataset_inputs)
+        assert splits == ["testing", "training", "validation"], (key, splits)
+        for metric in ("val_accuracy", "train_loss"):
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, metric)]
+            assert steps and len(steps) == len(set(steps)), (key, metric, steps)
 
 
 def test_partial_data_folder_is_not_taken_for_finished(pipeline_root):
