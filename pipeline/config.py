@@ -86,7 +86,11 @@ class Experiment(Frozen):
                 continue
             target = by_name.get(m.parameters)
             if target is None or target is m or isinstance(target.parameters, str):
-                others = [n for n, t in by_name.items() if t is not m and t.parameters is None]
+                others = [
+                    n
+                    for n, t in by_name.items()
+                    if t is not m and not isinstance(t.parameters, str)
+                ]
                 raise ValueError(
                     f"model {m.name!r}: parameters: {m.parameters!r} must be a number or the "
                     f"name of another model with a size of its own (one of {others})"

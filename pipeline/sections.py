@@ -193,6 +193,7 @@ class ModelConfig(Frozen):
         """Whether the model keeps PyTorch's own initialisation throughout."""
         return (
             self.recurrent_init == "pytorch"
+            and self.input_init == "pytorch"
             and self.nonlinearity in (None, "tanh")
             and self.update_bias is None
             and self.chrono_t_max is None

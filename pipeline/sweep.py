@@ -188,8 +188,7 @@ def _closed_on_error(sweep: Sweep, *parents: str) -> Iterator[None]:
     except BaseException as e:
         interrupted = isinstance(e, KeyboardInterrupt)
         status = "KILLED" if interrupted else "FAILED"
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300].rstrip(":")
-        why = "interrupted" if interrupted else first
+        why = "interrupted" if interrupted else tracking.first_line(e).rstrip(":")
         for run_id in parents:
             with contextlib.suppress(Exception):
                 run = tracking.retry(lambda r=run_id: sweep.client.get_run(r))

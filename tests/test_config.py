@@ -146,6 +146,12 @@ BAD = [
         "'lstmx' must be a number or the name of another model",
     ),
     (
+        "a parameter budget naming no model, beside a model with a budget of its own",
+        lambda s: [s["models"][0].update(parameters=5000), s["models"][1].update(parameters="x")],
+        "models",
+        "(one of ['rnn'])",  # a number is a size of its own: rnn may be named
+    ),
+    (
         "a parameter budget naming itself",
         lambda s: s["models"][0].update(parameters=s["models"][0]["name"]),
         "models",
@@ -747,3 +753,19 @@ def test_config_hash_changes_with_every_training_field(tmp_path, field, value):
 def test_config_hash_differs_between_runs_of_one_experiment(tmp_path):
     exp = config.load(write(tmp_path, GOOD, "good"))
     assert len({r.config_hash for r in exp.runs}) == len(exp.runs)
+
+
+@pytest.mark.parametrize(
+    ("options", "default"),
+    [
+        ({"cell": "gru"}, True),
+        ({"cell": "gru", "input_init": "glorot"}, False),
+        ({"cell": "rnn", "recurrent_init": "orthogonal"}, False),
+        ({"cell": "lstm", "forget_bias": "pytorch"}, True),
+        ({"cell": "lstm"}, False),  # forget bias 1
+    ],
+)
+def test_only_a_model_left_at_every_pytorch_init_is_a_pytorch_default(options, default):
+    model = sections.ModelConfig(name="m", **options)
+    assert model.pytorch_default is default
+    assert ("PyTorch default init" in model.describe_init()) is default

@@ -359,6 +359,20 @@ def test_within_model_strata_combine_into_one_verdict_the_pooled_view_cannot_giv
     assert sentence.endswith("a smaller initial share went with learning.")
 
 
+def test_seeds_that_both_start_with_a_share_of_zero_tie():
+    """A share of exactly 0 (the probe underflowed) ties with another 0: a half, like any tie."""
+    runs = pd.DataFrame(
+        {
+            "model": "rnn",
+            "distance": 40,
+            "status": ["solved", "solved", "unsolved", "unsolved"],
+            compare.SHARE: [0.0, 0.7, 0.0, 0.5],
+        }
+    )
+    combined = compare.stratified(runs)
+    assert (combined.pairs, combined.larger) == (4, 2.5)  # 0-0 a half, 0.7 beats both
+
+
 @pytest.mark.parametrize("variant", ["fixed", "hochreiter"])
 def test_adding_sentences_use_the_variants_baselines(variant):
     from pipeline.report.document import method

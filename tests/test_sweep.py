@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -325,3 +326,19 @@ def test_a_large_clipped_gradient_is_not_divergence_a_non_finite_one_is():
     assert step_blew_up(2.3, float("inf")) == "non-finite gradient"
     assert window_blew_up(50.0, 208.0) is None
     assert "above" in window_blew_up(300.0, 208.0)
+
+
+def test_a_parent_stopped_by_an_error_keeps_no_password_in_its_description(
+    pipeline_root, monkeypatch
+):
+    client = tracking.connect()
+    exp_id = layout.experiment_id(client, "stopped")
+    parent = layout.create_run(client, exp_id, "sweep stopped", {layout.NOTE: "Plan. Running."})
+    failing = SimpleNamespace(client=client)
+    with pytest.raises(RuntimeError), sweep._closed_on_error(failing, parent.info.run_id):
+        raise RuntimeError("store http://alice:hunter22@host:5000 went away:")
+    closed = client.get_run(parent.info.run_id)
+    assert closed.info.status == "FAILED"
+    note = closed.data.tags[layout.NOTE]
+    stopped = "Stopped: store http://alice:***@host:5000 went away."
+    assert note == f"Plan. {stopped} The same command resumes the sweep."

@@ -140,7 +140,7 @@ def stratified(runs: pd.DataFrame) -> Stratified | None:
     total: Counter = Counter({0: 1})
     observed = pairs = strata = n_solved = n_unsolved = 0
     for _, group in finished.groupby(["model", "distance"], sort=True):
-        shares = np.log(pd.to_numeric(group[SHARE]).to_numpy(dtype=float))
+        shares = pd.to_numeric(group[SHARE]).to_numpy(dtype=float)  # ranks only: no log
         solved = (group["status"] == "solved").to_numpy()
         k = int(solved.sum())
         if k == 0 or k == len(solved):
