@@ -99,9 +99,9 @@ $(SERVER): $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS),server]"
 	touch $@
 
-$(TESTDEPS): $(STAMP)
+$(TESTDEPS): $(STAMP)  # both extras: their own stamps are current too
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS),ray,server]"
-	touch $@
+	touch $@ $(RAY) $(SERVER)
 
 test: $(TESTDEPS) ## the complete test suite, as CI runs it (installs the ray and server extras)
 	$(PY) -m pytest

@@ -78,8 +78,9 @@ def _bench(args) -> None:
 def _links(args) -> None:
     from pipeline import layout
 
-    print(f"MLflow UI at {args.address}")
-    print("\n".join(layout.ui_links(args.address)))
+    address = args.address or layout.UI_ADDRESS
+    print(f"MLflow UI at {address}")
+    print("\n".join(layout.ui_links(address)))
 
 
 def _check(args) -> None:
@@ -137,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
         "print the MLflow UI's address of each experiment's runs (make mlflow-ui does)",
         experiment=False,
     )
-    links.add_argument("--address", default="http://127.0.0.1:5000", help="where the UI is served")
+    links.add_argument("--address", help="where the UI is served (default: layout.UI_ADDRESS)")
     bench = stage("bench", _bench, "measure the pipeline against plain PyTorch", experiment=False)
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
     return parser

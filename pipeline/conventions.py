@@ -22,7 +22,6 @@ it imports torch: the report may read it.
 from __future__ import annotations
 
 import getpass
-import importlib.util
 import json
 import logging
 import subprocess
@@ -113,7 +112,7 @@ def failure_note(error: BaseException, interrupted: bool) -> str:
     """A run's description when it ended without a result."""
     if interrupted:
         return "interrupted; the next sweep trains it again"
-    first = (str(error).strip().splitlines() or [""])[0][:300]
+    first = tracking.first_line(error) if str(error).strip() else ""
     return f"failed: {type(error).__name__}: {first}"
 
 
@@ -215,8 +214,9 @@ def log_model(
         )
     )
     model_id = model.model_id
+    twins = f"tags.{tracking.CREATION} = '{token}'"
     for other in tracking.retry(
-        lambda: client.search_logged_models([exp_id], f"tags.{tracking.CREATION} = '{token}'")
+        lambda: client.search_logged_models([exp_id], twins) if tracking.resends(client) else []
     ):
         if other.model_id != model_id:
             tracking.retry(lambda m=other.model_id: client.delete_logged_model(m))
@@ -236,29 +236,26 @@ def log_model(
 
 
 @contextmanager
-def system_metrics(client, run_id: str) -> Iterator[bool]:
+def system_metrics(client, run_id: str) -> Iterator[None]:
     """Within: MLflow's system metrics (``system/...``: CPU and memory use, disk, network) of
     this machine, sampled every ``SYSTEM_INTERVAL`` s, on the parent run ``run_id`` of a sweep
-    whose runs train here; yields whether they are recorded (not without psutil).
+    whose runs train here (psutil, a dependency, measures them).
 
     On the parent, not on each run: MLflow measures the whole machine, so each of a sweep's
     parallel runs would carry the same machine-wide series, and a run shorter than the interval
     would record nothing (a sample is logged only once its interval has passed), while a 1 s
     interval costs over 1% of a run (``make bench`` measures the monitor's share of a core).
     """
-    if importlib.util.find_spec("psutil") is None:
-        yield False
-        return
     monitor = system_monitor(client, run_id, resume=True)  # a reused parent continues its steps
     try:
-        yield True
+        yield
     finally:
         monitor.finish()  # before the run ends: the monitor stops at a run not RUNNING
 
 
 def system_monitor(client, run_id: str, resume: bool = False):
     """MLflow's system-metrics monitor of run ``run_id``, every ``SYSTEM_INTERVAL`` s, started
-    (``finish()`` it), without its INFO lines. Needs psutil.
+    (``finish()`` it), without its INFO lines.
     """
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 

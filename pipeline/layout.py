@@ -25,6 +25,7 @@ from pipeline.tracking import (
     RUN_KEY,
     connect,
     is_local_sqlite,
+    resends,
     retry,
     search,
 )
@@ -185,13 +186,15 @@ def create_run(c, exp_id: str, name: str, tags: dict[str, str]):
     return run
 
 
-def drop_duplicates(c, exp_id: str, run) -> int:
+def drop_duplicates(c, exp_id: str, run) -> None:
     """Delete the runs other than ``run`` that hold its ``CREATION`` token: a retried creation
     request made them, and nothing was logged to them. Each is ended KILLED and described
-    before it goes (to the deleted runs, which MLflow keeps until ``mlflow gc``). Returns how
-    many were deleted: a reply lost in time usually lands its duplicate before the retry's, a
-    request held up past its timeout may land it later (``train`` asks again at a run's end).
+    before it goes (to the deleted runs, which MLflow keeps until ``mlflow gc``). A reply lost
+    in time usually lands its duplicate before the retry's; a request held up past its timeout
+    may land it later (``train`` asks again at a run's end). Only a server resends (``resends``).
     """
+    if not resends(c):
+        return
     token = run.data.tags[CREATION]
     others = [
         r
@@ -204,7 +207,6 @@ def drop_duplicates(c, exp_id: str, run) -> int:
         retry(lambda i=run_id: c.set_tag(i, NOTE, note))
         retry(lambda i=run_id: c.set_terminated(i, "KILLED"))
         retry(lambda i=run_id: c.delete_run(i))
-    return len(others)
 
 
 def close_run(c, run_id: str, status: str, tags: dict[str, str] | None = None) -> None:

@@ -56,13 +56,15 @@ class SequenceModel(nn.Module):
         if readout not in ("last", "all"):
             raise ValueError(f"readout must be 'last' or 'all', got {readout!r}")
         self.cell, self.readout, self.hidden_size = cell, readout, hidden_size
-        self.n_inputs, self.tokens = n_inputs, tokens
+        self.tokens = tokens
         # token ids -> vectors of the hidden size; float channels -> the same width; or none
         self.encoder = None
         if input_layer:
             self.encoder = (
                 nn.Embedding(n_inputs, hidden_size) if tokens else nn.Linear(n_inputs, hidden_size)
             )
+        elif tokens:  # token ids as one-hot rows of the identity (not a parameter, not saved)
+            self.register_buffer("one_hot", torch.eye(n_inputs), persistent=False)
         width = hidden_size if input_layer else n_inputs
         options = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
         if cell != "rnn" and nonlinearity != "tanh":
@@ -83,10 +85,8 @@ class SequenceModel(nn.Module):
         without an input layer the number of inputs).
         """
         if self.encoder is None:
-            if not self.tokens:
-                return x
-            return nn.functional.one_hot(x.long(), self.n_inputs).to(self.V.weight.dtype)
-        return self.encoder(x.long() if isinstance(self.encoder, nn.Embedding) else x)
+            return self.one_hot[x.long()] if self.tokens else x
+        return self.encoder(x.long() if self.tokens else x)
 
     def forward(self, x: Tensor) -> Tensor:
         h, _ = self.core(self.encode(x))  # h: [B, T, hidden_size]
@@ -95,6 +95,12 @@ class SequenceModel(nn.Module):
 
 def _gate(param: Tensor, index: int, hidden: int) -> Tensor:
     return param[index * hidden : (index + 1) * hidden]
+
+
+def _per_gate(weight: Tensor, hidden: int, init) -> None:
+    """Apply the in-place ``init`` to each gate's block of ``weight``, H rows each."""
+    for gate in range(weight.shape[0] // hidden):
+        init(_gate(weight, gate, hidden))
 
 
 def _require_lstm(core: nn.Module, option: str) -> None:
@@ -118,8 +124,7 @@ def init_recurrent(core: nn.RNNBase, how: str) -> None:
     with torch.no_grad():
         if how in ("orthogonal", "glorot"):
             init = nn.init.orthogonal_ if how == "orthogonal" else nn.init.xavier_uniform_
-            for gate in range(core.weight_hh_l0.shape[0] // H):
-                init(_gate(core.weight_hh_l0, gate, H))
+            _per_gate(core.weight_hh_l0, H, init)
         elif how == "identity":
             if not isinstance(core, nn.RNN):
                 raise ValueError(f"identity init is an RNN-only option, got {type(core).__name__}")
@@ -141,10 +146,8 @@ def init_input(core: nn.RNNBase, how: str) -> None:
         return
     if how != "glorot":
         raise ValueError(f"input_init must be pytorch or glorot, got {how!r}")
-    H = core.hidden_size
     with torch.no_grad():
-        for gate in range(core.weight_ih_l0.shape[0] // H):
-            nn.init.xavier_uniform_(_gate(core.weight_ih_l0, gate, H))
+        _per_gate(core.weight_ih_l0, core.hidden_size, nn.init.xavier_uniform_)
 
 
 def set_update_bias(gru: nn.GRU, value: float) -> None:

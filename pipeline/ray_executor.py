@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import signal
@@ -130,10 +129,9 @@ def _manifest(spec: RunSpec) -> dict | None:
     """This machine's manifest of the cell's data, or None when there is none to read."""
     from pipeline import data
 
-    path = data.folder(spec.experiment, spec.task, spec.distance, spec.seed) / "manifest.json"
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        return data.manifest(data.folder(spec.experiment, spec.task, spec.distance, spec.seed))
+    except DataError:
         return None
 
 

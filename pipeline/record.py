@@ -25,6 +25,7 @@ from mlflow.entities import Metric, RunTag
 
 from pipeline import conventions, layout, tracking
 from pipeline.errors import WeightsError
+from pipeline.models import parameter_count
 from pipeline.probe import Profile
 from pipeline.runs import RunSpec
 
@@ -182,10 +183,11 @@ def _log_files(client, exp_id, run_id, spec, model, profiles, result, source) ->
         tracking.retry(lambda: client.log_artifacts(run_id, str(files)))
         shutil.copy(files / "model.pt", weights / "model.pt")
         (weights / "spec.json").write_text(spec.model_dump_json(indent=2))
+        identity = spec.identity()
         what = {
-            **{k: spec.identity()[k] for k in ("task", "model", "cell", "distance", "seed")},
+            **{k: identity[k] for k in ("task", "model", "cell", "distance", "seed")},
             "hidden_size": spec.hidden_size,
-            "parameters": sum(p.numel() for p in model.parameters()),
+            "parameters": parameter_count(model),
         }
         return conventions.log_model(
             client, exp_id, run_id, spec.key, weights, result["steps"], what, source

@@ -78,13 +78,8 @@ def already_finished(client, exp_id: str, spec: RunSpec, version: str) -> dict |
     found = tracking.search(
         client,
         exp_id,
-        f"attributes.status = 'FINISHED' and tags.{tracking.RUN_KEY} = '{spec.key}'",
+        f"attributes.status = 'FINISHED' and tags.{tracking.RUN_KEY} = '{spec.key}' and "
+        f"tags.{tracking.CODE_VERSION} = '{version}' and "
+        f"tags.{tracking.CONFIG_HASH} = '{spec.config_hash}'",
     )
-    for run in found:
-        tags = run.data.tags
-        if (
-            tags.get(tracking.CODE_VERSION) == version
-            and tags.get(tracking.CONFIG_HASH) == spec.config_hash
-        ):
-            return _finished_result(client, run.info.run_id)
-    return None
+    return _finished_result(client, found[0].info.run_id) if found else None

@@ -137,11 +137,7 @@ class RunSpec(BaseModel):
     @property
     def parameter_count(self) -> int:
         """The parameters of the model this run builds (``count_parameters``, without torch)."""
-        t = self.task.build()
-        return count_parameters(
-            self.model.cell, t.n_inputs, t.n_outputs, self.hidden_size, t.tokens,
-            self.model.input_layer,
-        )  # fmt: skip
+        return _count(self.model, self.task.build(), self.hidden_size)
 
     def model_options(self) -> dict:
         """The ``models.SequenceModel`` init arguments this run builds its model with."""
@@ -174,6 +170,12 @@ def count_parameters(
     return encoder + core + hidden * n_outputs + n_outputs
 
 
+def _count(model: ModelConfig, t, hidden: int) -> int:
+    """``count_parameters`` of ``model`` at ``hidden`` on the built task ``t``."""
+    return count_parameters(model.cell, t.n_inputs, t.n_outputs, hidden, t.tokens,
+                            model.input_layer)  # fmt: skip
+
+
 def hidden_for_budget(
     cell: str, n_inputs: int, n_outputs: int, tokens: bool, budget: int, input_layer: bool = True
 ) -> int:
@@ -194,14 +196,17 @@ def hidden_size(exp: Experiment, model: ModelConfig, task: TaskBase) -> int:
     budget = model.parameters
     if isinstance(budget, str):  # another model's count on this task
         other = next(m for m in exp.models if m.name == budget)
-        width = hidden_size(exp, other, task)
-        budget = count_parameters(other.cell, t.n_inputs, t.n_outputs, width, t.tokens,
-                                  other.input_layer)  # fmt: skip
+        budget = _count(other, t, hidden_size(exp, other, task))
     return hidden_for_budget(model.cell, t.n_inputs, t.n_outputs, t.tokens, budget,
                              model.input_layer)  # fmt: skip
 
 
-def _spec(exp, task, model, distance, seed, phase="evaluation", point: GridPoint = ()):
+def _widths(exp: Experiment) -> dict[tuple[str, str], int]:
+    """Each (task, model)'s hidden size (``hidden_size``), worked out once for all its runs."""
+    return {(t.task, m.name): hidden_size(exp, m, t) for t in exp.tasks for m in exp.models}
+
+
+def _spec(exp, widths, task, model, distance, seed, phase="evaluation", point: GridPoint = ()):
     training = exp.training.model_copy(update=dict(point)) if point else exp.training
     return RunSpec(
         experiment=exp.name,
@@ -209,7 +214,7 @@ def _spec(exp, task, model, distance, seed, phase="evaluation", point: GridPoint
         model=model,
         distance=distance,
         seed=seed,
-        hidden_size=hidden_size(exp, model, task),
+        hidden_size=widths[(task.task, model.name)],
         training=training,
         data=exp.data,
         probe=exp.probe,
@@ -232,8 +237,9 @@ def tuning_runs(exp: Experiment) -> list[RunSpec]:
     """Every tuning run: task, model, grid point, tuning seed, at the task's tuning distance."""
     if exp.tuning is None:
         return []
+    widths = _widths(exp)
     return [
-        _spec(exp, t, m, exp.tuning.distance(t), s, "tuning", point)
+        _spec(exp, widths, t, m, exp.tuning.distance(t), s, "tuning", point)
         for t in exp.tasks
         for m in exp.models
         for point in grid_points(exp)
@@ -249,13 +255,14 @@ def evaluation_runs(exp: Experiment, choice: Choice | None = None) -> list[RunSp
     ``choice`` gives it (none: the experiment's own training settings); variants ``choice``
     lacks are left out (their tuning is unfinished).
     """
-    out = []
+    out, widths = [], _widths(exp)
     for t in exp.tasks:
         for d in t.distances:
             for s in exp.seeds:
                 for m in exp.models:
                     if choice is None:
-                        out.append(_spec(exp, t, m, d, s))
+                        out.append(_spec(exp, widths, t, m, d, s))
                     elif (t.task, m.name) in choice:
-                        out.append(_spec(exp, t, m, d, s, point=choice[(t.task, m.name)]))
+                        point = choice[(t.task, m.name)]
+                        out.append(_spec(exp, widths, t, m, d, s, point=point))
     return out

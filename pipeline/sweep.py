@@ -171,17 +171,15 @@ def _system_metrics(sweep: Sweep, parent: str) -> Iterator[None]:
     if sweep.executor == "ray" and cluster_is_remote(os.environ.get("RAY_ADDRESS")):
         yield
         return
-    with conventions.system_metrics(sweep.client, parent) as recorded:
-        if not recorded:
-            sweep.log("train: no system metrics: psutil is missing (make install adds it)")
+    with conventions.system_metrics(sweep.client, parent):
         yield
 
 
 @contextmanager
-def _closed_on_error(sweep: Sweep, *parents: str) -> Iterator[None]:
-    """Within: an error or interruption ends the parent runs still RUNNING as KILLED
-    (interrupted) or FAILED, saying why in their description, and the error goes on. An
-    unreachable store cannot be written: the next sweep closes them as stale runs instead.
+def _closed_on_error(sweep: Sweep, parent: str) -> Iterator[None]:
+    """Within: an error or interruption ends the parent run, if still RUNNING, as KILLED
+    (interrupted) or FAILED, saying why in its description, and the error goes on. An
+    unreachable store cannot be written: the next sweep closes it as a stale run instead.
     """
     try:
         yield
@@ -189,13 +187,12 @@ def _closed_on_error(sweep: Sweep, *parents: str) -> Iterator[None]:
         interrupted = isinstance(e, KeyboardInterrupt)
         status = "KILLED" if interrupted else "FAILED"
         why = "interrupted" if interrupted else tracking.first_line(e).rstrip(":")
-        for run_id in parents:
-            with contextlib.suppress(Exception):
-                run = tracking.retry(lambda r=run_id: sweep.client.get_run(r))
-                if run.info.status == "RUNNING":
-                    plan = run.data.tags.get(layout.NOTE, "").removesuffix(" Running.")
-                    note = f"{plan} Stopped: {why}. The same command resumes the sweep."
-                    layout.close_run(sweep.client, run_id, status, {layout.NOTE: note})
+        with contextlib.suppress(Exception):
+            run = tracking.retry(lambda: sweep.client.get_run(parent))
+            if run.info.status == "RUNNING":
+                plan = run.data.tags.get(layout.NOTE, "").removesuffix(" Running.")
+                note = f"{plan} Stopped: {why}. The same command resumes the sweep."
+                layout.close_run(sweep.client, parent, status, {layout.NOTE: note})
         raise
 
 

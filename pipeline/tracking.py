@@ -1,5 +1,5 @@
-"""The one door to MLflow: the store, the experiment, a sweep's parent runs, retries, runs left
-behind, and the UI's address of an experiment.
+"""The one door to MLflow: the store, its client's retries and timeouts, searches, and redaction
+(where the pipeline puts things in MLflow is ``layout``'s).
 
 The embedded default is SQLite at ``mlruns/mlflow.db`` with artifacts under ``mlruns/artifacts``
 (``paths.tracking_uri``); ``MLFLOW_TRACKING_URI`` points everything at another store, such as a
@@ -11,11 +11,6 @@ A tracking server is talked to with the retries and timeouts of ``HTTP_SETTINGS`
 up to about a minute (a restarted server or database) is ridden out; a server that stays away
 fails the call, and ``lost_server`` tells such a failure from others. ``redact`` masks passwords
 wherever a tracking or database URI is shown.
-
-The pipeline's experiment ``<name>`` (``experiments/<name>.yaml``) is the MLflow experiment
-``long-gap/<name>`` (``mlflow_name``), tagged as a model-training experiment. Every run of a sweep
-nests (MLflow's tag ``mlflow.parentRunId``) under the sweep's parent run, one per experiment and
-code version (``open_parent``); a tuning phase's runs nest one level deeper, under its own parent.
 """
 
 from __future__ import annotations
@@ -113,6 +108,14 @@ def fail_fast():
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def resends(c) -> bool:
+    """Whether a write through the client ``c`` may arrive twice: MLflow's HTTP client sends a
+    request again when its reply was lost, while a store written directly (SQLite, a database)
+    takes a write once or not at all.
+    """
+    return c.tracking_uri.startswith(("http://", "https://"))
 
 
 def is_local_sqlite(uri: str) -> bool:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from mlflow.entities import Param, RunTag
+from mlflow.entities import Param
 
 from pipeline import conventions, data, layout, paths, tracking
 from pipeline.batches import Chunks, steps_per_call, train_batches
@@ -166,13 +166,12 @@ def _close(client, run_id: str, status: str, error: BaseException, interrupted: 
     closes it (``close_stale_runs``), and an interrupted or failing run does not wait out a lost
     server's retries once more.
     """
-    tags = [
-        RunTag("error", tracking.redact(repr(error))[:4000]),
-        RunTag(layout.NOTE, tracking.redact(conventions.failure_note(error, interrupted))),
-    ]
+    tags = {
+        "error": tracking.redact(repr(error))[:4000],
+        layout.NOTE: conventions.failure_note(error, interrupted),
+    }
     with contextlib.suppress(Exception), tracking.fail_fast():
-        tracking.retry(lambda: client.log_batch(run_id, tags=tags))
-        tracking.retry(lambda: client.set_terminated(run_id, status))
+        layout.close_run(client, run_id, status, tags)
 
 
 def _train(

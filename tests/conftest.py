@@ -8,15 +8,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
 from pipeline import config
-from tests.team import free_port, stop
+from tests.team import free_port, stop, wait_healthy
 
 TINY = {
     # distance 6 is the shortest whose 2048 sequences leave enough unseen by 512 for validation
@@ -73,9 +71,11 @@ def tiny_sweep(tmp_path_factory) -> tuple[Path, config.Experiment]:
     return root, exp
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tracking_server(tmp_path_factory):
-    """A real ``mlflow server`` on 127.0.0.1 (SQLite backend, artifacts served); yields its URI."""
+    """A real ``mlflow server`` on 127.0.0.1 (SQLite backend, artifacts served); yields its URI.
+    Shared by the session: each test module sweeps experiments of its own names.
+    """
     folder = tmp_path_factory.mktemp("mlflow_server")
     port = free_port()
     with open(folder / "server.log", "w") as log:  # the server keeps its own copy open
@@ -88,18 +88,8 @@ def tracking_server(tmp_path_factory):
             env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
         )  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180  # a cold start on 2 busy cores takes tens of seconds
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start:\n{(folder / 'server.log').read_text()}")
-            time.sleep(0.5)
+        wait_healthy(uri, proc, folder / "server.log")
         yield uri
     finally:
         stop(proc)

@@ -7,8 +7,12 @@ own, so a test can kill exactly one of them, and ``close`` stops whatever was st
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import http.client
+import http.server
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -16,10 +20,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pipeline import paths
 
@@ -59,6 +65,27 @@ def wait_until(check: Callable[[], object], timeout: float, what: str, every: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout:.0f} s")
         time.sleep(every)
+
+
+def wait_healthy(uri: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    """Wait until the MLflow server at ``uri``, started as ``proc`` (which writes ``log``),
+    answers ``/health``; fail with its log if it exits first or does not answer in ``timeout``
+    seconds (a cold start on 2 busy cores takes tens of seconds: a hang detector).
+    """
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server at {uri} exited")
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as answer:
+                return answer.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_until(ready, timeout, f"the server at {uri}", every=0.2)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; its log:\n{log.read_text()}") from None
 
 
 def stop_group(group: int, grace: float = 5.0) -> None:
@@ -242,23 +269,8 @@ class TrackingServer:
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
 
-    def answers(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as answer:
-                return answer.status == 200
-        except OSError:
-            return False
-
     def wait_ready(self, timeout: float = 180) -> None:
-        def ready() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the tracking server exited:\n{self.log()}")
-            return self.answers()
-
-        wait_until(ready, timeout, f"the tracking server on port {self.port}", every=0.1)
-
-    def log(self) -> str:
-        return (self.folder / f"server-{self.starts}.log").read_text()
+        wait_healthy(self.uri, self.proc, self.folder / f"server-{self.starts}.log", timeout)
 
     def pids(self) -> set[int]:
         return {pid for pid in command_lines() if _group_of(pid) == self.proc.pid}
@@ -274,8 +286,7 @@ class TrackingServer:
 
     def close(self) -> None:
         if self.proc is not None:
-            stop_group(self.proc.pid, grace=2.0)
-            self.proc.wait()
+            stop(self.proc, grace=2.0)
 
 
 def _group_of(pid: int) -> int | None:
@@ -436,13 +447,6 @@ class LostReplies:
     """
 
     def __init__(self, upstream: str) -> None:
-        import hashlib
-        import http.client
-        import http.server
-        import re
-        import threading
-        from urllib.parse import urlsplit
-
         target = urlsplit(upstream)
         self.lost: dict[str, int] = {}
         seen: set[str] = set()

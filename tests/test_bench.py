@@ -162,7 +162,7 @@ def test_headline_takes_the_worst_configuration_and_reports_noise():
     assert h["noise"]["pipeline_vs_plain"] == pytest.approx(0.1 / 0.85)
     assert set(h["noise"]) == set(stats.TARGETS)
     without = _measured() | {"system_metrics": {"interval_s": 10, "shares": [], "skipped": "x"}}
-    assert "system_metrics_share" not in stats.headline(without)["met"]  # no psutil: no figure
+    assert "system_metrics_share" not in stats.headline(without)["met"]  # not measured: no figure
 
 
 # ---- the report files -------------------------------------------------------------------------
@@ -264,7 +264,6 @@ def test_pipeline_rate_trains_through_a_real_store(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_the_system_metrics_monitor_is_timed_on_a_real_store(tmp_path, monkeypatch):
-    pytest.importorskip("psutil", reason="MLflow's system metrics need psutil")
     from pipeline.bench.system import monitor_cost
 
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # MLflow's own setting

@@ -8,18 +8,15 @@ why, where Chromium or Playwright is missing; ``.ci/run`` installs Chromium, so 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from pipeline import conventions, layout, paths, tracking
-from tests.team import command_lines, free_port, stop
+from tests.team import command_lines, free_port, stop, wait_healthy
 from tests.test_report import copy_root, mlflow_client, write_report
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -66,17 +63,7 @@ def site(tiny_sweep, tmp_path_factory):
         )  # fmt: skip
     address = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"{address}/health", timeout=2) as answer,
-            ):
-                if answer.status == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"make mlflow-ui did not serve:\n{log.read_text()}")
-            time.sleep(0.5)
+        wait_healthy(address, proc, log)
         store = env["MLFLOW_TRACKING_URI"]
         on_a_command_line = [line for line in command_lines().values() if store in line]
         exp_id = mlflow_client(root).get_experiment_by_name("long-gap/tiny").experiment_id

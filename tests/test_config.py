@@ -626,7 +626,7 @@ def test_a_budget_naming_a_model_matches_that_models_count_on_each_task():
         ],
         seeds=[0],
     )
-    lstm, rnn = exp.models
+    _, rnn = exp.models
     for task in exp.tasks:
         t = task.build()
         sizes = (t.n_inputs, t.n_outputs)

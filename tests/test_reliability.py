@@ -8,7 +8,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import torch
 from pipeline import config, data, layout, paths, record, sweep, tracking, train
 from pipeline.errors import ConfigError, DataError, SweepError, TrackingError, WeightsError
 from tests.conftest import TINY, write_experiment
-from tests.team import LostReplies
+from tests.team import LostReplies, free_port
 
 QUIET = {"log": lambda *_: None}
 
@@ -255,16 +254,10 @@ def test_bad_data_file_stops_the_sweep_before_any_run(pipeline_root, damage):
     assert not paths.results_dir(exp.name).joinpath("sweep.json").exists()
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # nothing listens once the socket closes
-
-
 @pytest.mark.parametrize("uri", ["http://127.0.0.1:{port}", "no-scheme-here", "file:///tmp/x"])
 @pytest.mark.slow
 def test_bad_tracking_uri_fails_fast_before_training(pipeline_root, monkeypatch, uri):
-    uri = uri.format(port=_closed_port())
+    uri = uri.format(port=free_port())
     path = write_experiment(pipeline_root / "experiments", "nouri", _small())
     data.run(config.load(path), **QUIET)
     proc = _cli(

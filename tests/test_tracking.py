@@ -4,11 +4,10 @@ server from other failures, and which clusters may share a loopback tracking sto
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from pipeline import ray_executor, tracking
+from tests.team import free_port
 
 
 @pytest.mark.parametrize(
@@ -48,9 +47,7 @@ def test_the_client_gets_the_pipelines_http_settings_unless_set(monkeypatch):
 
 
 def test_a_server_that_does_not_answer_is_told_from_other_failures(monkeypatch):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens once the socket closes
+    port = free_port()  # nothing listens once its socket closes
     client = tracking.client(f"http://user:pw-in-uri@127.0.0.1:{port}")
     with tracking.fail_fast(), pytest.raises(Exception) as refused:
         client.search_experiments(max_results=1)

@@ -76,8 +76,8 @@ def _run(plan: Plan, log: Callable) -> dict:
     started = time.perf_counter()
     host = machine(device)
     log(f"bench: {plan.name} plan on {host['cpu_count']} cores, device {host['device']}")
-    overhead, setup = measure_overhead(plan, device, log)
-    measured = {"overhead": overhead, "system_metrics": setup.pop("system_metrics"), "setup": setup}
+    overhead, setup, system = measure_overhead(plan, device, log)
+    measured = {"overhead": overhead, "system_metrics": system, "setup": setup}
     measured["probe"] = measure_probe(plan, device, overhead)
     measured["fused"] = measure_fused(plan, device)
     log("bench: probe and fused measured; sweeps next")

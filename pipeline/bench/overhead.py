@@ -133,10 +133,10 @@ def plain_rate(spec: RunSpec, splits: dict, device: torch.device) -> tuple[float
     return (*_rates(t.max_steps - first_step, first, _now()), model)
 
 
-def measure_overhead(plan: Plan, device: torch.device, log: Callable) -> tuple[list, dict]:
-    """Rows per (cell, distance) with paired pipeline and plain steps/s (wall and CPU), and the
-    time to set up a fresh store (left out of the rates); meanwhile the system-metrics monitor
-    runs beside the training (``system.monitor_cost``: ``system_metrics`` in the second).
+def measure_overhead(plan: Plan, device: torch.device, log: Callable) -> tuple[list, dict, dict]:
+    """Rows per (cell, distance) with paired pipeline and plain steps/s (wall and CPU), the time
+    to set up a fresh store (left out of the rates), and the cost of the system-metrics monitor
+    that runs meanwhile beside the training (``system.monitor_cost``).
     """
     base = default_experiment()
     # timed from the end of the first training batch: whole eval periods, validations included
@@ -164,7 +164,7 @@ def measure_overhead(plan: Plan, device: torch.device, log: Callable) -> tuple[l
         with monitor_cost(client, exp_id) as system:
             _repetitions(plan, settings, specs, splits, rates, client, exp_id, device, log)
     rows = [_overhead_row(*s, steps, r) for s, r in rates.items()]
-    return rows, {"store_setup_s": store_setup, "system_metrics": system}
+    return rows, {"store_setup_s": store_setup}, system
 
 
 def _repetitions(plan, settings, specs, splits, rates, client, exp_id, device, log) -> None:

@@ -77,7 +77,7 @@ def headline(measured: dict) -> dict:
     ``measured`` holds ``overhead`` (one row per configuration with paired ``ratios``),
     ``sweep`` (``speedups`` and ``fixed_shares`` by jobs), ``probe`` (one row per
     configuration with ``shares``) and ``system_metrics`` (``shares``: empty, and no figure,
-    where psutil is missing).
+    where the monitor was not measured).
     """
     overhead = {row["setting"]: summary(row["ratios"]) for row in measured["overhead"]}
     worst_overhead = min(overhead, key=lambda k: overhead[k]["median"])
@@ -91,7 +91,7 @@ def headline(measured: dict) -> dict:
         "sweep_fixed_cost_share": fixed,
         "probe_share": probe[worst_probe],
     }
-    if measured["system_metrics"]["shares"]:  # none without psutil
+    if measured["system_metrics"]["shares"]:  # none: not measured
         figures["system_metrics_share"] = summary(measured["system_metrics"]["shares"])
     out = {key: s["median"] for key, s in figures.items()}
     out["worst_setting"] = {"pipeline_vs_plain": worst_overhead, "probe_share": worst_probe}

@@ -4,7 +4,6 @@ measured beside the overhead runs' training (``overhead.measure_overhead``).
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,13 +17,9 @@ def monitor_cost(client, exp_id: str) -> Iterator[dict]:
     RUNNING run of the store behind ``client``, beside whatever trains meanwhile. The yielded
     dict holds, once the block ends: the monitor thread's CPU seconds and the block's wall
     seconds (their ratio, ``shares``, is its share of a core), the samples it logged, and the
-    seconds its start and finish took; ``None`` values without psutil.
+    seconds its start and finish took.
     """
     measured = {"interval_s": conventions.SYSTEM_INTERVAL, "shares": []}
-    if importlib.util.find_spec("psutil") is None:
-        measured["skipped"] = "psutil is not installed"
-        yield measured
-        return
     run_id = tracking.retry(lambda: client.create_run(exp_id, run_name="monitor")).info.run_id
     started = time.perf_counter()
     monitor = conventions.system_monitor(client, run_id)

@@ -49,7 +49,7 @@ def run(exp: Experiment, experiment_file: str | Path | None = None) -> Path:
     folder = paths.reports_dir(exp.name)
     with staging(folder) as stage:
         write(sweep, stage, Path(experiment_file or paths.experiment_file(exp.name)))
-    attach(client, sweep, folder, sweep.parent_run)
+    attach(client, sweep, folder)
     return folder / "report.html"
 
 

@@ -79,16 +79,14 @@ def _holm(comparisons: list[Comparison]) -> list[Comparison]:
     return [replace(c, p_holm=adjusted.get(id(c), math.nan)) for c in comparisons]
 
 
-def share_against_outcome(runs: pd.DataFrame, by_model: bool = False) -> list[Comparison]:
-    """The comparisons of one task's finished, probed runs: one per distance (per model and
-    distance with ``by_model``) where both outcomes occur, Holm-corrected together.
+def share_against_outcome(runs: pd.DataFrame) -> list[Comparison]:
+    """The comparisons of one task's finished, probed runs, models pooled: one per distance where
+    both outcomes occur, Holm-corrected together.
     """
     finished = runs[runs["status"].isin(FINISHED) & runs[SHARE].notna()]
-    keys = ["distance", "model"] if by_model else ["distance"]
     out = []
-    for key, group in finished.groupby(keys, sort=True):
-        distance, model = (key if by_model else (key[0], None))[:2]
-        found = _compare(group, int(distance), model)
+    for (distance,), group in finished.groupby(["distance"], sort=True):
+        found = _compare(group, int(distance), None)
         if found is not None:
             out.append(found)
     return _holm(out)
@@ -103,16 +101,21 @@ def smallest_p(n_a: int, n_b: int) -> float:
 class Stratified:
     """Solved against unsolved seeds within (model, distance) strata, combined: ``pairs``
     solved-unsolved pairs of the same stratum, ``larger`` of them where the solved seed started
-    with the larger share (ties count a half), ``p`` two-sided under labels permuted within strata.
+    with the larger share (ties count a half), ``p`` two-sided under labels permuted within strata;
+    ``rows``: each stratum's counts and medians, by distance and model.
     """
 
-    strata: int
+    rows: tuple[Comparison, ...]
     n_solved: int
     n_unsolved: int
     pairs: int
     larger: float
     p: float
     p_floor: float  # the smallest p these strata can give
+
+    @property
+    def strata(self) -> int:
+        return len(self.rows)
 
 
 def _u_null(values: np.ndarray, k: int) -> Counter:
@@ -138,14 +141,15 @@ def stratified(runs: pd.DataFrame) -> Stratified | None:
     """
     finished = runs[runs["status"].isin(FINISHED) & runs[SHARE].notna()]
     total: Counter = Counter({0: 1})
-    observed = pairs = strata = n_solved = n_unsolved = 0
-    for _, group in finished.groupby(["model", "distance"], sort=True):
+    observed = pairs = n_solved = n_unsolved = 0
+    rows = []
+    for (model, distance), group in finished.groupby(["model", "distance"], sort=True):
         shares = pd.to_numeric(group[SHARE]).to_numpy(dtype=float)  # ranks only: no log
         solved = (group["status"] == "solved").to_numpy()
         k = int(solved.sum())
         if k == 0 or k == len(solved):
             continue
-        strata += 1
+        rows.append(_compare(group, int(distance), model))
         n_solved, n_unsolved = n_solved + k, n_unsolved + len(solved) - k
         pairs += k * (len(solved) - k)
         observed += _twice_u(shares[solved], shares[~solved])
@@ -155,7 +159,7 @@ def stratified(runs: pd.DataFrame) -> Stratified | None:
             for b, cb in null.items():
                 merged[a + b] += ca * cb
         total = merged
-    if not strata:
+    if not rows:
         return None
     support = np.array(sorted(total))
     weight = np.array([total[v] for v in support], dtype=float)
@@ -163,4 +167,5 @@ def stratified(runs: pd.DataFrame) -> Stratified | None:
     deviation = np.abs(support - pairs)  # 2U's null mean is the number of pairs
     p = float(weight[deviation >= abs(observed - pairs) - 1e-9].sum())
     floor = float(weight[deviation >= deviation.max() - 1e-9].sum())
-    return Stratified(strata, n_solved, n_unsolved, pairs, observed / 2, min(1.0, p), floor)
+    rows.sort(key=lambda c: (c.distance, c.model))
+    return Stratified(tuple(rows), n_solved, n_unsolved, pairs, observed / 2, min(1.0, p), floor)

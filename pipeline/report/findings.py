@@ -187,6 +187,7 @@ def _share_against_outcome(runs: pd.DataFrame) -> str:
         "(a model's cell sets both its share and its chance to learn), so they are not read as "
         "the share deciding learning: the within-model comparison below is."
     )
+    floor = min(smallest_p(c.n_solved, c.n_unsolved) for c in comparisons)
     if verdicts:
         larger = [d for d, up in verdicts if up]
         smaller = [d for d, up in verdicts if not up]
@@ -195,17 +196,16 @@ def _share_against_outcome(runs: pd.DataFrame) -> str:
             said.append(f"solved runs had the larger initial share at distance(s) {larger}")
         if smaller:
             said.append(f"solved runs had the smaller initial share at distance(s) {smaller}")
-        return (
-            text + f". After Holm's correction (alpha {ALPHA}), " + "; ".join(said) + "." + caveat
+        text += f". After Holm's correction (alpha {ALPHA}), " + "; ".join(said) + "."
+    elif floor >= ALPHA:
+        text += (
+            f". No difference holds after Holm's correction (alpha {ALPHA}); with these run "
+            f"counts the smallest possible p is {floor:.3g}, so the data cannot show one "
+            "either way."
         )
-    floor = min(smallest_p(c.n_solved, c.n_unsolved) for c in comparisons)
-    if floor >= ALPHA:
-        return (
-            text + f". No difference holds after Holm's correction (alpha {ALPHA}); with these "
-            f"run counts the smallest possible p is {floor:.3g}, so the data cannot show one "
-            "either way." + caveat
-        )
-    return text + f". No difference holds after Holm's correction (alpha {ALPHA})." + caveat
+    else:
+        text += f". No difference holds after Holm's correction (alpha {ALPHA})."
+    return text + caveat
 
 
 def _within_models(runs: pd.DataFrame) -> str:
@@ -220,7 +220,7 @@ def _within_models(runs: pd.DataFrame) -> str:
             "share's bearing on learning from the model's and the distance's."
         )
     parts = []
-    for c in share_against_outcome(runs, by_model=True):
+    for c in combined.rows:
         parts.append(
             f"{c.model} at {c.distance}: {c.n_solved} solved (median {sci(c.median_solved)}) "
             f"against {c.n_unsolved} unsolved ({sci(c.median_unsolved)})"

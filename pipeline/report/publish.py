@@ -58,11 +58,12 @@ def parent_run(client, sweep: Sweep) -> str:
     return run_id
 
 
-def attach(client, sweep: Sweep, folder: Path, run_id: str) -> None:
-    """Log ``folder`` as the artifacts ``report/`` of the parent run ``run_id``, then remove what
+def attach(client, sweep: Sweep, folder: Path) -> None:
+    """Log ``folder`` as the artifacts ``report/`` of the sweep's parent run, then remove what
     the previous report left there that this one lacks (a file is replaced, never missing), and
     delete the separate summary runs of earlier versions of the pipeline.
     """
+    run_id = sweep.parent_run
     before = _files(client, run_id, FOLDER)
     with quiet_artifacts():
         tracking.retry(lambda: client.log_artifacts(run_id, str(folder), FOLDER))

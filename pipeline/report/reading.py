@@ -61,8 +61,8 @@ def collect(exp: Experiment, client) -> Sweep:
         )
     known = {r.info.run_id: r for r in mlflow_runs}
     finished = runs[runs["status"].isin(FINISHED) & runs["run_id"].isin(known)]
-    commits = sorted({known[i].data.tags.get("code_commit", "unknown") for i in finished.run_id})
     tags = [known[i].data.tags for i in finished.run_id]
+    commits = sorted({t.get("code_commit", "unknown") for t in tags})
     parents = [t.get(layout.PARENT_RUN) for t in tags]
     sweeps = {r.info.run_id for r in everything if r.data.tags.get(layout.ROLE) == layout.SWEEP}
     with quiet_artifacts():

@@ -82,17 +82,13 @@ def _d50_span(d: D50) -> tuple[float, float]:
     """The range the data leave for d50: the 90% interval (open ends unbounded), or the side of
     the sweep it lies on.
     """
-    if d.kind == "fitted":
-        low = -math.inf if d.low_open or math.isnan(d.low) else d.low
-        high = math.inf if d.high_open or math.isnan(d.high) else d.high
-        return low, high
     if d.kind == "beyond":
         return d.high, math.inf
     if d.kind == "below":
         return -math.inf, d.low
-    if d.kind in ("between", "step"):
-        low = -math.inf if d.low_open else d.low
-        high = math.inf if d.high_open else d.high
+    if d.kind in ("fitted", "between", "step"):
+        low = -math.inf if d.low_open or math.isnan(d.low) else d.low
+        high = math.inf if d.high_open or math.isnan(d.high) else d.high
         return low, high
     return -math.inf, math.inf
 

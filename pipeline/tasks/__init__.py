@@ -16,7 +16,7 @@ inputs it can draw at a distance (``sequence_space``) and the memory a draw take
 from __future__ import annotations
 
 from pipeline.tasks.adding import ADDING_VARIANTS, Adding
-from pipeline.tasks.common import check_limits, generator, stream_seed
+from pipeline.tasks.common import generator, stream_seed
 from pipeline.tasks.copy import Copy
 from pipeline.tasks.recall import FILLER, PAIRS, PREFIX, QUERY, Recall
 
@@ -25,5 +25,5 @@ TASKS: dict[str, type[Task]] = {t.name: t for t in (Recall, Copy, Adding)}
 
 __all__ = [
     "ADDING_VARIANTS", "FILLER", "PAIRS", "PREFIX", "QUERY", "TASKS", "Adding", "Copy", "Recall",
-    "Task", "check_limits", "generator", "stream_seed",
+    "Task", "generator", "stream_seed",
 ]  # fmt: skip
