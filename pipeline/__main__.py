@@ -34,33 +34,33 @@ def _data(args) -> None:
 
 
 def _train(args) -> None:
-    from pipeline import workers  # neither torch nor MLflow: the server starts at once
+    from pipeline.sweep import forkserver  # neither torch nor MLflow: it starts at once
 
     early = args.executor == "local" and args.jobs > 1
     if early:  # the workers' imports overlap this process's own set-up
-        workers.start_server()
+        forkserver.start_server()
     try:
-        from pipeline import sweep
+        from pipeline.sweep import phases
 
-        sweep.run(_load(args.experiment), jobs=args.jobs, executor=args.executor)
+        phases.run(_load(args.experiment), jobs=args.jobs, executor=args.executor)
     finally:
         if early:
-            workers.stop_server()  # at once: its workers are done, or it forked none
+            forkserver.stop_server()  # at once: its workers are done, or it forked none
 
 
 def _replicate(args) -> None:
-    from pipeline import workers  # neither torch nor MLflow: the server starts at once
+    from pipeline.sweep import forkserver  # neither torch nor MLflow: it starts at once
 
     early = args.executor == "local" and args.jobs > 1
     if early:  # the workers' imports overlap this process's own set-up
-        workers.start_server()
+        forkserver.start_server()
     try:
         from pipeline import replication
 
         replication.run(args.claim, args.all, jobs=args.jobs, executor=args.executor)
     finally:
         if early:
-            workers.stop_server()
+            forkserver.stop_server()
 
 
 def _report(args) -> None:
@@ -76,11 +76,11 @@ def _bench(args) -> None:
 
 
 def _links(args) -> None:
-    from pipeline import layout
+    from pipeline.tracking import ui
 
-    address = args.address or layout.UI_ADDRESS
+    address = args.address or ui.UI_ADDRESS
     print(f"MLflow UI at {address}")
-    print("\n".join(layout.ui_links(address)))
+    print("\n".join(ui.ui_links(address)))
 
 
 def _check(args) -> None:
@@ -138,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
         "print the MLflow UI's address of each experiment's runs (make mlflow-ui does)",
         experiment=False,
     )
-    links.add_argument("--address", help="where the UI is served (default: layout.UI_ADDRESS)")
+    links.add_argument("--address", help="where the UI is served (default: http://127.0.0.1:5000)")
     bench = stage("bench", _bench, "measure the pipeline against plain PyTorch", experiment=False)
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
     return parser

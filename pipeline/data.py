@@ -32,11 +32,10 @@ import numpy as np
 import torch
 
 from pipeline import paths
-from pipeline.capacity import MIN_UNSEEN
 from pipeline.config import Experiment
 from pipeline.errors import DataError
-from pipeline.sections import TaskBase
-from pipeline.tasks import Task, stream_seed
+from pipeline.tasks import Task, TaskConfig, stream_seed
+from pipeline.tasks.capacity import MIN_UNSEEN
 
 SPLITS = ("train", "val", "test")
 # 2: validation and test hold no training sequence (format 1 drew them regardless of train,
@@ -53,11 +52,11 @@ class Split:
         return iter((self.x, self.y))
 
 
-def folder(experiment: str, task: TaskBase, distance: int, seed: int) -> Path:
+def folder(experiment: str, task: TaskConfig, distance: int, seed: int) -> Path:
     return paths.data_dir(experiment) / task.task / f"d{distance}_s{seed}"
 
 
-def _identity(task: TaskBase, distance: int, seed: int, sizes: dict[str, int]) -> dict:
+def _identity(task: TaskConfig, distance: int, seed: int, sizes: dict[str, int]) -> dict:
     return {
         "format": FORMAT,
         "task": task.task,
@@ -79,7 +78,7 @@ def _rows(x: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(x.numpy()).reshape(len(x), -1).view(np.uint8)
 
 
-def generate(task: TaskBase, distance: int, seed: int, sizes: dict[str, int]) -> dict[str, Split]:
+def generate(task: TaskConfig, distance: int, seed: int, sizes: dict[str, int]) -> dict[str, Split]:
     """The splits of one (task, distance, seed), in memory: what ``write`` stores.
 
     ``sizes`` maps split names to sequence counts, ``train`` among them. Train is the task's draw
@@ -145,7 +144,7 @@ def _held_out(
             )
 
 
-def write(target: Path, task: TaskBase, distance: int, seed: int, sizes: dict[str, int]) -> int:
+def write(target: Path, task: TaskConfig, distance: int, seed: int, sizes: dict[str, int]) -> int:
     """Generate and write one folder atomically; returns the number of input tokens written."""
     generator = task.build()
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
@@ -208,7 +207,7 @@ def load(target: Path, split: str) -> Split:
         return Split(torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"]))
 
 
-def check(target: Path, task: TaskBase, distance: int, seed: int, sizes: dict) -> None:
+def check(target: Path, task: TaskConfig, distance: int, seed: int, sizes: dict) -> None:
     """Raise DataError (naming the file) unless the folder holds exactly this data and every
     file passes its checksum.
     """
@@ -223,7 +222,7 @@ def check(target: Path, task: TaskBase, distance: int, seed: int, sizes: dict) -
         load(target, split)
 
 
-def is_current(target: Path, task: TaskBase, distance: int, seed: int, sizes: dict) -> bool:
+def is_current(target: Path, task: TaskConfig, distance: int, seed: int, sizes: dict) -> bool:
     try:
         check(target, task, distance, seed, sizes)
     except DataError:
@@ -235,7 +234,7 @@ def verify(exp: Experiment) -> None:
     """Check every data file of ``exp``; raises DataError naming the first missing, truncated or
     altered file. The train stage calls this before any run starts.
     """
-    for task, distance, seed in exp.data_cells():
+    for task, distance, seed in exp.data_folders():
         check(folder(exp.name, task, distance, seed), task, distance, seed, exp.data.sizes())
 
 
@@ -253,7 +252,7 @@ def run(exp: Experiment, log=print) -> dict:
     sizes, written, kept, tokens = exp.data.sizes(), 0, 0, 0
     start = time.perf_counter()
     _remove_partial(exp.name)
-    for task, distance, seed in exp.data_cells():
+    for task, distance, seed in exp.data_folders():
         target = folder(exp.name, task, distance, seed)
         if is_current(target, task, distance, seed, sizes):
             kept += 1
@@ -269,6 +268,6 @@ def run(exp: Experiment, log=print) -> dict:
     return {"written": written, "kept": kept, "tokens": tokens, "seconds": seconds}
 
 
-def load_run_data(exp_name: str, task: TaskBase, distance: int, seed: int) -> dict[str, Split]:
+def load_run_data(exp_name: str, task: TaskConfig, distance: int, seed: int) -> dict[str, Split]:
     target = folder(exp_name, task, distance, seed)
     return {split: load(target, split) for split in SPLITS}

@@ -1,7 +1,7 @@
 """How fast a gradient fades with distance: the decay fit and the e-folding length.
 
 One definition for the probe, which fits each run's curve, and for the report, which writes the
-numbers: numpy only, so the report needs no torch.
+numbers.
 
 A curve is *geometric* when log norm falls on a straight line in k; the fit's R^2 says how well
 it does. Where R^2 is below ``GEOMETRIC_R2`` the per-step factor rho summarises the curve badly

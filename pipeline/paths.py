@@ -1,4 +1,4 @@
-"""Every path the pipeline reads or writes, in one place.
+"""Every path the pipeline reads or writes, in one place, and how a file is published whole.
 
 The project root is the folder holding ``experiments/``; ``PIPELINE_ROOT`` moves all outputs
 elsewhere (the tests point it at a temporary folder).
@@ -11,6 +11,7 @@ elsewhere (the tests point it at a temporary folder).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -58,3 +59,23 @@ def tracking_uri() -> str:
 def artifact_root() -> str:
     """Where a new MLflow experiment keeps its artifacts when the store is the local default."""
     return (mlruns_dir() / "artifacts").as_uri()
+
+
+def stage_text(path: Path, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path``, flushed to disk; returns the
+    temporary path, for the caller to ``os.replace`` into place once it is ready to publish.
+    Raises OSError (a full disk, say) before anything is published.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    return tmp
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write ``payload`` to ``path`` atomically: a reader sees the whole file or none of it."""
+    text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
+    os.replace(stage_text(path, text), path)

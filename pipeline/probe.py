@@ -64,6 +64,17 @@ class Profile:
         return out
 
 
+@dataclass(frozen=True)
+class ProbeRecord:
+    """A profile taken during a run: its phase (``init``, ``step_<n>``, ``final``) and the
+    training step it was taken at.
+    """
+
+    phase: str
+    step: int
+    profile: Profile
+
+
 def _per_k(grads: list[Tensor], s: int) -> Tensor:
     """Per-sample norms of the gradients at t = s, s-1, ..., 0: ``[s + 1, B]`` (row k)."""
     return torch.stack([grads[t].norm(dim=-1) for t in range(s, -1, -1)])

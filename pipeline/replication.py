@@ -2,7 +2,7 @@
 write the replication report.
 
 Each replication file is an ordinary experiment file with a ``claim`` block (``claims``). For
-each claim it runs, the stages run as they always do: ``data.run``, ``sweep.run`` (resumable: a
+each claim it runs, the stages run as they always do: ``data.run``, ``phases.run`` (resumable: a
 rerun skips finished runs) and ``report.run`` (``reports/<claim>/``). Then
 ``reports/replications/`` (``report.html``, ``report.md``) gets one row per claim, every claim
 of the folder, whether this call ran it or not (``report.replications``).
@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline import config, data, paths, report, sweep
+from pipeline import config, data, paths, report
 from pipeline.config import Experiment
 from pipeline.errors import ConfigError, ReportError, SweepError
 from pipeline.report.publish import staging
 from pipeline.report.reading import planned
 from pipeline.report.replications import Entry, write
+from pipeline.sweep import phases
 
 FOLDER = "replications"  # experiments/replications/*.yaml; reports/replications/
 
@@ -99,7 +100,7 @@ def run(
         log(f"replicate: {name} ({path})")
         data.run(exp, log=log)
         try:
-            sweep.run(exp, jobs=jobs, executor=executor, log=log)
+            phases.run(exp, jobs=jobs, executor=executor, log=log)
         except SweepError as e:
             failed[name] = str(e)
             log(f"replicate: {name}: {e}")

@@ -1,73 +1,79 @@
-"""Which code each stage's outputs depend on: the one list that Make and the sweep both read.
+"""Which code each stage's outputs depend on, by package: the one list that Make and the sweep read.
 
-``STAGE_CODE[stage]`` is what Make watches: a change to any of these files reruns the stage (for
-train, the sweep then skips every run that is still current). ``OUTCOME_CODE`` is the part of
-the train stage's code that decides a run's outcome: a change to it makes every finished run
-stale (``resume.code_version``), while a change to the rest (the scheduler, the executors, the
-tracking door, MLflow's conventions) retrains nothing. ``python -m pipeline.stages train`` prints
-a stage's files for the Makefile. Standard library only, so Make can ask before anything is
-installed.
+``STAGE_CODE[stage]`` is what Make watches: a change to any of it reruns the stage (for train, the
+sweep then skips every run that is still current). ``OUTCOME_CODE`` is the part of the train
+stage's code that decides a run's outcome (the tasks, the data, the model, the probe, the config
+and ``train/``): a change to what it does makes every finished run stale (``code_version``),
+while a change to the rest (``sweep/``, ``tracking/``) retrains nothing. ``code_version`` hashes
+what the code does, its syntax tree without docstrings, so a comment or a docstring retrains
+nothing either. ``python -m pipeline.stages train`` prints a stage's files for the Makefile.
+Standard library only, so Make can ask before anything is installed.
 """
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import sys
 from pathlib import Path
 
 PACKAGE = "pipeline"
-
-COMMON = (
-    "__init__.py",
-    "paths.py",
-    "errors.py",
-    "files.py",
-    "fields.py",
-    "config.py",
-    "sections.py",
-    "claims.py",  # the claim block of a replication file: no run's outcome depends on it
-    "tasks/*.py",
-    "capacity.py",
-    "runs.py",
-)
+# an entry is a module, or a package (``name/``: every module in it)
+COMMON = ("__init__.py", "paths.py", "errors.py", "bounds.py", "config/", "tasks/")
 DATA = (*COMMON, "data.py")
-OUTCOME_CODE = (
-    *("config.py", "sections.py", "fields.py", "runs.py", "tasks/*.py", "capacity.py"),
-    *("data.py", "models.py", "decay.py"),
-    *("probe.py", "batches.py", "record.py", "learner.py", "train.py"),
-)
-TRAIN = (
-    *COMMON,
-    *(name for name in OUTCOME_CODE if name not in COMMON),
-    "tracking.py",
-    "layout.py",
-    "conventions.py",
-    "runner.py",
-    "local_executor.py",
-    "resume.py",
-    "sweep.py",
-    "workers.py",
-    "preload.py",
-    "ray_executor.py",
-    "stages.py",
-    "tuning.py",
-)
-REPORT = (*COMMON, "decay.py", "tracking.py", "layout.py", "tuning.py", "report/*.py")
+OUTCOME_CODE = (*DATA, "models.py", "probe.py", "decay.py", "train/")
+TRAIN = (*OUTCOME_CODE, "stages.py", "sweep/", "tracking/")
+REPORT = (*COMMON, "decay.py", "tracking/", "report/")
 # python -m pipeline replicate: each claim's data, train and report stages, then the page. Not a
 # file target (its stages skip finished work themselves); listed so that every stage's code is here
-REPLICATE = (*dict.fromkeys((*DATA, *TRAIN, *REPORT)), "replication.py")
+REPLICATE = (*dict.fromkeys((*TRAIN, *REPORT)), "replication.py")
 
 STAGE_CODE = {"data": DATA, "train": TRAIN, "report": REPORT, "replicate": REPLICATE}
 
 
+def _pattern(entry: str) -> str:
+    return f"{entry}*.py" if entry.endswith("/") else entry
+
+
 def files(stage: str) -> list[str]:
-    """The stage's code files, as paths (or globs) relative to the project root."""
-    return [f"{PACKAGE}/{name}" for name in STAGE_CODE[stage]]
+    """The stage's code, as paths and globs relative to the project root."""
+    return [f"{PACKAGE}/{_pattern(entry)}" for entry in STAGE_CODE[stage]]
 
 
 def outcome_files() -> list[Path]:
-    """``OUTCOME_CODE``'s files, globs expanded, in a stable order (for the code version)."""
+    """``OUTCOME_CODE``'s files, in a stable order."""
     package = Path(__file__).parent
-    return [path for name in OUTCOME_CODE for path in sorted(package.glob(name))]
+    return [path for entry in OUTCOME_CODE for path in sorted(package.glob(_pattern(entry)))]
+
+
+def _without_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def code_fingerprint(source: str) -> str:
+    """What ``source`` does, as text: its syntax tree without docstrings, comments or layout."""
+    return ast.dump(_without_docstrings(ast.parse(source)), include_attributes=False)
+
+
+def code_version() -> str:
+    """A hash of what the outcome code does (``OUTCOME_CODE``): a change to any of it makes
+    every finished run stale; an edit of a comment, a docstring or the layout does not.
+    """
+    h = hashlib.sha256()
+    for path in outcome_files():
+        h.update(path.relative_to(Path(__file__).parent).as_posix().encode())
+        h.update(code_fingerprint(path.read_text()).encode())
+    return h.hexdigest()[:12]
 
 
 if __name__ == "__main__":

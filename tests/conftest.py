@@ -54,7 +54,8 @@ def tiny_sweep(tmp_path_factory) -> tuple[Path, config.Experiment]:
 
     Read-only for the tests that use it: copy the root before changing anything.
     """
-    from pipeline import data, sweep
+    from pipeline import data
+    from pipeline.sweep import phases
 
     root = tmp_path_factory.mktemp("tiny_root")
     saved = os.environ.get("PIPELINE_ROOT")
@@ -62,7 +63,7 @@ def tiny_sweep(tmp_path_factory) -> tuple[Path, config.Experiment]:
     try:
         exp = config.load(write_experiment(root / "experiments", "tiny", TINY))
         data.run(exp, log=lambda *_: None)
-        sweep.run(exp, jobs=2, log=lambda *_: None)
+        phases.run(exp, jobs=2, log=lambda *_: None)
     finally:
         if saved is None:
             os.environ.pop("PIPELINE_ROOT", None)
@@ -112,3 +113,34 @@ def pytest_configure(config) -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+def synthetic_result(spec, **fields):
+    """A ``RunResult`` of ``spec`` made up for a test (not trained): every field plausible,
+    ``fields`` overriding any of them.
+    """
+    from pipeline.config.runs import RunResult
+
+    status = fields.get("status", "solved")
+    defaults = {
+        "run_id": f"id-{spec.key}",
+        **spec.identity(),
+        "code_version": "test",
+        "status": status,
+        "solved": status == "solved",
+        "steps": spec.training.max_steps,
+        "steps_to_solve": None,
+        "diverged_step": None,
+        "test_accuracy": 0.5,
+        "test_loss": 1.0,
+        "best_val_accuracy": 0.5,
+        "best_val_loss": 1.0,
+        "chance_accuracy": 0.25,
+        "baseline_loss": 1.0,
+        "mean_grad_norm": 1.0,
+        "wall_time": 1.0,
+        "environment": {},
+        "probe_init": {},
+        "probe_final": {},
+    }
+    return RunResult(**(defaults | fields))

@@ -12,8 +12,12 @@ import time
 import pytest
 import torch
 
-from pipeline import config, tracking, train
+from pipeline import config
 from pipeline.bench import output, overhead, stats
+from pipeline.tracking import store
+from pipeline.tracking.run_log import MemoryRuns
+from pipeline.train import run as train
+from pipeline.train.saved import build_model
 
 
 def _measured() -> dict:
@@ -226,22 +230,19 @@ def test_overhead_spec_cannot_stop_early_and_takes_no_periodic_probe():
 
 
 @pytest.mark.slow
-def test_plain_loop_trains_the_model_the_pipeline_trains(tmp_path):
+def test_plain_loop_trains_the_model_the_pipeline_trains():
     """The two timed paths do the same work: after the same steps, the same weights."""
-    from pipeline.record import Recorder
-
     spec = _tiny_spec(steps=7)
     splits = overhead.run_splits(spec)
     *_, plain = overhead.plain_rate(spec, splits, torch.device("cpu"))
-    client = tracking.connect(f"sqlite:///{tmp_path}/mlflow.db")
-    exp_id = client.create_experiment("bench", artifact_location=tmp_path.as_uri())
-    run_id = client.create_run(exp_id).info.run_id
-    lit, trainer = train.fit(spec, splits, Recorder(client, run_id))
+    run_log = MemoryRuns().open(spec.title, {})
+    lit, trainer = train.fit(spec, splits, run_log)
     assert trainer.global_step == 7
+    assert len(run_log.values("val_accuracy")) == 2  # validations at steps 3 and 6
     pipeline = lit.model.state_dict()
     for name, weights in plain.state_dict().items():
         assert torch.allclose(weights, pipeline[name], atol=1e-6), name
-    untrained = train.build_model(spec).state_dict()  # the comparison can fail: training moved
+    untrained = build_model(spec).state_dict()  # the comparison can fail: training moved
     assert any(not torch.equal(untrained[k], v) for k, v in pipeline.items())
 
 
@@ -251,13 +252,13 @@ def test_pipeline_rate_trains_through_a_real_store(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     # MLflow sets this variable when a client picks a store; undone after the test
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    client = tracking.connect(uri)
+    client = store.connect(uri)
     exp_id = client.create_experiment("bench", artifact_location=tmp_path.as_uri())
     wall, cpu = overhead.pipeline_rate(spec, overhead.run_splits(spec), client, exp_id)
     assert wall > 0 and cpu > 0
     (run,) = client.search_runs([exp_id])
     assert run.info.status == "FINISHED"
-    # the Recorder wrote at the default cadence: val every 3 steps, train every 2
+    # the run's log wrote at the default cadence: val every 3 steps, train every 2
     assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == 2
     assert len(client.get_metric_history(run.info.run_id, "train_loss")) == 3
 
@@ -269,7 +270,7 @@ def test_the_system_metrics_monitor_is_timed_on_a_real_store(tmp_path, monkeypat
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # MLflow's own setting
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # as the test above: MLflow may set it
-    client = tracking.connect(uri)
+    client = store.connect(uri)
     exp_id = client.create_experiment("bench", artifact_location=tmp_path.as_uri())
     with monitor_cost(client, exp_id) as measured:
         overhead.pipeline_rate(_tiny_spec(steps=7), overhead.run_splits(_tiny_spec()), client,

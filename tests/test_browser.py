@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import conventions, layout, paths, tracking
+from pipeline import paths
+from pipeline.tracking import names, store, sweep_runs, ui
 from tests.team import command_lines, free_port, stop, wait_healthy
 from tests.test_report import copy_root, mlflow_client, write_report
 
@@ -90,9 +91,9 @@ def _runs(root: Path) -> tuple:
     """(the sweep's parent run, its runs) in the served store."""
     client = mlflow_client(root)
     exp_id = client.get_experiment_by_name("long-gap/tiny").experiment_id
-    everything = tracking.search(client, exp_id)
-    (parent,) = [r for r in everything if layout.is_parent(r)]
-    return parent, [r for r in everything if not layout.is_parent(r)]
+    everything = store.search(client, exp_id)
+    (parent,) = [r for r in everything if sweep_runs.is_parent(r)]
+    return parent, [r for r in everything if not sweep_runs.is_parent(r)]
 
 
 def test_the_store_reaches_the_ui_through_its_environment_not_a_command_line(site):
@@ -103,7 +104,7 @@ def test_the_store_reaches_the_ui_through_its_environment_not_a_command_line(sit
 
 def test_make_mlflow_ui_prints_the_address_that_opens_the_runs_table(site, page):
     address, exp_id, _, printed, root, _ = site
-    link = layout.ui_url(exp_id, address)
+    link = ui.ui_url(exp_id, address)
     assert f"long-gap/tiny  {link}" in printed
     parent, _ = _runs(root)
     page.goto(link)
@@ -115,7 +116,7 @@ def test_make_mlflow_ui_prints_the_address_that_opens_the_runs_table(site, page)
 def test_the_sweeps_parent_run_expands_into_its_runs(site, page):
     address, exp_id, _, _, root, _ = site
     parent, runs = _runs(root)
-    page.goto(layout.ui_url(exp_id, address))
+    page.goto(ui.ui_url(exp_id, address))
     row = page.locator(RUN_NAME, has_text=parent.info.run_name).first
     row.locator("button").first.click()  # the expander of a parent run
     for run in runs:
@@ -132,19 +133,19 @@ def test_a_runs_page_shows_its_source_commit_datasets_description_and_model(site
     )
     source = page.locator('[data-testid="key-value-Source"]').first
     source.wait_for()
-    assert run.data.tags[conventions.GIT_COMMIT][:7] in source.inner_text()
+    assert run.data.tags[names.GIT_COMMIT][:7] in source.inner_text()
     note = page.locator('[data-testid="note-editor-preview-content"]').first
-    assert note.inner_text().strip() == run.data.tags[layout.NOTE]
+    assert note.inner_text().strip() == run.data.tags[names.NOTE]
     digest = next(i.dataset.digest for i in run.inputs.dataset_inputs)
     page.get_by_text(f"({digest})").first.wait_for()  # "recall/d6_s0 (digest) Training"
     page.get_by_text("Logged models (1)").first.wait_for()
-    assert page.get_by_text(run.data.tags[conventions.USER], exact=True).first.is_visible()
+    assert page.get_by_text(run.data.tags[names.USER], exact=True).first.is_visible()
 
 
 def test_the_chart_view_opens_on_the_learning_curves(site, page):
     address, exp_id, _, _, root, _ = site
     _, runs = _runs(root)
-    page.goto(layout.ui_url(exp_id, address, layout.CHART_VIEW))
+    page.goto(ui.ui_url(exp_id, address, ui.CHART_VIEW))
     page.get_by_text(f"{len(runs)} matching runs").first.wait_for()  # the sweep's runs, flat
     charts = page.locator('[data-testid="experiment-view-compare-runs-chart-area"]').first
     charts.get_by_text("val_accuracy", exact=True).first.wait_for()

@@ -9,13 +9,14 @@ import math
 
 import pytest
 
-from pipeline import config, paths, replication, tracking
-from pipeline.claims import Expectation
-from pipeline.config import ConfigError
-from pipeline.files import write_json
+from pipeline import config, paths, replication
+from pipeline.config.claims import Expectation
+from pipeline.config.runs import evaluation_runs
+from pipeline.errors import ConfigError
+from pipeline.paths import write_json
 from pipeline.report.checks import judge, number
 from pipeline.report.reading import planned
-from tests.conftest import write_experiment
+from tests.conftest import synthetic_result, write_experiment
 
 CLAIMED = {
     "tasks": [{"task": "adding", "variant": "halves", "distances": [19, 39]}],
@@ -145,7 +146,9 @@ def test_bad_claim_names_file_field_and_value(tmp_path, edit, field, value):
 def test_the_claim_is_no_part_of_a_runs_identity(tmp_path):
     with_claim = config.load(write_experiment(tmp_path, "a", CLAIMED))
     without = config.load(write_experiment(tmp_path, "a", changed(lambda s: s.pop("claim"))))
-    assert [r.config_hash for r in with_claim.runs] == [r.config_hash for r in without.runs]
+    assert [r.config_hash for r in evaluation_runs(with_claim)] == [
+        r.config_hash for r in evaluation_runs(without)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -173,24 +176,13 @@ def write_results(exp, outcome: dict) -> None:
     """A result file per planned run: ``outcome[(model, distance)]`` lists each seed's
     ``(status, test_loss, steps_to_solve)``, or None for a run without a result file.
     """
-    for spec in exp.runs:
+    for spec in evaluation_runs(exp):
         found = outcome[(spec.model.name, spec.distance)][exp.seeds.index(spec.seed)]
         if found is None:
             continue
         status, loss, steps = found
-        write_json(
-            paths.result_file(exp.name, spec.key),
-            {
-                **spec.identity(),
-                tracking.CODE_VERSION: "test",
-                "run_id": f"id-{spec.key}",
-                "status": status,
-                "solved": status == "solved",
-                "steps_to_solve": steps,
-                "test_loss": loss,
-                "test_accuracy": 0.5,
-            },
-        )
+        result = synthetic_result(spec, status=status, steps_to_solve=steps, test_loss=loss)
+        write_json(paths.result_file(exp.name, spec.key), result.model_dump())
 
 
 GOOD = ("solved", 0.004, 800)

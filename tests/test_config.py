@@ -15,9 +15,12 @@ import pytest
 import yaml
 
 import pipeline
-from pipeline import capacity, config, sections, tasks
-from pipeline.config import ConfigError
-from pipeline.runs import RunSpec
+from pipeline import config, tasks
+from pipeline.config.model import ModelConfig
+from pipeline.config.runs import RunSpec, evaluation_runs
+from pipeline.config.training import DataConfig, ProbeConfig, TrainingConfig
+from pipeline.errors import ConfigError
+from pipeline.tasks import RecallConfig, capacity
 
 GOOD = {
     "tasks": [{"task": "recall", "distances": [6, 8]}],
@@ -615,7 +618,7 @@ SHIPPED = sorted(
 
 
 def test_a_budget_naming_a_model_matches_that_models_count_on_each_task():
-    from pipeline.runs import count_parameters, hidden_size
+    from pipeline.config.runs import count_parameters, hidden_size
 
     exp = config.Experiment(
         name="matched",
@@ -647,25 +650,25 @@ def test_shipped_experiments_load(name):
     exp = config.load(path)
     assert exp.name == Path(name).name
     n_cells = sum(len(t.distances) for t in exp.tasks) * len(exp.seeds) * len(exp.models)
-    assert len(exp.runs) == n_cells
-    assert len({r.key for r in exp.runs}) == n_cells
+    assert len(evaluation_runs(exp)) == n_cells
+    assert len({r.key for r in evaluation_runs(exp)}) == n_cells
 
 
 def test_an_adding_variant_is_a_task_parameter(tmp_path):
     settings = {**GOOD, "tasks": [{"task": "adding", "distances": [99], "variant": "halves"}]}
     exp = config.load(write(tmp_path, settings, "halves"))
-    spec = exp.runs[0]
+    spec = evaluation_runs(exp)[0]
     assert spec.params()["variant"] == "halves" and spec.task.build().variant == "halves"
     fixed = config.load(
         write(tmp_path, {**settings, "tasks": [{"task": "adding", "distances": [99]}]}, "fixed")
     )
-    assert fixed.runs[0].params()["variant"] == "fixed"
-    assert fixed.runs[0].config_hash != spec.config_hash
+    assert evaluation_runs(fixed)[0].params()["variant"] == "fixed"
+    assert evaluation_runs(fixed)[0].config_hash != spec.config_hash
 
 
 def test_defaults_fill_what_the_file_leaves_out(tmp_path):
     exp = config.load(write(tmp_path, GOOD, "good"))
-    assert exp.training == sections.TrainingConfig()
+    assert exp.training == TrainingConfig()
     assert exp.hidden_size == 64
     assert exp.tasks[0].params() == {"n_keys": 8, "n_filler": 24}
 
@@ -681,7 +684,7 @@ def test_config_is_frozen(tmp_path):
 
 def run_of(tmp_path, settings: dict, model: str) -> RunSpec:
     exp = config.load(write(tmp_path, settings, "names"))
-    return next(r for r in exp.runs if r.model.name == model)
+    return next(r for r in evaluation_runs(exp) if r.model.name == model)
 
 
 def test_run_params_use_the_config_field_names(tmp_path):
@@ -703,18 +706,18 @@ def test_run_params_use_the_config_field_names(tmp_path):
         assert params[f"probe_{field}"] == value
     known = (
         {"experiment", "task", "model", "distance", "seed", "hidden_size"}
-        | set(sections.ModelConfig.model_fields)
-        | set(sections.TrainingConfig.model_fields)
-        | set(sections.DataConfig.model_fields)
-        | set(sections.RecallConfig.model_fields)
-        | {f"probe_{f}" for f in sections.ProbeConfig.model_fields}
+        | set(ModelConfig.model_fields)
+        | set(TrainingConfig.model_fields)
+        | set(DataConfig.model_fields)
+        | set(RecallConfig.model_fields)
+        | {f"probe_{f}" for f in ProbeConfig.model_fields}
     )
     assert set(params) <= known
 
 
 def test_lstm_forget_bias_defaults_to_one_and_is_absent_elsewhere(tmp_path):
     exp = config.load(write(tmp_path, GOOD, "good"))
-    by_model = {r.model.name: r.params() for r in exp.runs}
+    by_model = {r.model.name: r.params() for r in evaluation_runs(exp)}
     assert by_model["lstm"]["forget_bias"] == 1.0
     assert "forget_bias" not in by_model["rnn"]
     assert "chrono_t_max" not in by_model["lstm"]
@@ -743,8 +746,8 @@ def test_chrono_replaces_the_forget_bias(tmp_path):
     ],
 )
 def test_config_hash_changes_with_every_training_field(tmp_path, field, value):
-    spec = config.load(write(tmp_path, GOOD, "good")).runs[0]
-    again = config.load(write(tmp_path, GOOD, "good")).runs[0]
+    spec = evaluation_runs(config.load(write(tmp_path, GOOD, "good")))[0]
+    again = evaluation_runs(config.load(write(tmp_path, GOOD, "good")))[0]
     assert again.config_hash == spec.config_hash
     other = spec.model_copy(update={"training": spec.training.model_copy(update={field: value})})
     assert other.config_hash != spec.config_hash
@@ -752,7 +755,7 @@ def test_config_hash_changes_with_every_training_field(tmp_path, field, value):
 
 def test_config_hash_differs_between_runs_of_one_experiment(tmp_path):
     exp = config.load(write(tmp_path, GOOD, "good"))
-    assert len({r.config_hash for r in exp.runs}) == len(exp.runs)
+    assert len({r.config_hash for r in evaluation_runs(exp)}) == len(evaluation_runs(exp))
 
 
 @pytest.mark.parametrize(
@@ -766,6 +769,6 @@ def test_config_hash_differs_between_runs_of_one_experiment(tmp_path):
     ],
 )
 def test_only_a_model_left_at_every_pytorch_init_is_a_pytorch_default(options, default):
-    model = sections.ModelConfig(name="m", **options)
+    model = ModelConfig(name="m", **options)
     assert model.pytorch_default is default
     assert ("PyTorch default init" in model.describe_init()) is default

@@ -16,7 +16,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from pipeline import config, data, fields, paths, sections
+from pipeline import bounds, config, data, paths, tasks
+from pipeline.config.training import DataConfig
 from pipeline.errors import DataError
 from pipeline.tasks import stream_seed
 
@@ -152,7 +153,7 @@ def test_held_out_splits_hold_no_training_sequence_in_quick_yaml():
 
 
 def test_rejection_draw_is_deterministic_and_keeps_x_and_y_paired():
-    task = sections.CopyConfig(task="copy", distances=[5], n_symbols=6, copy_length=3)
+    task = tasks.CopyConfig(task="copy", distances=[5], n_symbols=6, copy_length=3)
     sizes = {"train": 64, "val": 32, "test": 48}
     first = data.generate(task, 5, 0, sizes)
     again = data.generate(task, 5, 0, sizes)
@@ -174,7 +175,7 @@ def test_rejection_draw_is_deterministic_and_keeps_x_and_y_paired():
 
 def test_a_space_train_covers_fails_loudly_instead_of_looping():
     """Validation refuses such sizes; called directly, the stage says why rather than spin."""
-    task = sections.CopyConfig(task="copy", distances=[2], n_symbols=2, copy_length=1)
+    task = tasks.CopyConfig(task="copy", distances=[2], n_symbols=2, copy_length=1)
     with pytest.raises(DataError, match="copy at distance 2, seed 0: val found 0 of 4"):
         data.generate(task, 2, 0, {"train": 64, "val": 4})
 
@@ -202,7 +203,7 @@ def small_experiments(draw):
             name="p",
             tasks=[task],
             models=[{"name": "rnn", "cell": "rnn"}],
-            seeds=[draw(st.integers(0, fields.MAX_SEED))],
+            seeds=[draw(st.integers(0, bounds.MAX_SEED))],
             training={"batch_size": 1},
             data={k: draw(st.integers(1, 300)) for k in ("n_train", "n_val", "n_test")},
             probe={"batch_size": 1},
@@ -233,9 +234,7 @@ def test_rerun_writes_nothing(written):
 
 
 def test_changed_sizes_rewrite(written):
-    bigger = written.model_copy(
-        update={"data": sections.DataConfig(n_train=80, n_val=32, n_test=48)}
-    )
+    bigger = written.model_copy(update={"data": DataConfig(n_train=80, n_val=32, n_test=48)})
     assert data.run(bigger, log=silent)["written"] == 8
     assert data.load(recall_folder(bigger), "train").x.shape[0] == 80
 

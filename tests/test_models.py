@@ -10,7 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline import models, runs
+from pipeline import models
+from pipeline.config import runs
+from pipeline.config.runs import evaluation_runs
 from pipeline.models import SequenceModel, chrono_init, reference_cell, set_forget_bias, unroll
 
 H, B, STEPS = 16, 4, 250
@@ -365,7 +367,7 @@ def test_a_parameter_budget_gives_the_largest_hidden_size_within_it(cell):
 @pytest.mark.parametrize("input_layer", [True, False])
 def test_a_runs_counted_parameters_are_those_of_the_model_it_trains(input_layer):
     from pipeline import config
-    from pipeline.train import build_model
+    from pipeline.train.saved import build_model
 
     exp = config.Experiment(
         name="count",
@@ -376,5 +378,5 @@ def test_a_runs_counted_parameters_are_those_of_the_model_it_trains(input_layer)
         ],
         seeds=[0],
     )
-    for spec in exp.runs:
+    for spec in evaluation_runs(exp):
         assert spec.parameter_count == models.parameter_count(build_model(spec))

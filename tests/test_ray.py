@@ -18,16 +18,18 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config, data, layout, paths, ray_executor, runner, sweep, tracking
+from pipeline import config, data, paths
+from pipeline.config.runs import RunResult, RunSpec, evaluation_runs, read_result
 from pipeline.errors import DataError, SweepError
-from pipeline.runs import RunSpec
+from pipeline.sweep import phases, ray_executor, worker
+from pipeline.tracking import names, store, sweep_runs
 from tests.conftest import TINY, write_experiment
 from tests.team import stop
 
 ray = pytest.importorskip("ray")
 
 # what a run's result holds that is not an outcome of training: its identity and its timing
-NOT_OUTCOMES = {"run_id", "wall_time", tracking.CODE_VERSION}
+NOT_OUTCOMES = {"run_id", "wall_time", names.CODE_VERSION}
 
 
 def _quiet(*_) -> None:
@@ -64,15 +66,15 @@ def _results(root: Path, experiment: str) -> dict[str, dict]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PIPELINE_ROOT", str(root))
         folder = paths.results_dir(experiment)
-    return {r[tracking.RUN_KEY]: r for r in map(runner.read_result, folder.glob("*/*.json"))}
+    return {r.run_key: r for r in map(RunResult.read, folder.glob("*/*.json"))}
 
 
 def _runs_by_key(uri: str, experiment: str) -> dict[str, list]:
     """The sweep's runs by run key, and its parent runs under the key None."""
-    client = tracking.client(uri)
+    client = store.client(uri)
     runs: dict[str, list] = {}
-    for run in tracking.search(client, layout.experiment_id(client, experiment)):
-        runs.setdefault(run.data.tags.get(tracking.RUN_KEY), []).append(run)
+    for run in store.search(client, sweep_runs.experiment_id(client, experiment)):
+        runs.setdefault(run.data.tags.get(names.RUN_KEY), []).append(run)
     return runs
 
 
@@ -81,7 +83,7 @@ def _nested_under_one_parent(runs: dict[str, list]) -> None:
     (parent,) = runs.pop(None)
     assert parent.info.status == "FINISHED"
     for found in runs.values():
-        assert {r.data.tags[layout.PARENT_RUN] for r in found} == {parent.info.run_id}
+        assert {r.data.tags[names.PARENT_RUN] for r in found} == {parent.info.run_id}
 
 
 # ---- a local Ray against the tracking server -----------------------------------------------
@@ -100,10 +102,10 @@ def test_ray_cells_match_a_local_run_one_for_one(
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     exp = config.load(write_experiment(driver_root / "experiments", "tiny", TINY))
     data.run(exp, log=_quiet)
-    sweep.run(exp, jobs=2, executor="ray", log=_quiet)
+    phases.run(exp, jobs=2, executor="ray", log=_quiet)
 
     remote = _results(driver_root, exp.name)
-    assert sorted(remote) == sorted(local) == sorted(s.key for s in exp.runs)
+    assert sorted(remote) == sorted(local) == sorted(s.key for s in evaluation_runs(exp))
     for key, result in remote.items():
         outcome = {k: v for k, v in result.items() if k not in NOT_OUTCOMES}
         # same seed, same data, one torch thread each: training is bit for bit the same
@@ -115,7 +117,7 @@ def test_ray_cells_match_a_local_run_one_for_one(
     assert {k: r["run_id"] for k, r in worker.items()} == {
         k: r["run_id"] for k, r in remote.items()
     }
-    for spec in exp.runs:
+    for spec in evaluation_runs(exp):
         relative = data.folder(exp.name, spec.task, spec.distance, spec.seed).relative_to(
             driver_root
         )
@@ -135,7 +137,7 @@ def test_ray_cells_match_a_local_run_one_for_one(
         assert found[0].data.metrics["test_accuracy"] == remote[key]["test_accuracy"]
     import mlflow.artifacts
 
-    some = remote[exp.runs[0].key]
+    some = remote[evaluation_runs(exp)[0].key]
     served = mlflow.artifacts.download_artifacts(
         run_id=some["run_id"],
         artifact_path="result.json",
@@ -181,7 +183,7 @@ def test_killed_ray_sweep_resumes_without_duplicate_runs(tracking_server, tmp_pa
     finally:
         stop(proc)  # the local Ray it started, workers included
     at_kill = len(list(results.glob("*/*.json")))
-    assert 1 <= at_kill < len(exp.runs)  # killed mid-sweep
+    assert 1 <= at_kill < len(evaluation_runs(exp))  # killed mid-sweep
 
     resumed = subprocess.run(
         command, cwd=paths.SOURCE_ROOT, env=env, capture_output=True, text=True, timeout=400
@@ -189,11 +191,11 @@ def test_killed_ray_sweep_resumes_without_duplicate_runs(tracking_server, tmp_pa
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
 
     finished = _results(tmp_path, exp.name)
-    assert sorted(finished) == sorted(s.key for s in exp.runs)
+    assert sorted(finished) == sorted(s.key for s in evaluation_runs(exp))
     runs = _runs_by_key(tracking_server, exp.name)
     _nested_under_one_parent(runs)  # the resumed sweep reopened the killed one's parent
     statuses = {key: Counter(r.info.status for r in found) for key, found in runs.items()}
-    for spec in exp.runs:
+    for spec in evaluation_runs(exp):
         assert statuses[spec.key]["FINISHED"] == 1, (spec.key, statuses[spec.key])
         assert statuses[spec.key]["RUNNING"] == 0, (spec.key, statuses[spec.key])
         (done,) = [r for r in runs[spec.key] if r.info.status == "FINISHED"]
@@ -225,7 +227,7 @@ def test_a_remote_cluster_refuses_a_store_only_this_machine_reaches(uri, address
         ("sqlite:////srv/mlruns/mlflow.db", None),  # a local Ray
         ("sqlite:////srv/mlruns/mlflow.db", "local"),
         ("sqlite:////srv/mlruns/mlflow.db", "127.0.0.1:6379"),  # a head on this machine
-        ("http://tracking.example:5000", "10.1.2.3:6379"),
+        ("http://store.example:5000", "10.1.2.3:6379"),
         ("postgresql://mlflow@db.example/mlflow", "ray://head.example:10001"),
     ],
 )
@@ -245,7 +247,7 @@ def test_the_store_check_reads_ray_address_and_hides_passwords(monkeypatch):
 
 def _one_cell(root: Path) -> RunSpec:
     exp = config.load(write_experiment(root / "experiments", "tiny", TINY))
-    return exp.runs[0]
+    return evaluation_runs(exp)[0]
 
 
 @pytest.mark.slow
@@ -274,7 +276,7 @@ def test_a_tuning_sweep_runs_both_phases_on_ray(tracking_server, local_ray, tmp_
     """Grid points are ordinary runs: on Ray too, tuning runs first, then evaluation runs with
     the choice the driver makes from the returned results.
     """
-    from pipeline import runs, tuning
+    from pipeline.config import runs, tuning
 
     driver_root = tmp_path / "driver_root"
     monkeypatch.setenv("PIPELINE_ROOT", str(driver_root))
@@ -289,16 +291,16 @@ def test_a_tuning_sweep_runs_both_phases_on_ray(tracking_server, local_ray, tmp_
     }
     exp = config.load(write_experiment(driver_root / "experiments", "tuned", settings))
     data.run(exp, log=_quiet)
-    progress = sweep.run(exp, jobs=2, executor="ray", log=_quiet)
+    progress = phases.run(exp, jobs=2, executor="ray", log=_quiet)
     tuned = runs.tuning_runs(exp)
-    assert progress.failed == 0 and progress.done == len(tuned) + len(exp.runs)
-    results = {s.key: runner.read_result(runner.result_path(s)) for s in tuned}
+    assert progress.failed == 0 and progress.done == len(tuned) + len(evaluation_runs(exp))
+    results = {s.key: read_result(s) for s in tuned}
     choice, _, missing = tuning.select(exp, results)
     assert not missing
     server = _runs_by_key(tracking_server, exp.name)
     for spec in [*tuned, *runs.evaluation_runs(exp, choice)]:
-        result = runner.read_result(runner.result_path(spec))
-        assert result[tracking.CONFIG_HASH] == spec.config_hash, spec.key
+        result = read_result(spec)
+        assert result.config_hash == spec.config_hash, spec.key
         assert [r.info.status for r in server[spec.key]] == ["FINISHED"], spec.key
 
 
@@ -311,20 +313,21 @@ def test_a_retried_task_adopts_its_finished_run_rather_than_training_it_twice(
     root, exp = tiny_sweep
     monkeypatch.setenv("PIPELINE_ROOT", str(root))
     uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
-    client = tracking.client(uri)
-    exp_id = client.get_experiment_by_name(layout.mlflow_name(exp.name)).experiment_id
-    spec = exp.runs[0]
-    saved = runner.read_result(runner.result_path(spec))
-    version = saved[tracking.CODE_VERSION]
-    before = len(tracking.search(client, exp_id))
+    client = store.client(uri)
+    exp_id = client.get_experiment_by_name(names.mlflow_name(exp.name)).experiment_id
+    spec = evaluation_runs(exp)[0]
+    saved = read_result(spec)
+    version = saved.code_version
+    before = len(store.search(client, exp_id))
     import torch
 
     threads = torch.get_num_threads()
-    init_args = (uri, exp_id, {tracking.CODE_VERSION: version}, threads)
-    monkeypatch.setattr(runner, "_worker", {})  # this process's worker set-up, undone after
-    result = ray_executor._cell(spec, init_args, None)  # the task's body, as a retry runs it
+    setup = worker.WorkerSetup(uri, exp_id, {names.CODE_VERSION: version}, threads)
+    # this process's worker set-up, undone after
+    monkeypatch.setattr(worker, "_process", worker._Process())
+    result = ray_executor._ray_task(spec, setup, None)  # the task's body, as a retry runs it
     assert result == saved
-    assert len(tracking.search(client, exp_id)) == before  # nothing trained
-    from pipeline import resume
+    assert len(store.search(client, exp_id)) == before  # nothing trained
+    from pipeline.sweep import resume
 
     assert resume.already_finished(client, exp_id, spec, "another version") is None

@@ -17,8 +17,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline import config, data, layout, paths, record, sweep, tracking, train
+from pipeline import config, data, paths
+from pipeline.config.runs import evaluation_runs
 from pipeline.errors import ConfigError, DataError, SweepError, TrackingError, WeightsError
+from pipeline.sweep import phases
+from pipeline.tracking import names, store, sweep_runs
+from pipeline.train import saved
 from tests.conftest import TINY, write_experiment
 from tests.team import LostReplies, free_port
 
@@ -31,10 +35,10 @@ def _small(**training) -> dict:
 
 def _runs(exp_name: str, status: str | None = None, parents: bool = False) -> list:
     """The sweep's runs (with ``parents``: its parent runs instead) with ``status``."""
-    client = tracking.client()
-    exp_id = layout.experiment_id(client, exp_name)
-    found = tracking.search(client, exp_id, f"attributes.status = '{status}'" if status else "")
-    return [r for r in found if layout.is_parent(r) == parents]
+    client = store.client()
+    exp_id = sweep_runs.experiment_id(client, exp_name)
+    found = store.search(client, exp_id, f"attributes.status = '{status}'" if status else "")
+    return [r for r in found if sweep_runs.is_parent(r) == parents]
 
 
 def _cli(*args: str, root: Path, env: dict | None = None, **kw) -> subprocess.Popen:
@@ -58,10 +62,10 @@ def _check_invariants(exp: config.Experiment, complete: bool) -> None:
     no result file without one. With ``complete``: exactly one each, and nothing RUNNING.
     """
     finished = _runs(exp.name, "FINISHED")
-    per_key = Counter(r.data.tags[tracking.RUN_KEY] for r in finished)
+    per_key = Counter(r.data.tags[names.RUN_KEY] for r in finished)
     assert all(n == 1 for n in per_key.values()), per_key
-    by_id = {r.info.run_id: r.data.tags[tracking.RUN_KEY] for r in finished}
-    for spec in exp.runs:
+    by_id = {r.info.run_id: r.data.tags[names.RUN_KEY] for r in finished}
+    for spec in evaluation_runs(exp):
         path = paths.result_file(exp.name, spec.key)
         if path.exists():
             result = json.loads(path.read_text())  # complete JSON: written atomically
@@ -69,11 +73,11 @@ def _check_invariants(exp: config.Experiment, complete: bool) -> None:
         elif complete:
             pytest.fail(f"no result file for {spec.key}")
     if complete:
-        assert set(per_key) == {s.key for s in exp.runs}
+        assert set(per_key) == {s.key for s in evaluation_runs(exp)}
         assert not _runs(exp.name, "RUNNING") and not _runs(exp.name, "RUNNING", parents=True)
         (parent,) = _runs(exp.name, parents=True)  # one, reused by every sweep of this code
         assert parent.info.status == "FINISHED"
-        assert {r.data.tags.get(layout.PARENT_RUN) for r in finished} == {parent.info.run_id}
+        assert {r.data.tags.get(names.PARENT_RUN) for r in finished} == {parent.info.run_id}
 
 
 def _group_ended(group: int, within: float = 10.0) -> bool:
@@ -116,7 +120,7 @@ def test_killed_sweeps_resume_with_nothing_lost_or_doubled(pipeline_root):
             # interrupted: the parent run ends KILLED (a SIGKILL leaves it to the next sweep)
             for parent in _runs(exp.name, parents=True):
                 assert parent.info.status == "KILLED"
-                assert "Stopped: interrupted" in parent.data.tags[layout.NOTE]
+                assert "Stopped: interrupted" in parent.data.tags[names.NOTE]
         assert _group_ended(proc.pid), f"a worker outlived the sweep after {how}"
         _check_invariants(exp, complete=False)
         assert len(_runs(exp.name, parents=True)) <= 1
@@ -125,20 +129,20 @@ def test_killed_sweeps_resume_with_nothing_lost_or_doubled(pipeline_root):
     assert final.returncode == 0, err
     _check_invariants(exp, complete=True)
     stale = [r for r in _runs(exp.name) if r.info.status in ("KILLED", "FAILED")]
-    assert all(tracking.RUN_KEY in r.data.tags for r in stale)  # closed, not left RUNNING
+    assert all(names.RUN_KEY in r.data.tags for r in stale)  # closed, not left RUNNING
     (parent,) = _runs(exp.name, parents=True)  # every attempt nests under the one parent
-    assert {r.data.tags[layout.PARENT_RUN] for r in stale} <= {parent.info.run_id}
+    assert {r.data.tags[names.PARENT_RUN] for r in stale} <= {parent.info.run_id}
 
 
 @pytest.mark.slow
 def test_stale_running_runs_are_closed_and_retrained(pipeline_root):
     exp = config.load(write_experiment(pipeline_root / "experiments", "stale", _small()))
     data.run(exp, **QUIET)
-    client = tracking.connect()
-    exp_id = layout.experiment_id(client, exp.name)
-    spec = exp.runs[0]
-    ghost = client.create_run(exp_id, tags={tracking.RUN_KEY: spec.key})  # as if killed mid-run
-    sweep.run(exp, jobs=1, **QUIET)
+    client = store.connect()
+    exp_id = sweep_runs.experiment_id(client, exp.name)
+    spec = evaluation_runs(exp)[0]
+    ghost = client.create_run(exp_id, tags={names.RUN_KEY: spec.key})  # as if killed mid-run
+    phases.run(exp, jobs=1, **QUIET)
     assert client.get_run(ghost.info.run_id).info.status == "KILLED"
     _check_invariants(exp, complete=True)
 
@@ -147,11 +151,11 @@ def test_stale_running_runs_are_closed_and_retrained(pipeline_root):
 def test_finished_run_without_result_file_is_adopted_not_retrained(pipeline_root):
     exp = config.load(write_experiment(pipeline_root / "experiments", "adopt", _small()))
     data.run(exp, **QUIET)
-    sweep.run(exp, jobs=1, **QUIET)
-    lost = paths.result_file(exp.name, exp.runs[0].key)
+    phases.run(exp, jobs=1, **QUIET)
+    lost = paths.result_file(exp.name, evaluation_runs(exp)[0].key)
     run_id = json.loads(lost.read_text())["run_id"]
     lost.unlink()  # killed after FINISHED, before the rename
-    sweep.run(exp, jobs=1, **QUIET)
+    phases.run(exp, jobs=1, **QUIET)
     assert json.loads(lost.read_text())["run_id"] == run_id
     _check_invariants(exp, complete=True)
 
@@ -172,7 +176,7 @@ def test_every_write_that_arrives_twice_is_recorded_once(
     proxy = LostReplies(tracking_server)
     try:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy.uri)
-        sweep.run(exp, jobs=1, **QUIET)
+        phases.run(exp, jobs=1, **QUIET)
     finally:
         proxy.close()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
@@ -181,13 +185,17 @@ def test_every_write_that_arrives_twice_is_recorded_once(
                      "logged-models", "artifacts"]:  # fmt: skip
         assert any(k.endswith(endpoint) for k in proxy.lost), (endpoint, proxy.lost)
     _check_invariants(exp, complete=True)
-    client = tracking.client()
-    exp_id = layout.experiment_id(client, exp.name)
+    client = store.client()
+    exp_id = sweep_runs.experiment_id(client, exp.name)
     deleted = client.search_runs([exp_id], run_view_type=ViewType.DELETED_ONLY)
-    assert len(deleted) == proxy.lost["POST /api/2.0/mlflow/runs/create"] == len(exp.runs) + 1
+    assert (
+        len(deleted)
+        == proxy.lost["POST /api/2.0/mlflow/runs/create"]
+        == len(evaluation_runs(exp)) + 1
+    )
     assert {r.info.status for r in deleted} == {"KILLED"}
     for run in _runs(exp.name, "FINISHED"):
-        key = run.data.tags[tracking.RUN_KEY]
+        key = run.data.tags[names.RUN_KEY]
         models = client.search_logged_models([exp_id], f"source_run_id = '{run.info.run_id}'")
         assert [m.status for m in models] == [LoggedModelStatus.READY], key
         assert [o.model_id for o in run.outputs.model_outputs] == [models[0].model_id], key
@@ -249,7 +257,7 @@ def test_bad_data_file_stops_the_sweep_before_any_run(pipeline_root, damage):
     else:
         victim.unlink()
     with pytest.raises(DataError, match=re.escape(str(victim))):
-        sweep.run(exp, jobs=1, **QUIET)
+        phases.run(exp, jobs=1, **QUIET)
     assert not _runs(exp.name) and not _runs(exp.name, parents=True)  # nothing was started
     assert not paths.results_dir(exp.name).joinpath("sweep.json").exists()
 
@@ -274,7 +282,7 @@ def test_bad_tracking_uri_fails_fast_before_training(pipeline_root, monkeypatch,
     assert uri in err and "error:" in err
     assert not paths.results_dir("nouri").exists()
     with pytest.raises(TrackingError, match="MLFLOW_TRACKING_URI|unreachable"):
-        tracking.connect(uri)
+        store.connect(uri)
 
 
 @pytest.mark.slow
@@ -282,17 +290,17 @@ def test_disk_full_result_is_not_recorded_as_finished(pipeline_root, monkeypatch
     exp = config.load(write_experiment(pipeline_root / "experiments", "full", _small()))
     data.run(exp, **QUIET)
 
-    def no_room(path, payload):
+    def no_room(path, text):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(train, "stage_json", no_room)
+    monkeypatch.setattr(paths, "stage_text", no_room)
     with pytest.raises(SweepError, match="No space left"):
-        sweep.run(exp, jobs=1, **QUIET)
+        phases.run(exp, jobs=1, **QUIET)
     assert not _runs(exp.name, "FINISHED")
     assert {r.info.status for r in _runs(exp.name)} == {"FAILED"}
     (parent,) = _runs(exp.name, parents=True)
-    assert parent.info.status == "FAILED" and "runs failed" in parent.data.tags[layout.NOTE]
-    assert not any(paths.result_file(exp.name, s.key).exists() for s in exp.runs)
+    assert parent.info.status == "FAILED" and "runs failed" in parent.data.tags[names.NOTE]
+    assert not any(paths.result_file(exp.name, s.key).exists() for s in evaluation_runs(exp))
 
 
 class _Payload:
@@ -310,15 +318,15 @@ def test_weights_that_are_not_a_state_dict_are_refused(tmp_path):
     evil = tmp_path / "evil.pt"
     torch.save({"w": _Payload(marker)}, evil)
     with pytest.raises(WeightsError, match=re.escape(str(evil))):
-        record.load_weights(evil)
+        saved.load_weights(evil)
     assert not marker.exists()
     plain = tmp_path / "list.pt"
     torch.save([torch.zeros(2)], plain)
     with pytest.raises(WeightsError, match="not a state dict"):
-        record.load_weights(plain)
+        saved.load_weights(plain)
     good = tmp_path / "good.pt"
     torch.save({"w": torch.ones(3)}, good)
-    assert torch.equal(record.load_weights(good)["w"], torch.ones(3))
+    assert torch.equal(saved.load_weights(good)["w"], torch.ones(3))
 
 
 # ---- concurrency ------------------------------------------------------------------------------
@@ -329,12 +337,12 @@ def test_four_workers_on_one_sqlite_store_lose_nothing(pipeline_root):
     settings = {**TINY, "training": {**TINY["training"], "max_steps": 40, "solved_accuracy": 1.0}}
     exp = config.load(write_experiment(pipeline_root / "experiments", "crowd", settings))
     data.run(exp, **QUIET)
-    progress = sweep.run(exp, jobs=4, **QUIET)  # 4 writers on 2 cores: contention on purpose
+    progress = phases.run(exp, jobs=4, **QUIET)  # 4 writers on 2 cores: contention on purpose
     assert progress.failed == 0
     _check_invariants(exp, complete=True)
-    client = tracking.client()
+    client = store.client()
     for run in _runs(exp.name, "FINISHED"):
-        spec = next(s for s in exp.runs if s.key == run.data.tags[tracking.RUN_KEY])
+        spec = next(s for s in evaluation_runs(exp) if s.key == run.data.tags[names.RUN_KEY])
         assert len(run.data.params) == len(spec.params())
         steps = json.loads(paths.result_file(exp.name, spec.key).read_text())["steps"]
         val = client.get_metric_history(run.info.run_id, "val_accuracy")

@@ -22,11 +22,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipeline import layout, report, tracking
+from pipeline import report
 from pipeline.config import Experiment
+from pipeline.config.runs import evaluation_runs
 from pipeline.errors import ReportError
 from pipeline.report import reading
 from pipeline.report.results import NO_PROBE
+from pipeline.tracking import names, store, sweep_runs
 
 
 def copy_root(source: Path, target: Path) -> Path:
@@ -66,7 +68,7 @@ def result_path(root: Path, exp: Experiment, key: str) -> Path:
 
 
 def mlflow_client(root: Path):
-    return tracking.client(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    return store.client(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
 
 
 class Page(HTMLParser):
@@ -119,12 +121,12 @@ def damaged(tiny_sweep, tmp_path_factory):
     """
     source, exp = tiny_sweep
     root = copy_root(source, tmp_path_factory.mktemp("damaged") / "root")
-    keys = [spec.key for spec in exp.runs]
+    keys = [spec.key for spec in evaluation_runs(exp)]
     kinds = {"unprobed": keys[0], "diverged": keys[1], "failed": keys[2], "missing": keys[3]}
 
-    unprobed = result_path(root, exp, kinds["unprobed"])  # a run from before the probe existed
+    unprobed = result_path(root, exp, kinds["unprobed"])  # a run whose probes gave no number
     result = json.loads(unprobed.read_text())
-    unprobed.write_text(json.dumps({k: v for k, v in result.items() if "probe" not in k}))
+    unprobed.write_text(json.dumps(result | {"probe_init": {}, "probe_final": {}}))
 
     diverged = result_path(root, exp, kinds["diverged"])
     result = json.loads(diverged.read_text())
@@ -134,8 +136,8 @@ def damaged(tiny_sweep, tmp_path_factory):
     result_path(root, exp, kinds["missing"]).unlink()
     result_path(root, exp, kinds["failed"]).unlink()
     client = mlflow_client(root)
-    exp_id = client.get_experiment_by_name(layout.mlflow_name(exp.name)).experiment_id
-    attempt = client.create_run(exp_id, tags={tracking.RUN_KEY: kinds["failed"]})
+    exp_id = client.get_experiment_by_name(names.mlflow_name(exp.name)).experiment_id
+    attempt = client.create_run(exp_id, tags={names.RUN_KEY: kinds["failed"]})
     client.set_tag(attempt.info.run_id, "error", "RuntimeError('out of memory')")
     client.set_terminated(attempt.info.run_id, "FAILED")
     return root, exp, write_report(root, exp), kinds
@@ -161,12 +163,12 @@ def test_every_file_is_written(clean):
 def test_results_have_one_row_per_run_and_match_mlflow(clean):
     root, exp, folder = clean
     results = pd.read_csv(folder / "results.csv")
-    assert sorted(results["run_key"]) == sorted(spec.key for spec in exp.runs)
+    assert sorted(results["run_key"]) == sorted(spec.key for spec in evaluation_runs(exp))
     assert set(results["status"]) <= {"solved", "unsolved", "diverged"}
     client = mlflow_client(root)
     for row in results.itertuples(index=False):
         run = client.get_run(row.run_id)
-        assert run.data.tags[tracking.RUN_KEY] == row.run_key
+        assert run.data.tags[names.RUN_KEY] == row.run_key
         assert run.data.tags["status"] == row.status
         assert run.data.metrics["test_accuracy"] == pytest.approx(row.test_accuracy, rel=1e-12)
         assert run.data.metrics["steps"] == row.steps
@@ -242,25 +244,20 @@ def test_provenance_names_the_experiment_file_and_runs(clean):
 def test_report_goes_to_the_sweeps_parent_run_and_replaces_the_previous_one(clean):
     root, exp, folder = clean
     client = mlflow_client(root)
-    exp_id = client.get_experiment_by_name(layout.mlflow_name(exp.name)).experiment_id
-    (parent,) = [r for r in tracking.search(client, exp_id) if layout.is_parent(r)]
+    exp_id = client.get_experiment_by_name(names.mlflow_name(exp.name)).experiment_id
+    (parent,) = [r for r in store.search(client, exp_id) if sweep_runs.is_parent(r)]
     listed = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {f"report/{name}" for name in ("report.html", "report.md", "results.csv")} <= listed
     assert parent.info.run_id in (folder / "report.md").read_text()  # named in the provenance
-    # what an earlier report left: a figure this one lacks, and a separate summary run
+    # what an earlier report left: a figure this one lacks
     artifacts = Path(urllib.parse.urlparse(parent.info.artifact_uri).path)
     (artifacts / "report" / "figures" / "gone.png").write_bytes(b"old")
-    legacy = client.create_run(exp_id, run_name="report", tags={layout.SUMMARY_TAG: "true"})
-    client.log_text(legacy.info.run_id, "old", "report.html")
-    client.set_terminated(legacy.info.run_id)
     write_report(root, exp)
     assert not (artifacts / "report" / "figures" / "gone.png").exists()
     html = (folder / "report.html").read_text()
     assert (artifacts / "report" / "report.html").read_text() == html
-    runs = tracking.search(client, exp_id)
-    assert len(runs) == len(exp.runs) + 1  # the runs and their parent; the summary run deleted
-    assert legacy.info.run_id not in {r.info.run_id for r in runs}
-    assert not Path(urllib.parse.urlparse(legacy.info.artifact_uri).path).exists()
+    runs = store.search(client, exp_id)
+    assert len(runs) == len(evaluation_runs(exp)) + 1  # the runs and their parent, no other
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"
 
 
@@ -270,7 +267,7 @@ def test_report_goes_to_the_sweeps_parent_run_and_replaces_the_previous_one(clea
 def test_troubled_runs_are_listed_with_their_status(damaged):
     _, exp, folder, kinds = damaged
     results = pd.read_csv(folder / "results.csv").set_index("run_key")
-    assert len(results) == len(exp.runs)
+    assert len(results) == len(evaluation_runs(exp))
     assert results.loc[kinds["diverged"], "status"] == "diverged"
     assert results.loc[kinds["failed"], "status"] == "failed"
     assert "out of memory" in results.loc[kinds["failed"], "note"]
@@ -315,7 +312,7 @@ def test_stale_results_do_not_count_as_finished(tiny_sweep, tmp_path):
     root = copy_root(source, tmp_path / "root")
     for path in (root / "results").rglob("*_s*.json"):
         result = json.loads(path.read_text())
-        path.write_text(json.dumps(result | {tracking.CONFIG_HASH: "another"}))
+        path.write_text(json.dumps(result | {names.CONFIG_HASH: "another"}))
     with pytest.raises(ReportError, match="no finished runs"):
         write_report(root, exp)
 
@@ -325,7 +322,7 @@ def test_deleted_experiment_is_an_error(tiny_sweep, tmp_path):
     root = copy_root(source, tmp_path / "root")
     client = mlflow_client(root)
     client.delete_experiment(
-        client.get_experiment_by_name(layout.mlflow_name(exp.name)).experiment_id
+        client.get_experiment_by_name(names.mlflow_name(exp.name)).experiment_id
     )
     with pytest.raises(ReportError, match="no MLflow experiment"):
         write_report(root, exp)
@@ -354,7 +351,7 @@ def test_report_reads_results_never_training_code(name):
     imported = imports_of(module)
     training = (
         "torch", "pipeline.train", "pipeline.models", "pipeline.probe", "pipeline.sweep",
-        "pipeline.runner", "pipeline.batches", "pipeline.record", "pipeline.data",
+        "pipeline.data",
     )  # fmt: skip
     for found in imported:
         assert not any(found == t or found.startswith(f"{t}.") for t in training), found

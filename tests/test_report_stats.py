@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 
 from pipeline import config
+from pipeline.config.runs import evaluation_runs
 from pipeline.report import compare, figures, findings, stats, style, survival
 from pipeline.report.reading import RESULT_COLUMNS
-from pipeline.report.results import Sweep
+from pipeline.report.results import Readout
 from pipeline.report.tables import d50_text, horizon_text, survival_text
 
 # ---- hand-made count tables ------------------------------------------------------------------
@@ -124,7 +125,7 @@ SEEDS = [0, 1, 2, 3]
 DISTANCES = [10, 20, 40, 80]
 
 
-def synthetic_sweep(outcome: dict[tuple[str, int], list[str]], shares=None) -> Sweep:
+def synthetic_sweep(outcome: dict[tuple[str, int], list[str]], shares=None) -> Readout:
     """A sweep of two models (rnn, lstm) on recall without training: ``outcome[(model, d)]`` is
     the status of each seed; ``shares[(model, d)]`` each seed's initial key share.
     """
@@ -135,7 +136,7 @@ def synthetic_sweep(outcome: dict[tuple[str, int], list[str]], shares=None) -> S
         seeds=SEEDS,
     )
     rows = []
-    for spec in exp.runs:
+    for spec in evaluation_runs(exp):
         status = outcome[(spec.model.name, spec.distance)][SEEDS.index(spec.seed)]
         share = (shares or {}).get((spec.model.name, spec.distance))
         share = share[SEEDS.index(spec.seed)] if share else 10.0 ** (-spec.distance / 10)
@@ -167,7 +168,7 @@ def synthetic_sweep(outcome: dict[tuple[str, int], list[str]], shares=None) -> S
     runs = runs.astype({"steps": "Int64", "steps_to_solve": "Int64", "solved": "boolean"})
     history = pd.DataFrame(columns=["run_id", "task", "model", "distance", "seed", "metric"])
     curves = pd.DataFrame(columns=["run_id", "task", "model", "distance", "phase", "k"])
-    return Sweep(exp, "1", "sqlite:///none", runs, curves, history.assign(step=[], value=[]))
+    return Readout(exp, "1", "sqlite:///none", runs, curves, history.assign(step=[], value=[]))
 
 
 def all_(status: str) -> list[str]:
@@ -269,7 +270,7 @@ def test_synthetic_sweep_draws_every_figure_with_an_outcome():
     assert "adding_mse" not in names  # no adding task: no adding figure
 
 
-def family_sweep(outcome: dict[str, int]) -> Sweep:
+def family_sweep(outcome: dict[str, int]) -> Readout:
     """Five variants over three families: ``outcome[model]`` is the longest distance at which all
     its seeds solve (0: none).
     """
@@ -286,7 +287,7 @@ def family_sweep(outcome: dict[str, int]) -> Sweep:
         seeds=SEEDS,
     )  # fmt: skip
     rows = []
-    for spec in exp.runs:
+    for spec in evaluation_runs(exp):
         solved = spec.distance <= outcome[spec.model.name]
         rows.append(
             {
@@ -300,7 +301,7 @@ def family_sweep(outcome: dict[str, int]) -> Sweep:
             }
         )
     runs = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    return Sweep(exp, "1", "sqlite:///none", runs, base.curves, base.history)
+    return Readout(exp, "1", "sqlite:///none", runs, base.curves, base.history)
 
 
 def test_verdicts_compare_defaults_with_defaults_and_best_with_best():
@@ -390,10 +391,10 @@ def test_adding_sentences_use_the_variants_baselines(variant):
             "parameters": 609,
             "run_id": spec.key,
         }
-        for spec in exp.runs
+        for spec in evaluation_runs(exp)
     ]
     base = synthetic_sweep(RNN_SHORT)
-    sweep = Sweep(exp, "1", "sqlite:///none", pd.DataFrame(rows, columns=RESULT_COLUMNS),
+    sweep = Readout(exp, "1", "sqlite:///none", pd.DataFrame(rows, columns=RESULT_COLUMNS),
                   base.curves, base.history)  # fmt: skip
     no_memory, one = exp.tasks[0].build().baselines(distance).values()
     sentence = next(s for s in findings.findings(sweep) if s.startswith("Test MSE"))
@@ -431,8 +432,8 @@ def test_an_e_folding_length_past_its_fit_window_is_not_printed_as_a_number():
 def test_tuning_caveats_flag_choices_at_the_grid_edge_and_on_no_solved_seed():
     from types import SimpleNamespace
 
+    from pipeline.config.tuning import Score, Selection
     from pipeline.report.tables import tuning_caveats
-    from pipeline.tuning import Score, Selection
 
     grid = {"learning_rate": [0.001, 0.003, 0.01]}
     sweep = SimpleNamespace(exp=SimpleNamespace(tuning=SimpleNamespace(grid=grid, seeds=[100])))

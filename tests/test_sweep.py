@@ -8,34 +8,39 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from pipeline import config, conventions, data, layout, paths, sweep, tracking
+from pipeline import config, data, paths
+from pipeline.config.runs import RunResult, evaluation_runs
+from pipeline.sweep import phases
+from pipeline.tracking import names, run_log, source, store, sweep_runs, ui
 from tests.conftest import TINY, write_experiment
 
 
 def _finished_runs(exp_name: str) -> list:
     """The sweep's FINISHED runs (not its parent run)."""
-    client = tracking.client()
-    exp_id = layout.experiment_id(client, exp_name)
-    finished = tracking.search(client, exp_id, "attributes.status = 'FINISHED'")
-    return [r for r in finished if not layout.is_parent(r)]
+    client = store.client()
+    exp_id = sweep_runs.experiment_id(client, exp_name)
+    finished = store.search(client, exp_id, "attributes.status = 'FINISHED'")
+    return [r for r in finished if not sweep_runs.is_parent(r)]
 
 
 def _parents(exp_name: str) -> list:
-    client = tracking.client()
-    return [r for r in tracking.search(client, layout.experiment_id(client, exp_name))
-            if layout.is_parent(r)]  # fmt: skip
+    client = store.client()
+    return [r for r in store.search(client, sweep_runs.experiment_id(client, exp_name))
+            if sweep_runs.is_parent(r)]  # fmt: skip
 
 
 def test_one_finished_run_per_cell_with_params_tags_histories(tiny_sweep, monkeypatch):
     root, exp = tiny_sweep
     monkeypatch.setenv("PIPELINE_ROOT", str(root))
     runs = _finished_runs(exp.name)
-    keys = sorted(r.data.tags[tracking.RUN_KEY] for r in runs)
-    assert keys == sorted(s.key for s in exp.runs)  # 2 distances x 2 seeds x 2 models, once each
+    keys = sorted(r.data.tags[names.RUN_KEY] for r in runs)
+    assert keys == sorted(
+        s.key for s in evaluation_runs(exp)
+    )  # 2 distances x 2 seeds x 2 models, once each
 
-    client = tracking.client()
+    client = store.client()
     for run in runs:
-        spec = next(s for s in exp.runs if s.key == run.data.tags[tracking.RUN_KEY])
+        spec = next(s for s in evaluation_runs(exp) if s.key == run.data.tags[names.RUN_KEY])
         assert run.info.run_name == spec.title
         # every config field under its own name, as the string MLflow stores
         assert run.data.params == {k: str(v) for k, v in spec.params().items()}
@@ -55,17 +60,17 @@ def test_one_finished_run_per_cell_with_params_tags_histories(tiny_sweep, monkey
 def test_weights_artifact_loads_as_plain_state_dict(tiny_sweep, monkeypatch, tmp_path):
     import mlflow.artifacts
 
-    from pipeline.train import build_model
+    from pipeline.train.saved import build_model
 
     root, exp = tiny_sweep
     monkeypatch.setenv("PIPELINE_ROOT", str(root))
     run = _finished_runs(exp.name)[0]
-    spec = next(s for s in exp.runs if s.key == run.data.tags[tracking.RUN_KEY])
+    spec = next(s for s in evaluation_runs(exp) if s.key == run.data.tags[names.RUN_KEY])
     local = mlflow.artifacts.download_artifacts(
         run_id=run.info.run_id,
         artifact_path="model.pt",
         dst_path=str(tmp_path),
-        tracking_uri=tracking.client().tracking_uri,
+        tracking_uri=store.client().tracking_uri,
     )
     state = torch.load(local, weights_only=True)
     model = build_model(spec)
@@ -77,15 +82,15 @@ def test_result_files_match_mlflow(tiny_sweep, monkeypatch):
     root, exp = tiny_sweep
     monkeypatch.setenv("PIPELINE_ROOT", str(root))
     by_id = {r.info.run_id: r for r in _finished_runs(exp.name)}
-    for spec in exp.runs:
+    for spec in evaluation_runs(exp):
         result = json.loads(paths.result_file(exp.name, spec.key).read_text())
         run = by_id[result["run_id"]]
         assert result["test_accuracy"] == pytest.approx(run.data.metrics["test_accuracy"])
         assert result["status"] in ("solved", "unsolved", "diverged")
         assert result["solved"] == (result["status"] == "solved")
-        assert result[tracking.CONFIG_HASH] == spec.config_hash
+        assert result[names.CONFIG_HASH] == spec.config_hash
     summary = json.loads((paths.results_dir(exp.name) / "sweep.json").read_text())
-    assert set(summary["runs"]) == {s.key for s in exp.runs}
+    assert set(summary["runs"]) == {s.key for s in evaluation_runs(exp)}
 
 
 def test_rerun_creates_no_new_runs(tiny_sweep, monkeypatch, tmp_path):
@@ -97,8 +102,8 @@ def test_rerun_creates_no_new_runs(tiny_sweep, monkeypatch, tmp_path):
     monkeypatch.setenv("PIPELINE_ROOT", str(copy))
     before = len(_finished_runs(exp.name))
     (parent,) = _parents(exp.name)
-    progress = sweep.run(exp, jobs=2, log=lambda *_: None)
-    assert progress.done == len(exp.runs) and progress.failed == 0
+    progress = phases.run(exp, jobs=2, log=lambda *_: None)
+    assert progress.done == len(evaluation_runs(exp)) and progress.failed == 0
     assert len(_finished_runs(exp.name)) == before
     (again,) = _parents(exp.name)  # the same parent, reopened and finished again
     assert again.info.run_id == parent.info.run_id and again.info.status == "FINISHED"
@@ -109,20 +114,20 @@ def test_runs_nest_under_the_sweeps_parent_with_mlflows_own_tags(tiny_sweep, mon
     monkeypatch.setenv("PIPELINE_ROOT", str(root))
     (parent,) = _parents(exp.name)
     assert parent.info.status == "FINISHED" and parent.info.run_name == "sweep tiny"
-    assert parent.data.tags[layout.ROLE] == layout.SWEEP
-    assert "8 evaluation runs" in parent.data.tags[layout.NOTE]
+    assert parent.data.tags[names.ROLE] == names.SWEEP
+    assert "8 evaluation runs" in parent.data.tags[names.NOTE]
     runs = _finished_runs(exp.name)
-    commit = conventions.source_tags()[conventions.GIT_COMMIT]
+    commit = source.source_tags()[names.GIT_COMMIT]
     for run in runs:
         tags = run.data.tags
-        assert tags[layout.PARENT_RUN] == parent.info.run_id
-        assert tags[conventions.SOURCE_TYPE] in ("LOCAL", "PROJECT")
-        assert tags[conventions.SOURCE_NAME].endswith("pipeline/train.py")
-        assert tags[conventions.GIT_COMMIT] == commit and tags["code_commit"].startswith(commit)
-        assert run.info.user_id == tags[conventions.USER] != "unknown"
-        result = json.loads(paths.result_file(exp.name, tags[tracking.RUN_KEY]).read_text())
-        assert tags[layout.NOTE] == conventions.outcome_note(result)
-        assert f"test accuracy {result['test_accuracy']:.3f}" in tags[layout.NOTE]
+        assert tags[names.PARENT_RUN] == parent.info.run_id
+        assert tags[names.SOURCE_TYPE] in ("LOCAL", "PROJECT")
+        assert tags[names.SOURCE_NAME].endswith("pipeline/train/run.py")
+        assert tags[names.GIT_COMMIT] == commit and tags[names.CODE_COMMIT].startswith(commit)
+        assert run.info.user_id == tags[names.USER] != "unknown"
+        result = RunResult.read(paths.result_file(exp.name, tags[names.RUN_KEY]))
+        assert tags[names.NOTE] == run_log.outcome_note(result)
+        assert f"test accuracy {result.test_accuracy:.3f}" in tags[names.NOTE]
 
 
 def test_each_run_logs_its_splits_as_datasets_shared_by_runs_on_the_same_data(
@@ -137,7 +142,7 @@ def test_each_run_logs_its_splits_as_datasets_shared_by_runs_on_the_same_data(
         assert set(inputs) == {"training", "validation", "testing"}
         folder = data.folder(exp.name, exp.tasks[0], int(tags["distance"]), int(tags["seed"]))
         manifest = data.manifest(folder)
-        for split, context in conventions.CONTEXTS.items():
+        for split, context in run_log.CONTEXTS.items():
             dataset = inputs[context]
             assert dataset.name == f"recall/d{tags['distance']}_s{tags['seed']}"
             assert manifest["files"][split]["sha256"].startswith(dataset.digest)
@@ -157,16 +162,16 @@ def test_each_run_logs_its_weights_as_a_model_that_loads_without_pickled_code(
 ):
     import mlflow.artifacts
 
-    from pipeline.train import load_model
+    from pipeline.train.saved import load_model
 
     root, exp = tiny_sweep
     monkeypatch.setenv("PIPELINE_ROOT", str(root))
-    client = tracking.client()
+    client = store.client()
     run = _finished_runs(exp.name)[0]
     (output,) = run.outputs.model_outputs
     logged = client.get_logged_model(output.model_id)
     assert logged.source_run_id == run.info.run_id and str(logged.status) == "READY"
-    assert logged.name == conventions.model_name(run.data.tags[tracking.RUN_KEY])
+    assert logged.name == run_log.model_name(run.data.tags[names.RUN_KEY])
     assert logged.params["cell"] == run.data.tags["cell"]
     assert output.step == int(run.data.metrics["steps"])
     scores = {m.key: m for m in logged.metrics}  # the test scores, linked to the model
@@ -176,7 +181,7 @@ def test_each_run_logs_its_weights_as_a_model_that_loads_without_pickled_code(
         == f"recall/d{run.data.tags['distance']}_s" + (run.data.tags["seed"])
     )
     spec, model = load_model(logged.model_id)
-    assert spec.key == run.data.tags[tracking.RUN_KEY]
+    assert spec.key == run.data.tags[names.RUN_KEY]
     weights = mlflow.artifacts.download_artifacts(
         run_id=run.info.run_id, artifact_path="model.pt", dst_path=str(tmp_path / "r"),
         tracking_uri=client.tracking_uri,
@@ -190,9 +195,9 @@ def test_the_experiment_is_named_for_the_study_and_opens_on_the_learning_curves(
 ):
     root, exp = tiny_sweep
     monkeypatch.setenv("PIPELINE_ROOT", str(root))
-    found = tracking.client().get_experiment_by_name("long-gap/tiny")
-    assert found.tags[layout.EXPERIMENT_KIND] == layout.MODEL_TRAINING
-    view = json.loads(found.tags[layout.VIEW_TAG + layout.CHART_VIEW])
+    found = store.client().get_experiment_by_name("long-gap/tiny")
+    assert found.tags[names.EXPERIMENT_KIND] == names.MODEL_TRAINING
+    view = json.loads(found.tags[names.VIEW_TAG + ui.CHART_VIEW])
     state = json.loads(view["state"])
     (parent,) = _parents(exp.name)
     assert parent.info.run_id in state["searchFilter"]
@@ -206,17 +211,19 @@ def test_changed_training_setting_reruns_only_that_experiment(pipeline_root):
     path = write_experiment(pipeline_root / "experiments", "small", settings)
     exp = config.load(path)
     data.run(exp, log=lambda *_: None)
-    sweep.run(exp, jobs=1, log=lambda *_: None)
+    phases.run(exp, jobs=1, log=lambda *_: None)
     first = {r.info.run_id for r in _finished_runs("small")}
     settings["training"]["max_steps"] = 40
     exp2 = config.load(write_experiment(pipeline_root / "experiments", "small", settings))
-    sweep.run(exp2, jobs=1, log=lambda *_: None)
+    phases.run(exp2, jobs=1, log=lambda *_: None)
     second = _finished_runs("small")
     assert len(second) == 2 * len(first)  # each run again, under its new config hash
-    results = [json.loads(paths.result_file("small", s.key).read_text()) for s in exp2.runs]
+    results = [
+        json.loads(paths.result_file("small", s.key).read_text()) for s in evaluation_runs(exp2)
+    ]
     assert all(
-        r["steps"] <= 40 and r[tracking.CONFIG_HASH] == s.config_hash
-        for r, s in zip(results, exp2.runs, strict=True)
+        r["steps"] <= 40 and r[names.CONFIG_HASH] == s.config_hash
+        for r, s in zip(results, evaluation_runs(exp2), strict=True)
     )
 
 
@@ -236,9 +243,9 @@ def test_divergence_is_recorded_and_the_sweep_finishes(pipeline_root):
     }
     exp = config.load(write_experiment(pipeline_root / "experiments", "boom", settings))
     data.run(exp, log=lambda *_: None)
-    progress = sweep.run(exp, jobs=1, log=lambda *_: None)
-    assert progress.failed == 0 and progress.done == len(exp.runs)
-    for spec in exp.runs:
+    progress = phases.run(exp, jobs=1, log=lambda *_: None)
+    assert progress.failed == 0 and progress.done == len(evaluation_runs(exp))
+    for spec in evaluation_runs(exp):
         result = json.loads(paths.result_file("boom", spec.key).read_text())
         assert result["status"] == "diverged"
         assert result["solved"] is False
@@ -262,16 +269,18 @@ def test_forked_workers_take_each_sweeps_environment(tmp_path, monkeypatch):
         monkeypatch.setenv("PIPELINE_ROOT", str(root))
         exp = config.load(write_experiment(root / "experiments", "env", settings))
         data.run(exp, log=lambda *_: None)
-        sweep.run(exp, jobs=2, log=lambda *_: None)
-        for spec in exp.runs:
+        phases.run(exp, jobs=2, log=lambda *_: None)
+        for spec in evaluation_runs(exp):
             result = json.loads(paths.result_file(exp.name, spec.key).read_text())
             assert paths.result_file(exp.name, spec.key).is_relative_to(root)
-            assert tracking.client().get_run(result["run_id"]).info.status == "FINISHED"
-        assert len(_finished_runs(exp.name)) == len(exp.runs)  # in this root's own store
+            assert store.client().get_run(result["run_id"]).info.status == "FINISHED"
+        assert len(_finished_runs(exp.name)) == len(
+            evaluation_runs(exp)
+        )  # in this root's own store
 
 
 def test_grouped_steps_are_the_same_batches_in_the_same_order():
-    from pipeline import batches as b
+    from pipeline.train import batches as b
 
     g = torch.Generator().manual_seed(0)
     split = data.Split(torch.randint(0, 9, (100, 6), generator=g), torch.arange(100))
@@ -290,7 +299,7 @@ def test_validation_and_metric_writes_keep_their_cadence_with_grouped_steps(pipe
     """10 steps per training batch (the gcd of eval_every 20 and log_every 10), 45 in all: the
     run stops at 45, validates at 20 and 40 and writes training metrics every 10 steps.
     """
-    from pipeline.batches import steps_per_call
+    from pipeline.train.batches import steps_per_call
 
     training = {**TINY["training"], "max_steps": 45, "solved_accuracy": 1.0}
     settings = {**TINY, "seeds": [0], "models": [TINY["models"][0]], "training": training}
@@ -298,11 +307,11 @@ def test_validation_and_metric_writes_keep_their_cadence_with_grouped_steps(pipe
     exp = config.load(write_experiment(pipeline_root / "experiments", "cadence", settings))
     assert steps_per_call(exp.training) == 10
     data.run(exp, log=lambda *_: None)
-    sweep.run(exp, jobs=1, log=lambda *_: None)
+    phases.run(exp, jobs=1, log=lambda *_: None)
     (run,) = _finished_runs("cadence")
-    result = json.loads(paths.result_file("cadence", exp.runs[0].key).read_text())
+    result = json.loads(paths.result_file("cadence", evaluation_runs(exp)[0].key).read_text())
     assert result["steps"] == 45 and result["status"] == "unsolved"
-    client = tracking.client()
+    client = store.client()
 
     def steps(key: str) -> list[int]:
         return [m.step for m in client.get_metric_history(run.info.run_id, key)]
@@ -318,7 +327,7 @@ def test_validation_and_metric_writes_keep_their_cadence_with_grouped_steps(pipe
 
 
 def test_a_large_clipped_gradient_is_not_divergence_a_non_finite_one_is():
-    from pipeline.learner import step_blew_up, window_blew_up
+    from pipeline.train.module import step_blew_up, window_blew_up
 
     assert step_blew_up(2.3, 1e9) is None  # clipping bounds the update: not a divergence
     assert step_blew_up(float("nan"), 1.0) == "non-finite loss"
@@ -331,14 +340,14 @@ def test_a_large_clipped_gradient_is_not_divergence_a_non_finite_one_is():
 def test_a_parent_stopped_by_an_error_keeps_no_password_in_its_description(
     pipeline_root, monkeypatch
 ):
-    client = tracking.connect()
-    exp_id = layout.experiment_id(client, "stopped")
-    parent = layout.create_run(client, exp_id, "sweep stopped", {layout.NOTE: "Plan. Running."})
+    client = store.connect()
+    exp_id = sweep_runs.experiment_id(client, "stopped")
+    parent = store.create_run(client, exp_id, "sweep stopped", {names.NOTE: "Plan. Running."})
     failing = SimpleNamespace(client=client)
-    with pytest.raises(RuntimeError), sweep._closed_on_error(failing, parent.info.run_id):
+    with pytest.raises(RuntimeError), phases._closed_on_error(failing, parent.info.run_id):
         raise RuntimeError("store http://alice:hunter22@host:5000 went away:")
     closed = client.get_run(parent.info.run_id)
     assert closed.info.status == "FAILED"
-    note = closed.data.tags[layout.NOTE]
+    note = closed.data.tags[names.NOTE]
     stopped = "Stopped: store http://alice:***@host:5000 went away."
     assert note == f"Plan. {stopped} The same command resumes the sweep."

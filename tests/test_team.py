@@ -35,7 +35,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline import config, data, layout, paths, tracking
+from pipeline import config, data, paths
+from pipeline.config.runs import evaluation_runs
+from pipeline.tracking import names, store, sweep_runs, ui
 from tests.conftest import TINY, write_experiment
 from tests.team import (
     Postgres,
@@ -80,15 +82,15 @@ class Team:
         """The runs of ``experiment`` (with ``status``) in the store, its sweep's parent runs left
         out; none before it exists.
         """
-        client = tracking.client(self.server.uri)
+        client = store.client(self.server.uri)
         if experiment not in self.experiment_ids:
-            found = layout.find_experiment(client, experiment)
+            found = ui.find_experiment(client, experiment)
             if found is None:
                 return []
             self.experiment_ids[experiment] = found.experiment_id
         where = f"attributes.status = '{status}'" if status else ""
-        found = tracking.search(client, self.experiment_ids[experiment], where)
-        return [r for r in found if not layout.is_parent(r)]
+        found = store.search(client, self.experiment_ids[experiment], where)
+        return [r for r in found if not sweep_runs.is_parent(r)]
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +225,7 @@ class User:
                 report.run(self.exp, experiment_file=self.exp_file)
                 text = (paths.reports_dir(self.exp.name) / "results.csv").read_text()
             else:
-                text = collect(self.exp, tracking.client()).runs.to_csv(index=False)
+                text = collect(self.exp, store.client()).runs.to_csv(index=False)
         table = pd.read_csv(io.StringIO(text))
         return table.drop(columns=NOT_OUTCOMES).sort_values("run_key").reset_index(drop=True)
 
@@ -231,7 +233,7 @@ class User:
         found = {}
         for path in (self.root / "results" / self.exp.name).glob("*/*.json"):
             result = json.loads(path.read_text())
-            found[result[tracking.RUN_KEY]] = result
+            found[result[names.RUN_KEY]] = result
         return found
 
 
@@ -253,18 +255,18 @@ def check_converged(user: User) -> None:
     """One FINISHED run per run key and nothing RUNNING; every result file present, naming that
     run, with the outcome MLflow holds; the sweep's summary written.
     """
-    runs = [r for r in user.team.runs(user.exp.name) if tracking.RUN_KEY in r.data.tags]
+    runs = [r for r in user.team.runs(user.exp.name) if names.RUN_KEY in r.data.tags]
     statuses: dict[str, Counter] = {}
     for run in runs:
-        statuses.setdefault(run.data.tags[tracking.RUN_KEY], Counter())[run.info.status] += 1
+        statuses.setdefault(run.data.tags[names.RUN_KEY], Counter())[run.info.status] += 1
     results = user.results()
-    assert sorted(results) == sorted(s.key for s in user.exp.runs)
-    for spec in user.exp.runs:
+    assert sorted(results) == sorted(s.key for s in evaluation_runs(user.exp))
+    for spec in evaluation_runs(user.exp):
         assert statuses[spec.key]["FINISHED"] == 1, (spec.key, statuses[spec.key])
         assert statuses[spec.key]["RUNNING"] == 0, (spec.key, statuses[spec.key])
         (done,) = [
             r for r in runs
-            if r.data.tags[tracking.RUN_KEY] == spec.key and r.info.status == "FINISHED"
+            if r.data.tags[names.RUN_KEY] == spec.key and r.info.status == "FINISHED"
         ]  # fmt: skip
         assert done.info.run_id == results[spec.key]["run_id"], spec.key
         assert done.data.metrics["test_accuracy"] == results[spec.key]["test_accuracy"]
@@ -283,7 +285,7 @@ def check_no_secrets(user: User) -> None:
         for path in (user.root / folder).rglob("*"):
             if path.is_file():
                 texts[str(path)] = path.read_bytes().decode(errors="replace")
-    assert len(texts) > 2 * len(user.exp.runs)
+    assert len(texts) > 2 * len(evaluation_runs(user.exp))
     for where, text in texts.items():
         for secret in user.team.secrets:
             assert secret not in text, f"a password in {where}"
@@ -362,7 +364,7 @@ def check_consistent(user: User) -> None:
     FINISHED run of its key.
     """
     finished = user.team.runs(user.exp.name, "FINISHED")
-    keys = Counter(r.data.tags[tracking.RUN_KEY] for r in finished)
+    keys = Counter(r.data.tags[names.RUN_KEY] for r in finished)
     assert all(n == 1 for n in keys.values()), keys
     ids = {r.info.run_id for r in finished}
     assert all(r["run_id"] in ids for r in user.results().values())
@@ -434,7 +436,7 @@ def test_a_killed_driver_and_a_dead_node(team, both_nodes, reference, tmp_path, 
     check_consistent(user)
 
     printed = user.sweep()  # nothing left to train; closes the lost attempt's run if RUNNING
-    assert f"all {len(user.exp.runs)} runs" in printed
+    assert f"all {len(evaluation_runs(user.exp))} runs" in printed
     check_invariant(user, reference, monkeypatch)
     statuses = Counter(r.info.status for r in team.runs(user.exp.name))
     team.measured["driver_and_node_kill_run_statuses"] = dict(statuses)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline import ray_executor, tracking
+from pipeline.sweep import ray_executor
+from pipeline.tracking import store
 from tests.team import free_port
 
 
@@ -23,24 +24,24 @@ from tests.team import free_port
     ],
 )  # fmt: skip
 def test_redact_masks_the_password_of_every_uri(text, shown):
-    assert tracking.redact(text) == shown
+    assert store.redact(text) == shown
 
 
 def test_redact_masks_secret_variables(monkeypatch):
     monkeypatch.setenv("PGPASSWORD", "hunter2-long")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "abc")  # too short to tell from text
-    assert tracking.redact("password hunter2-long, abc") == "password ***, abc"
+    assert store.redact("password hunter2-long, abc") == "password ***, abc"
 
 
 def test_the_client_gets_the_pipelines_http_settings_unless_set(monkeypatch):
-    for name in tracking.HTTP_SETTINGS:
+    for name in store.HTTP_SETTINGS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # the user's choice wins
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "t0ken-value")
-    tracking.client("http://127.0.0.1:9")
-    shared = tracking.client_environment()
+    store.client("http://127.0.0.1:9")
+    shared = store.client_environment()
     assert shared == {
-        **tracking.HTTP_SETTINGS,
+        **store.HTTP_SETTINGS,
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
         "MLFLOW_TRACKING_TOKEN": "t0ken-value",
     }
@@ -48,13 +49,13 @@ def test_the_client_gets_the_pipelines_http_settings_unless_set(monkeypatch):
 
 def test_a_server_that_does_not_answer_is_told_from_other_failures(monkeypatch):
     port = free_port()  # nothing listens once its socket closes
-    client = tracking.client(f"http://user:pw-in-uri@127.0.0.1:{port}")
-    with tracking.fail_fast(), pytest.raises(Exception) as refused:
+    client = store.client(f"http://user:pw-in-uri@127.0.0.1:{port}")
+    with store.fail_fast(), pytest.raises(Exception) as refused:
         client.search_experiments(max_results=1)
-    assert tracking.lost_server(refused.value)
-    assert not tracking.lost_server(ValueError("a bug"))
-    assert not tracking.answers(client)
-    error = tracking.server_lost_error(client.tracking_uri, refused.value)
+    assert store.lost_server(refused.value)
+    assert not store.lost_server(ValueError("a bug"))
+    assert not store.answers(client)
+    error = store.server_lost_error(client.tracking_uri, refused.value)
     assert "pw-in-uri" not in str(error) and "stopped answering" in str(error)
     assert "\n" not in str(error)
 
@@ -77,18 +78,18 @@ def test_nodes_all_on_this_machine_may_share_a_loopback_store():
 
 
 def test_the_ui_address_carries_no_credentials():
-    from pipeline import layout
+    from pipeline.tracking import ui
 
-    assert layout.ui_address("http://alice:s3cret-pw@10.0.0.5:5000/") == "http://10.0.0.5:5000"
-    assert layout.ui_address("https://mlflow.example") == "https://mlflow.example"
-    assert layout.ui_address("sqlite:///x.db") == layout.UI_ADDRESS
+    assert ui.ui_address("http://alice:s3cret-pw@10.0.0.5:5000/") == "http://10.0.0.5:5000"
+    assert ui.ui_address("https://mlflow.example") == "https://mlflow.example"
+    assert ui.ui_address("sqlite:///x.db") == ui.UI_ADDRESS
 
 
 def test_what_mlflow_logs_is_redacted(monkeypatch, capfd):
     import logging
 
     monkeypatch.setenv("PGPASSWORD", "db-s3cret-pw")
-    tracking.client("sqlite:///:memory:")  # sets the process up, as every client does
+    store.client("sqlite:///:memory:")  # sets the process up, as every client does
     logging.getLogger("mlflow.system_metrics").warning(
         "API request to http://alice:uri-s3cret@127.0.0.1:1/api failed (db-s3cret-pw)"
     )
@@ -104,8 +105,8 @@ def test_a_long_error_keeps_its_cause_and_no_password():
         + "(Caused by NewConnectionError('Failed to establish a new connection: [Errno 111] "
         "Connection refused'))"
     )
-    line = tracking.first_line(RuntimeError(message + "\nsecond line"))
+    line = store.first_line(RuntimeError(message + "\nsecond line"))
     assert len(line) <= 300 and line.startswith("API request to")
     assert line.endswith("Connection refused'))") and "hunter2" not in line
-    assert tracking.first_line(RuntimeError("short")) == "short"
-    assert tracking.first_line(RuntimeError()) == "RuntimeError"
+    assert store.first_line(RuntimeError("short")) == "short"
+    assert store.first_line(RuntimeError()) == "RuntimeError"

@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from pipeline.learner import clip_gradients, make_optimizer
-from pipeline.sections import TrainingConfig
+from pipeline.config.training import TrainingConfig
+from pipeline.train.module import clip_gradients, make_optimizer
 
 
 def with_grads(*grads: list[float]) -> list[torch.nn.Parameter]:

@@ -8,8 +8,12 @@ import json
 
 import pytest
 
-from pipeline import config, data, layout, paths, runs, sweep, tracking, tuning
-from tests.conftest import TINY, write_experiment
+from pipeline import config, data, paths
+from pipeline.config import runs, tuning
+from pipeline.config.runs import evaluation_runs
+from pipeline.sweep import phases
+from pipeline.tracking import names, store, sweep_runs
+from tests.conftest import TINY, synthetic_result, write_experiment
 
 GRID = {"learning_rate": [1e-3, 3e-3, 1e-2]}
 
@@ -50,17 +54,17 @@ def test_evaluation_runs_take_the_chosen_point_and_keep_their_keys():
     chosen = runs.evaluation_runs(exp, choice)
     assert {s.model.name for s in chosen} == {"rnn", "lstm"}  # irnn's tuning unfinished
     assert all(s.training.learning_rate == 1e-2 for s in chosen if s.model.name == "rnn")
-    untuned = {s.key: s for s in exp.runs}
+    untuned = {s.key: s for s in evaluation_runs(exp)}
     for s in chosen:
         assert s.key in untuned and s.phase == "evaluation"
         same = s.config_hash == untuned[s.key].config_hash
         assert same == (s.model.name == "lstm")  # rnn's rate differs from the default 3e-3
 
 
-def _results(exp, outcome: dict[float, dict]) -> dict[str, dict]:
-    """Result dicts of every tuning run, by key, from per-learning-rate fields."""
+def _results(exp, outcome: dict[float, dict]) -> dict:
+    """Results of every tuning run, by key, from per-learning-rate fields."""
     return {
-        s.key: {"status": "unsolved", "steps_to_solve": None, **outcome[s.training.learning_rate]}
+        s.key: synthetic_result(s, **{"status": "unsolved", **outcome[s.training.learning_rate]})
         for s in runs.tuning_runs(exp)
     }
 
@@ -115,7 +119,7 @@ def test_an_unfinished_tuning_leaves_its_variant_out():
 
 
 def test_data_covers_the_tuning_seeds_at_the_tuning_distance():
-    cells = {(t.task, d, s) for t, d, s in experiment(distances={"recall": 40}).data_cells()}
+    cells = {(t.task, d, s) for t, d, s in experiment(distances={"recall": 40}).data_folders()}
     assert ("recall", 40, 100) in cells and ("recall", 10, 0) in cells
     assert ("recall", 10, 100) not in cells
 
@@ -125,7 +129,6 @@ def test_data_covers_the_tuning_seeds_at_the_tuning_distance():
 
 @pytest.mark.slow
 def test_a_tuning_sweep_trains_tunes_then_evaluates_and_resumes(pipeline_root, monkeypatch):
-    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # MLflow's own setting
     settings = {
         **TINY,
         "seeds": [0],
@@ -134,32 +137,32 @@ def test_a_tuning_sweep_trains_tunes_then_evaluates_and_resumes(pipeline_root, m
     }
     exp = config.load(write_experiment(pipeline_root / "experiments", "tuned", settings))
     data.run(exp, log=lambda *_: None)
-    progress = sweep.run(exp, jobs=2, log=lambda *_: None)
+    progress = phases.run(exp, jobs=2, log=lambda *_: None)
     tuned = runs.tuning_runs(exp)
-    assert progress.failed == 0 and progress.total == len(tuned) + len(exp.runs)
-    results = {s.key: json.loads(paths.result_file(exp.name, s.key).read_text()) for s in tuned}
+    assert progress.failed == 0 and progress.total == len(tuned) + len(evaluation_runs(exp))
+    results = {s.key: runs.read_result(s) for s in tuned}
     choice, _, missing = tuning.select(exp, results)
     assert not missing
     for spec in runs.evaluation_runs(exp, choice):
-        result = json.loads(paths.result_file(exp.name, spec.key).read_text())
-        assert result[tracking.CONFIG_HASH] == spec.config_hash  # trained with the choice
+        assert runs.read_result(spec).config_hash == spec.config_hash  # trained with the choice
     summary = json.loads((paths.results_dir(exp.name) / "sweep.json").read_text())
-    assert set(summary["runs"]) == {s.key for s in tuned} | {s.key for s in exp.runs}
-    client = tracking.client()
-    exp_id = layout.experiment_id(client, exp.name)
-    everything = tracking.search(client, exp_id)
-    parents = {r.data.tags[layout.ROLE]: r for r in everything if layout.is_parent(r)}
-    top, below = parents[layout.SWEEP], parents[layout.TUNING]
-    assert below.data.tags[layout.PARENT_RUN] == top.info.run_id
-    assert "chosen on validation data" in below.data.tags[layout.NOTE]
-    nesting = {r.data.tags[tracking.RUN_KEY]: r.data.tags[layout.PARENT_RUN]
-               for r in everything if not layout.is_parent(r)}  # fmt: skip
+    assert set(summary["runs"]) == {s.key for s in tuned} | {s.key for s in evaluation_runs(exp)}
+    client = store.client()
+    exp_id = sweep_runs.experiment_id(client, exp.name)
+    everything = store.search(client, exp_id)
+    parents = {r.data.tags[names.ROLE]: r for r in everything if sweep_runs.is_parent(r)}
+    top, below = parents[names.SWEEP], parents[names.TUNING]
+    assert below.data.tags[names.PARENT_RUN] == top.info.run_id
+    assert "chosen on validation data" in below.data.tags[names.NOTE]
+    nesting = {r.data.tags[names.RUN_KEY]: r.data.tags[names.PARENT_RUN]
+               for r in everything if not sweep_runs.is_parent(r)}  # fmt: skip
     assert nesting == {s.key: below.info.run_id for s in tuned} | {
-        s.key: top.info.run_id for s in exp.runs
+        s.key: top.info.run_id for s in evaluation_runs(exp)
     }
     assert {top.info.status, below.info.status} == {"FINISHED"}
-    # this machine's load while the sweep trained: a sample a second; how many, the load decides
+    # this machine's load while the sweep trained: at least the sample taken at its start,
+    # however short the sweep (the interval is 10 s)
     keys = {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"}
     assert keys <= set(top.data.metrics)
-    again = sweep.run(exp, jobs=2, log=lambda *_: None)
-    assert again.done == again.total and len(tracking.search(client, exp_id)) == len(everything)
+    again = phases.run(exp, jobs=2, log=lambda *_: None)
+    assert again.done == again.total and len(store.search(client, exp_id)) == len(everything)

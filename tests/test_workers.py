@@ -18,8 +18,8 @@ def test_a_worker_ends_when_the_sweep_is_killed():
             textwrap.dedent(
                 f"""
                 import time
-                from pipeline import workers
-                workers.die_with({sweep.pid})
+                from pipeline.sweep import forkserver
+                forkserver.die_with({sweep.pid})
                 print("watching", flush=True)
                 time.sleep(120)
                 """
@@ -49,7 +49,7 @@ def test_a_worker_started_after_the_sweep_ended_ends_at_once():
         [
             sys.executable,
             "-c",
-            f"import time; from pipeline import workers; workers.die_with({sweep.pid}); "
+            f"import time; from pipeline import workers; forkserver.die_with({sweep.pid}); "
             "time.sleep(120)",
         ],
         cwd=paths.SOURCE_ROOT,

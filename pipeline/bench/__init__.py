@@ -3,15 +3,15 @@
 ``python -m pipeline bench`` (``make bench``) measures, side by side in one process, on the
 settings of ``experiments/default.yaml`` (recall task, hidden 64, batch 128, Adam, clip 1):
 
-1. **overhead** (``overhead``): training steps/s of the pipeline's own path (``train.fit``, the
-   function a run calls, with a ``Recorder`` writing to a real temporary SQLite MLflow store at
+1. **overhead** (``overhead``): training steps/s of the pipeline's own path (``train.run.fit``, the
+   function a run calls, with its ``RunLog`` writing to a real temporary SQLite MLflow store at
    the default cadence, validation every ``eval_every`` steps) against a plain loop training the
-   same model (``train.build_model``, same seed) on the same data and batches with the same
+   same model (``train.saved.build_model``, same seed) on the same data and batches with the same
    optimizer and clipping, and nothing else: no validation, no logging. The RNN and the LSTM at
    distances 20 and 80. Steps/s counts the steps between the end of the first training batch (a
    batch holds ``batches.steps_per_call`` steps; the plain loop's clock starts after as many)
    and the end of the last step, so one-time set-up (Trainer, store, the init probe) is left out
-   and the validations and metric writes that fall inside are counted (the ``Recorder`` writes
+   and the validations and metric writes that fall inside are counted (the ``RunLog`` writes
    at most every few seconds, so a short window may hold none). The pipeline runs with
    ``solved_accuracy`` above 1 (it cannot stop early) and no periodic probe (measured in 3).
    Besides wall-clock steps/s, the ratio of CPU time, which other processes on the cores barely
@@ -53,12 +53,13 @@ from datetime import UTC, datetime
 
 import torch
 
-from pipeline import paths, train
+from pipeline import paths
 from pipeline.bench.costs import measure_fused, measure_probe
 from pipeline.bench.output import machine, markdown, table_rows, write_outputs
 from pipeline.bench.overhead import measure_overhead
 from pipeline.bench.stats import FULL, QUICK, Plan, headline
 from pipeline.bench.sweeps import measure_sweep
+from pipeline.train import run as train
 
 
 def run(quick: bool = False, log: Callable = print) -> dict:

@@ -10,7 +10,7 @@ import time
 import torch
 from torch import nn
 
-from pipeline import models, sections, train
+from pipeline import models
 from pipeline.bench.overhead import (
     DISTANCES,
     default_experiment,
@@ -19,13 +19,15 @@ from pipeline.bench.overhead import (
     sync,
 )
 from pipeline.bench.stats import Plan, n_probes, paired_ratios, probe_share
+from pipeline.config.runs import RunSpec
 from pipeline.probe import gradient_profile
-from pipeline.runs import RunSpec
+from pipeline.tasks import RecallConfig
+from pipeline.train.saved import build_model
 
 
 def probe_seconds(spec: RunSpec, splits: dict, reps: int, device: torch.device) -> list[float]:
     """Seconds per ``gradient_profile`` call on the probe batch (after one warm-up call)."""
-    model = train.build_model(spec).to(device).eval()  # as LitSequenceModel.probe runs it
+    model = build_model(spec).to(device).eval()  # as LitSequenceModel.probe runs it
     task = spec.task.build()
     n = spec.probe.batch_size
     x, y = splits["val"].x[:n].to(device), splits["val"].y[:n].to(device)
@@ -76,7 +78,7 @@ def fused_and_reference(
     """
     base = default_experiment()
     recall = next((t for t in base.tasks if t.task == "recall"), None)
-    task = (recall or sections.RecallConfig(task="recall", distances=[distance])).build()
+    task = (recall or RecallConfig(task="recall", distances=[distance])).build()
     length = task.length(distance)
     g = torch.Generator().manual_seed(0)
     lstm = nn.LSTM(hidden, hidden, batch_first=True)

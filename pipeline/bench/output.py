@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 
 from pipeline.bench.stats import TARGETS, meets, summary
-from pipeline.record import cpu_name
+from pipeline.tracking.source import cpu_name
 
 
 def machine(device: torch.device) -> dict:

@@ -1,5 +1,5 @@
 """1. Overhead: the pipeline's training path against a plain PyTorch loop on the same model, data,
-batches, optimizer and clipping. The pipeline's side calls ``train.fit`` itself, the code path
+batches, optimizer and clipping. The pipeline's side calls ``train.run.fit`` itself, the code path
 ``make train`` runs, with a clock added as a Lightning callback.
 """
 
@@ -15,12 +15,16 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from pipeline import config, data, learner, paths, tracking, train
-from pipeline.batches import Batches, steps_per_call
+from pipeline import config, data, paths
 from pipeline.bench.stats import Plan, paired_ratios
 from pipeline.bench.system import monitor_cost
-from pipeline.record import Recorder
-from pipeline.runs import RunSpec
+from pipeline.config.runs import RunSpec, evaluation_runs
+from pipeline.tracking import store
+from pipeline.tracking.run_log import MlflowRuns
+from pipeline.train import module as learner
+from pipeline.train import run as train
+from pipeline.train.batches import Batches, steps_per_call
+from pipeline.train.saved import build_model
 
 CELLS = ("rnn", "lstm")
 DISTANCES = (20, 80)
@@ -53,7 +57,7 @@ def overhead_spec(
         data=base.data.model_dump(),
         probe={"batch_size": base.probe.batch_size, "every_evals": 0},
     )
-    spec = exp.runs[0]
+    spec = evaluation_runs(exp)[0]
     # above any accuracy: set past validation, which caps solved_accuracy at 1
     training = spec.training.model_copy(update={"solved_accuracy": math.inf})
     return spec.model_copy(update={"training": training})
@@ -98,11 +102,11 @@ def pipeline_rate(spec: RunSpec, splits: dict, client, exp_id: str) -> tuple[flo
     """Steps/s (wall, CPU) of ``train.fit``, the pipeline's own training path, recording to the
     store behind ``client`` as a run does.
     """
-    run_id = tracking.retry(lambda: client.create_run(exp_id, run_name=spec.title)).info.run_id
+    run_log = MlflowRuns(client, exp_id, {}).open(spec.title, {})
     clock = StepClock(steps_per_call(spec.training), spec.training.max_steps)
-    lit, _ = train.fit(spec, splits, Recorder(client, run_id), callbacks=[clock])
-    lit.recorder.flush()  # what the run's end writes (untimed), as record.log_outcome does
-    tracking.retry(lambda: client.set_terminated(run_id, "FINISHED"))
+    lit, _ = train.fit(spec, splits, run_log, callbacks=[clock])
+    run_log.flush()  # what the run's end writes (untimed), as RunLog.outcome does
+    run_log.finish()
     return clock.rates()
 
 
@@ -112,7 +116,7 @@ def plain_rate(spec: RunSpec, splits: dict, device: torch.device) -> tuple[float
     """
     t = spec.training
     pl.seed_everything(spec.seed, workers=False, verbose=False)
-    model = train.build_model(spec).to(device)
+    model = build_model(spec).to(device)
     task = spec.task.build()
     optimizer = learner.make_optimizer(t, model.parameters())
     clip = t.grad_clip or math.inf
@@ -149,9 +153,9 @@ def measure_overhead(plan: Plan, device: torch.device, log: Callable) -> tuple[l
 
     with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
         started = time.perf_counter()
-        client = tracking.connect(f"sqlite:///{tmp}/mlflow.db")
+        client = store.connect(f"sqlite:///{tmp}/mlflow.db")
         store_setup = time.perf_counter() - started
-        exp_id = tracking.retry(
+        exp_id = store.retry(
             lambda: client.create_experiment("bench", artifact_location=Path(tmp).as_uri())
         )
         # warm-up: a few steps with two validations, each path. The first Trainer also turns on

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import yaml
 
-from pipeline import layout, paths, tracking
+from pipeline import paths
 from pipeline.bench.stats import Plan, fixed_cost_share, paired_ratios
 from pipeline.errors import SweepError
+from pipeline.tracking import names, store, sweep_runs
 
 # the quick plan's sweep: one task, two models, a few dozen steps (a smoke run, not a figure)
 TINY_SWEEP = {
@@ -72,10 +73,10 @@ def sweep_once(exp_file: Path, jobs: int, data_root: Path) -> dict:
         proc = _pipeline("train", "--experiment", str(exp_file), "--jobs", str(jobs), root=root)
         wall, exited = time.perf_counter() - started, time.time()
         _check(proc, f"train --jobs {jobs}")
-        client = tracking.client(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
-        exp_id = client.get_experiment_by_name(layout.mlflow_name(name)).experiment_id
+        client = store.client(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+        exp_id = client.get_experiment_by_name(names.mlflow_name(name)).experiment_id
         # the sweep's runs; its parent run spans them all
-        runs = [r for r in tracking.search(client, exp_id) if not layout.is_parent(r)]
+        runs = [r for r in store.search(client, exp_id) if not sweep_runs.is_parent(r)]
         starts = [r.info.start_time / 1000 for r in runs]
         ends = [r.info.end_time / 1000 for r in runs]
         results = [

@@ -14,7 +14,7 @@ previous report (or none), never half of one. The same files are then logged as 
 ``report/`` of the sweep's parent run in MLflow (the run its finished runs nest under), replacing
 the previous report there.
 
-Where each part lives: ``reading`` reads the runs into a ``results.Sweep``; ``stats`` computes
+Where each part lives: ``reading`` reads the runs into a ``results.Readout``; ``stats`` computes
 counts and horizons; ``tables``, ``findings`` and ``figures`` turn them into tables, sentences
 and plots; ``document`` puts them in order and ``render`` writes HTML and Markdown; ``publish``
 swaps the folder into place and attaches it to MLflow. For the replications
@@ -26,14 +26,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline import paths, tracking
+from pipeline import paths
 from pipeline.config import Experiment
 from pipeline.report.document import document
 from pipeline.report.figures import plots
 from pipeline.report.publish import attach, parent_run, staging
 from pipeline.report.reading import collect
 from pipeline.report.render import render_html, render_markdown
-from pipeline.report.results import Sweep
+from pipeline.report.results import Readout
+from pipeline.tracking import store
 
 
 def run(exp: Experiment, experiment_file: str | Path | None = None) -> Path:
@@ -43,7 +44,7 @@ def run(exp: Experiment, experiment_file: str | Path | None = None) -> Path:
     Raises ReportError when the MLflow experiment does not exist or no run has finished, and
     TrackingError for an unreachable store.
     """
-    client = tracking.connect()
+    client = store.connect()
     sweep = collect(exp, client)
     sweep.parent_run = parent_run(client, sweep)  # named in the provenance
     folder = paths.reports_dir(exp.name)
@@ -53,7 +54,7 @@ def run(exp: Experiment, experiment_file: str | Path | None = None) -> Path:
     return folder / "report.html"
 
 
-def write(sweep: Sweep, folder: Path, experiment_file: Path) -> None:
+def write(sweep: Readout, folder: Path, experiment_file: Path) -> None:
     """Write every report file into the (empty) ``folder``."""
     (folder / "figures").mkdir(parents=True)
     sweep.runs.to_csv(folder / "results.csv", index=False)

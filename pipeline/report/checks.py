@@ -22,15 +22,15 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from pipeline.claims import METRICS, Expectation, Observation
 from pipeline.config import Experiment
+from pipeline.config.claims import METRICS, Expectation, Observation
 from pipeline.report.results import FINISHED
 
 VERDICTS = ("reproduced", "not reproduced", "not run")
 
 
 @dataclass(frozen=True)
-class Cell:
+class Measurement:
     """One expectation (or observation) at one distance, over the seeds that finished there."""
 
     check: Observation
@@ -70,8 +70,8 @@ class Verdict:
 
     verdict: str  # one of VERDICTS
     reason: str
-    checks: tuple[Cell, ...]
-    observed: tuple[Cell, ...]
+    checks: tuple[Measurement, ...]
+    observed: tuple[Measurement, ...]
 
 
 def value_of(run: pd.Series, metric: str) -> float:
@@ -86,7 +86,7 @@ def value_of(run: pd.Series, metric: str) -> float:
     return float(value) if pd.notna(value) and math.isfinite(value) else worst
 
 
-def cells(exp: Experiment, runs: pd.DataFrame, check: Observation) -> list[Cell]:
+def measurements(exp: Experiment, runs: pd.DataFrame, check: Observation) -> list[Measurement]:
     """``check`` at each of its distances (default: every distance of the claim's task)."""
     distances = check.distances or exp.tasks[0].distances
     out = []
@@ -94,15 +94,15 @@ def cells(exp: Experiment, runs: pd.DataFrame, check: Observation) -> list[Cell]
         mine = runs[(runs["model"] == check.model) & (runs["distance"] == d)].sort_values("seed")
         done = mine[mine["status"].isin(FINISHED)]
         values = tuple(value_of(run, check.metric) for _, run in done.iterrows())
-        out.append(Cell(check, d, tuple(int(s) for s in done["seed"]), values, len(mine)))
+        out.append(Measurement(check, d, tuple(int(s) for s in done["seed"]), values, len(mine)))
     return out
 
 
 def judge(exp: Experiment, runs: pd.DataFrame) -> Verdict:
     """The verdict on ``exp``'s claim from its planned evaluation runs ``runs``."""
     claim = exp.claim
-    checks = tuple(c for e in claim.expect for c in cells(exp, runs, e))
-    observed = tuple(c for o in claim.observe for c in cells(exp, runs, o))
+    checks = tuple(c for e in claim.expect for c in measurements(exp, runs, e))
+    observed = tuple(c for o in claim.observe for c in measurements(exp, runs, o))
     failed = [c for c in checks if c.outcome == "fails"]
     missing = [c for c in checks if c.outcome == "not run"]
     held = len(checks) - len(failed) - len(missing)

@@ -8,14 +8,15 @@ import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline import config, layout, tracking
+from pipeline import config
 from pipeline.config import Experiment
+from pipeline.config.runs import grid_label
 from pipeline.decay import GEOMETRIC_R2
 from pipeline.errors import ConfigError
 from pipeline.report.findings import findings
 from pipeline.report.render import Section
 from pipeline.report.results import (
-    Sweep,
+    Readout,
     baselines_at,
     clip_words,
     init_setting,
@@ -35,10 +36,10 @@ from pipeline.report.tables import (
     tuning_caveats,
     tuning_table,
 )
-from pipeline.runs import grid_label
+from pipeline.tracking import names, store, ui
 
 
-def document(sweep: Sweep, drawn: list[Plot], experiment_file: Path) -> list[Section]:
+def document(sweep: Readout, drawn: list[Plot], experiment_file: Path) -> list[Section]:
     exp = sweep.exp
     intro = (
         f"Experiment {exp.name}: {len(exp.models)} model(s) trained on "
@@ -72,7 +73,7 @@ def document(sweep: Sweep, drawn: list[Plot], experiment_file: Path) -> list[Sec
     return sections
 
 
-def method(sweep: Sweep) -> list[str]:
+def method(sweep: Readout) -> list[str]:
     """How every number of the report was made, in the order a reader meets them."""
     t = sweep.exp.training
     out = [
@@ -122,7 +123,7 @@ def method(sweep: Sweep) -> list[str]:
     return out
 
 
-def _adding_method(sweep: Sweep) -> str:
+def _adding_method(sweep: Readout) -> str:
     task = next(t for t in sweep.exp.tasks if t.task in sweep.regression_tasks)
     d = task.distances[0]
     if task.variant == "hochreiter":
@@ -148,7 +149,7 @@ def _adding_method(sweep: Sweep) -> str:
     )
 
 
-def _tuning_method(sweep: Sweep) -> str:
+def _tuning_method(sweep: Readout) -> str:
     tuning, t = sweep.exp.tuning, sweep.exp.training
     if tuning is None:
         return (
@@ -169,7 +170,7 @@ def _tuning_method(sweep: Sweep) -> str:
     )
 
 
-def tables(sweep: Sweep) -> list:
+def tables(sweep: Readout) -> list:
     blocks = []
     for task in sweep.tasks:
         blocks += [
@@ -218,14 +219,14 @@ def tables(sweep: Sweep) -> list:
     return blocks
 
 
-def provenance(sweep: Sweep, experiment_file: Path) -> list[str]:
+def provenance(sweep: Readout, experiment_file: Path) -> list[str]:
     exp, t = sweep.exp, sweep.exp.training
     inits = "; ".join(f"{m.name}: {m.cell}, {init_setting(exp, m.name)}" for m in exp.models)
     return [
         _source(exp, experiment_file),
         "Code commit(s) the runs were trained at: " + (", ".join(sweep.commits) or "unknown") + ".",
-        f"MLflow: experiment {layout.mlflow_name(exp.name)!r} (id {sweep.experiment_id}) at "
-        f"{tracking.redact(sweep.tracking_uri)}; run ids in results.csv and the table of all "
+        f"MLflow: experiment {names.mlflow_name(exp.name)!r} (id {sweep.experiment_id}) at "
+        f"{store.redact(sweep.tracking_uri)}; run ids in results.csv and the table of all "
         f"runs; this report is attached to the sweep's parent run {sweep.parent_run} (artifacts "
         f"report/). Its runs in the MLflow UI: {_ui(sweep)}.",
         f"Report written {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.",
@@ -242,7 +243,7 @@ def provenance(sweep: Sweep, experiment_file: Path) -> list[str]:
     ]
 
 
-def _settings(sweep: Sweep) -> str:
+def _settings(sweep: Readout) -> str:
     """The optimiser as the runs used it: the file's settings, and what tuning chose."""
     base = optimizer_words(sweep.exp.training)
     if not sweep.selections:
@@ -255,8 +256,8 @@ def _settings(sweep: Sweep) -> str:
     return f"{base} except where tuning chose ({fields}): {chosen}"
 
 
-def _ui(sweep: Sweep) -> str:
-    return layout.ui_url(sweep.experiment_id, layout.ui_address(sweep.tracking_uri))
+def _ui(sweep: Readout) -> str:
+    return ui.ui_url(sweep.experiment_id, ui.ui_address(sweep.tracking_uri))
 
 
 def _source(exp: Experiment, experiment_file: Path) -> str:
@@ -272,7 +273,7 @@ def _source(exp: Experiment, experiment_file: Path) -> str:
     return text + ("." if same else ", which differs from the settings of this report.")
 
 
-def _environments(sweep: Sweep) -> str:
+def _environments(sweep: Readout) -> str:
     """Each machine and library set the finished runs trained on, with its number of runs."""
     found = sweep.finished["environment"].fillna("not recorded").value_counts()
     return "; ".join(f"{env} ({n} runs)" for env, n in found.items())

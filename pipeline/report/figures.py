@@ -3,7 +3,7 @@ with the fitted logistic curve), the gradient figures (``gradient_figures``), ti
 Kaplan-Meier curves, learning curves, and the adding task's error against its baselines.
 
 Figures are drawn, not saved; ``report`` writes them. Each caption says how to read its figure,
-and any number it states is computed from the sweep. Reads a ``results.Sweep`` only.
+and any number it states is computed from the sweep. Reads a ``results.Readout`` only.
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from __future__ import annotations
 import numpy as np
 import seaborn as sns
 
+from pipeline.config.runs import grid_label, grid_points
 from pipeline.report.gradient_figures import (
     per_distance_grid,
     plot_grad_norm,
     plot_gradient_curves,
     plot_key_share,
 )
-from pipeline.report.results import Sweep, baselines_at
+from pipeline.report.results import Readout, baselines_at
 from pipeline.report.stats import LEVEL, fitted_curve, success_counts
 from pipeline.report.style import (
     Plot,
@@ -29,10 +30,9 @@ from pipeline.report.style import (
     model_dashes,
 )
 from pipeline.report.survival import survival_table
-from pipeline.runs import grid_label, grid_points
 
 
-def _nudge(sweep: Sweep) -> dict[str, float]:
+def _nudge(sweep: Readout) -> dict[str, float]:
     """Models that score the same (all at 1.0, say) would hide one another: each is shifted
     sideways by a few percent of a distance (the axis is logarithmic).
     """
@@ -40,7 +40,7 @@ def _nudge(sweep: Sweep) -> dict[str, float]:
     return {m: 2 ** (0.07 * (i - (n - 1) / 2)) for i, m in enumerate(sweep.models)}
 
 
-def plot_accuracy(sweep: Sweep) -> Plot:
+def plot_accuracy(sweep: Readout) -> Plot:
     runs, tasks = sweep.finished, sweep.tasks
     fig, axes = figure(2, len(tasks))
     nudge, colours, dashes = _nudge(sweep), model_colours(sweep), model_dashes(sweep)
@@ -89,7 +89,7 @@ def plot_accuracy(sweep: Sweep) -> Plot:
     )
 
 
-def plot_survival(sweep: Sweep) -> Plot:
+def plot_survival(sweep: Readout) -> Plot:
     budget = sweep.exp.training.max_steps
     curves = survival_table(sweep.runs, budget)
     tasks = sweep.tasks
@@ -134,7 +134,7 @@ def plot_survival(sweep: Sweep) -> Plot:
     )
 
 
-def plot_learning_curves(sweep: Sweep) -> Plot | None:
+def plot_learning_curves(sweep: Readout) -> Plot | None:
     if sweep.history[sweep.history["metric"] == "val_accuracy"].empty:
         return None
     fig, axes, cells = per_distance_grid(sweep, "val_accuracy")
@@ -163,7 +163,7 @@ def plot_learning_curves(sweep: Sweep) -> Plot | None:
     )
 
 
-def plot_adding_error(sweep: Sweep) -> Plot | None:
+def plot_adding_error(sweep: Readout) -> Plot | None:
     if not sweep.regression_tasks:
         return None
     task = sweep.regression_tasks[0]  # the adding problem: one such task per experiment
@@ -199,7 +199,7 @@ def plot_adding_error(sweep: Sweep) -> Plot | None:
     )
 
 
-def plot_sensitivity(sweep: Sweep) -> Plot | None:
+def plot_sensitivity(sweep: Readout) -> Plot | None:
     """Outcome against the tuned setting, per variant, at each task's tuning distance."""
     if not sweep.selections or sweep.tuning is None:
         return None
@@ -252,7 +252,7 @@ def plot_sensitivity(sweep: Sweep) -> Plot | None:
     )
 
 
-def plots(sweep: Sweep) -> list[Plot]:
+def plots(sweep: Readout) -> list[Plot]:
     """Every figure the data allows, in the report's order (absent data: figure left out),
     drawn in the report's style.
     """

@@ -16,7 +16,7 @@ from pipeline.report.compare import ALPHA, share_against_outcome, smallest_p, st
 from pipeline.report.results import (
     FINISHED,
     NO_PROBE,
-    Sweep,
+    Readout,
     baselines_at,
     efold_text,
     sci,
@@ -29,7 +29,7 @@ from pipeline.report.tables import count_text, d50_text, horizon_text, survival_
 from pipeline.report.verdict import verdicts
 
 
-def findings(sweep: Sweep) -> list[str]:
+def findings(sweep: Readout) -> list[str]:
     """The findings, in the report's order."""
     out = [_outcome_counts(sweep.runs)]
     for task in sweep.tasks:
@@ -73,7 +73,7 @@ def _model_sentence(counts: pd.DataFrame, model: str) -> str:
     )
 
 
-def _ranking(counts: pd.DataFrame, task: str, sweep: Sweep) -> str:
+def _ranking(counts: pd.DataFrame, task: str, sweep: Readout) -> str:
     """Models ordered by memory horizon (ties kept together)."""
     held = horizons(counts)
     horizon = {m: held[(task, m)].distance or 0 for m in sweep.models}
@@ -87,7 +87,7 @@ def _ranking(counts: pd.DataFrame, task: str, sweep: Sweep) -> str:
 # ---- the gradient --------------------------------------------------------------------------
 
 
-def _gradient_sentences(sweep: Sweep, task: str, counts: pd.DataFrame) -> list[str]:
+def _gradient_sentences(sweep: Readout, task: str, counts: pd.DataFrame) -> list[str]:
     runs = sweep.probed(task)
     if runs.empty:
         return ["No run of this task has probe data, so the gradient cannot be compared."]
@@ -119,7 +119,7 @@ def _gradient_sentences(sweep: Sweep, task: str, counts: pd.DataFrame) -> list[s
     return out
 
 
-def _measure(sweep: Sweep, at: pd.DataFrame, phase: str, stat: str) -> str:
+def _measure(sweep: Readout, at: pd.DataFrame, phase: str, stat: str) -> str:
     """``1.2e-07 (range ..., n=3) for rnn, ...``: a probe summary of the runs ``at``, by model."""
     parts = []
     for model in sweep.models:
@@ -135,7 +135,7 @@ def _measure(sweep: Sweep, at: pd.DataFrame, phase: str, stat: str) -> str:
     return ", ".join(parts)
 
 
-def _decay_sentence(sweep: Sweep, at: pd.DataFrame, distance: int) -> str:
+def _decay_sentence(sweep: Readout, at: pd.DataFrame, distance: int) -> str:
     """e-folding lengths at initialisation over one fit window (k = 1..distance) for every
     model, printed only where the curve is geometric.
     """
@@ -249,7 +249,7 @@ def _within_models(runs: pd.DataFrame) -> str:
 # ---- time to solve, and the adding task's error --------------------------------------------
 
 
-def _steps_sentences(sweep: Sweep, task: str) -> list[str]:
+def _steps_sentences(sweep: Readout, task: str) -> list[str]:
     budget = sweep.exp.training.max_steps
     curves = survival_table(sweep.runs[sweep.runs["task"] == task], budget)
     parts = []
@@ -268,7 +268,7 @@ def _steps_sentences(sweep: Sweep, task: str) -> list[str]:
     ]
 
 
-def _mse_sentence(sweep: Sweep, task: str) -> str:
+def _mse_sentence(sweep: Readout, task: str) -> str:
     """Each model's median test MSE per distance against the memoryless baselines: below the
     second (remembering one value) a model uses both values.
     """

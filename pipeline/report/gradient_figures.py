@@ -9,7 +9,7 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from pipeline.report.results import PHASES, STATES, Sweep, values_of
+from pipeline.report.results import PHASES, STATES, Readout, values_of
 from pipeline.report.style import (
     Plot,
     by_model,
@@ -48,7 +48,7 @@ def _relative_curves(curves: pd.DataFrame, task: str) -> pd.DataFrame:
     return rel.groupby(keys, sort=False)["norm"].median().reset_index()
 
 
-def plot_gradient_curves(sweep: Sweep, task: str) -> Plot | None:
+def plot_gradient_curves(sweep: Readout, task: str) -> Plot | None:
     rel = _relative_curves(sweep.curves, task)
     if rel.empty:
         return None
@@ -96,7 +96,7 @@ def plot_gradient_curves(sweep: Sweep, task: str) -> Plot | None:
     )
 
 
-def plot_key_share(sweep: Sweep) -> Plot | None:
+def plot_key_share(sweep: Readout) -> Plot | None:
     runs = sweep.finished[sweep.finished["probe_data"]]
     if runs.empty:
         return None
@@ -148,7 +148,7 @@ def _zero_note(runs: pd.DataFrame) -> str:
     return f" {zeros} share(s) of exactly 0 (no path from the key step) are not drawn."
 
 
-def per_distance_grid(sweep: Sweep, metric: str):
+def per_distance_grid(sweep: Readout, metric: str):
     """(figure, axes, [(axis, task, distance, rows)]) for a metric history at a few distances."""
     hist = sweep.history[sweep.history["metric"] == metric]
     tasks = [t for t in sweep.tasks if t in set(hist["task"])]
@@ -163,7 +163,7 @@ def per_distance_grid(sweep: Sweep, metric: str):
     return fig, axes, cells
 
 
-def plot_grad_norm(sweep: Sweep) -> Plot | None:
+def plot_grad_norm(sweep: Readout) -> Plot | None:
     history = sweep.history[sweep.history["metric"] == "grad_norm"]
     if history.empty:
         return None

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline import layout, tracking
 from pipeline.report.reading import quiet_artifacts
-from pipeline.report.results import Sweep
+from pipeline.report.results import Readout
+from pipeline.tracking import names, store, sweep_runs
 
-FOLDER = "report"  # the report's artifact folder on the sweep's parent run
+FOLDER = names.REPORT_FOLDER
 
 
 @contextmanager
@@ -40,61 +39,44 @@ def staging(folder: Path) -> Iterator[Path]:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def parent_run(client, sweep: Sweep) -> str:
-    """The sweep's parent run that the report goes to: the one its finished runs nest under, or,
-    for runs trained before sweeps had parent runs, a new one for their code version (FINISHED;
-    those runs stay where they are).
+def parent_run(client, sweep: Readout) -> str:
+    """The sweep's parent run that the report goes to: the one its finished runs nest under, or
+    a new one for their code version (FINISHED) when they nest under none.
     """
     if sweep.parent_run:
         return sweep.parent_run
     tags = {
-        tracking.CODE_VERSION: sweep.code_version or "unknown",
-        "experiment": sweep.exp.name,
-        layout.NOTE: f"The report of experiments/{sweep.exp.name}.yaml (artifacts report/).",
+        names.CODE_VERSION: sweep.code_version or "unknown",
+        names.EXPERIMENT: sweep.exp.name,
+        names.NOTE: f"The report of experiments/{sweep.exp.name}.yaml (artifacts report/).",
     }
-    name = f"{layout.SWEEP} {sweep.exp.name}"
-    run_id = layout.open_parent(client, sweep.experiment_id, layout.SWEEP, name, tags)
-    layout.close_run(client, run_id, "FINISHED")
+    name = f"{names.SWEEP} {sweep.exp.name}"
+    run_id = sweep_runs.open_parent(client, sweep.experiment_id, names.SWEEP, name, tags)
+    store.close_run(client, run_id, "FINISHED")
     return run_id
 
 
-def attach(client, sweep: Sweep, folder: Path) -> None:
+def attach(client, sweep: Readout, folder: Path) -> None:
     """Log ``folder`` as the artifacts ``report/`` of the sweep's parent run, then remove what
-    the previous report left there that this one lacks (a file is replaced, never missing), and
-    delete the separate summary runs of earlier versions of the pipeline.
+    the previous report left there that this one lacks (a file is replaced, never missing).
     """
     run_id = sweep.parent_run
     before = _files(client, run_id, FOLDER)
     with quiet_artifacts():
-        tracking.retry(lambda: client.log_artifacts(run_id, str(folder), FOLDER))
+        store.retry(lambda: client.log_artifacts(run_id, str(folder), FOLDER))
     now = {f"{FOLDER}/{p.relative_to(folder).as_posix()}" for p in folder.rglob("*") if p.is_file()}
     if before - now:
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-        uri = tracking.retry(lambda: client.get_run(run_id)).info.artifact_uri
+        uri = store.retry(lambda: client.get_run(run_id)).info.artifact_uri
         repository = get_artifact_repository(uri, tracking_uri=client.tracking_uri)
         for path in sorted(before - now):
-            tracking.retry(lambda p=path: repository.delete_artifacts(p))
-    query = f"tags.{layout.SUMMARY_TAG} = 'true'"
-    for old in tracking.search(client, sweep.experiment_id, query):
-        tracking.retry(lambda r=old.info.run_id: client.delete_run(r))
-        _remove_local_artifacts(old.info.run_id, old.info.artifact_uri)
+            store.retry(lambda p=path: repository.delete_artifacts(p))
 
 
 def _files(client, run_id: str, path: str) -> set[str]:
     """Every file under the run's artifact folder ``path``."""
     found = set()
-    for entry in tracking.retry(lambda: client.list_artifacts(run_id, path)):
+    for entry in store.retry(lambda: client.list_artifacts(run_id, path)):
         found |= _files(client, run_id, entry.path) if entry.is_dir else {entry.path}
     return found
-
-
-def _remove_local_artifacts(run_id: str, uri: str) -> None:
-    """Remove a deleted summary run's artifact folder when it is a local one: MLflow keeps a
-    deleted run's files until ``mlflow gc``, so the old report would stay behind.
-    """
-    if not uri.startswith("file:"):
-        return
-    folder = Path(urllib.parse.urlparse(uri).path)
-    if folder.name == "artifacts" and folder.parent.name == run_id:  # the run's own folder
-        shutil.rmtree(folder.parent, ignore_errors=True)

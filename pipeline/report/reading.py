@@ -1,5 +1,5 @@
 """Reading one experiment's runs for the report: the result files and the MLflow runs, into a
-``Sweep`` (``collect``). Nothing here draws or writes.
+``Readout`` (``collect``). Nothing here draws or writes.
 
 A run's ``status`` in the report: ``solved``, ``unsolved`` or ``diverged`` for a finished run (as
 its result file says); ``failed`` when it has no result file and its last MLflow attempt failed;
@@ -9,7 +9,6 @@ file, not yet retrained); ``missing`` otherwise.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -17,13 +16,14 @@ from contextlib import contextmanager
 
 import pandas as pd
 
-from pipeline import layout, paths, tracking, tuning
-from pipeline import runs as runs_module
-from pipeline.config import Experiment
+from pipeline import paths
+from pipeline.config import Experiment, tuning
+from pipeline.config import runs as runs_module
+from pipeline.config.runs import RunResult, RunSpec, result_path
 from pipeline.decay import efold
 from pipeline.errors import ReportError
-from pipeline.report.results import FINISHED, PHASES, PROBE_STATS, STATES, Sweep
-from pipeline.runs import RunSpec
+from pipeline.report.results import FINISHED, PHASES, PROBE_STATS, STATES, Readout
+from pipeline.tracking import names, store
 
 PROBE_COLUMNS = [
     f"probe_{phase}_{state}_{stat}" for phase in PHASES for state in STATES for stat in PROBE_STATS
@@ -39,20 +39,20 @@ IDENTITY = ["run_id", "run_key", "task", "model", "cell", "distance", "seed"]
 HISTORIES = ("grad_norm", "val_accuracy")  # metric histories the figures draw
 
 
-def collect(exp: Experiment, client) -> Sweep:
+def collect(exp: Experiment, client) -> Readout:
     """Read the result files and MLflow runs of ``exp``. Raises ReportError when there is no
     MLflow experiment of that name or no finished run.
     """
-    found = layout.find_experiment(client, exp.name)
+    found = store.retry(lambda: client.get_experiment_by_name(names.mlflow_name(exp.name)))
     if found is None or found.lifecycle_stage == "deleted":
         raise ReportError(
-            f"no MLflow experiment {layout.mlflow_name(exp.name)!r} in "
-            f"{tracking.redact(client.tracking_uri)}: train it first (python -m pipeline train "
+            f"no MLflow experiment {names.mlflow_name(exp.name)!r} in "
+            f"{store.redact(client.tracking_uri)}: train it first (python -m pipeline train "
             f"--experiment experiments/{exp.name}.yaml)"
         )
-    everything = tracking.search(client, found.experiment_id)
-    # the sweep's runs: not its parent runs, nor an earlier version's summary run
-    mlflow_runs = [r for r in everything if tracking.RUN_KEY in r.data.tags]
+    everything = store.search(client, found.experiment_id)
+    # the sweep's runs, not its parent runs
+    mlflow_runs = [r for r in everything if names.RUN_KEY in r.data.tags]
     runs, tuned, selections = planned(exp, mlflow_runs)
     if not runs["status"].isin(FINISHED).any():
         raise ReportError(
@@ -63,11 +63,11 @@ def collect(exp: Experiment, client) -> Sweep:
     finished = runs[runs["status"].isin(FINISHED) & runs["run_id"].isin(known)]
     tags = [known[i].data.tags for i in finished.run_id]
     commits = sorted({t.get("code_commit", "unknown") for t in tags})
-    parents = [t.get(layout.PARENT_RUN) for t in tags]
-    sweeps = {r.info.run_id for r in everything if r.data.tags.get(layout.ROLE) == layout.SWEEP}
+    parents = [t.get(names.PARENT_RUN) for t in tags]
+    sweeps = {r.info.run_id for r in everything if r.data.tags.get(names.ROLE) == names.SWEEP}
     with quiet_artifacts():
         curves = _curves(client, finished[finished["probe_data"]])
-    return Sweep(
+    return Readout(
         exp=exp,
         experiment_id=found.experiment_id,
         tracking_uri=client.tracking_uri,
@@ -78,7 +78,7 @@ def collect(exp: Experiment, client) -> Sweep:
         tuning=tuned,
         selections=selections,
         parent_run=_most_common(p for p in parents if p in sweeps),
-        code_version=_most_common(t.get(tracking.CODE_VERSION) for t in tags),
+        code_version=_most_common(t.get(names.CODE_VERSION) for t in tags),
     )
 
 
@@ -90,10 +90,10 @@ def planned(exp: Experiment, mlflow_runs: list | None = None) -> tuple:
     """
     tuning_specs = runs_module.tuning_runs(exp)
     tuned = _frame([_row(spec, mlflow_runs) for spec in tuning_specs])
-    selections, evaluation = [], exp.runs
+    selections, evaluation = [], runs_module.evaluation_runs(exp)
     if tuning_specs:
         current = tuned[tuned["status"].isin(FINISHED)]["run_key"]
-        results = {key: _result(exp, key) for key in current}
+        results = {key: RunResult.read(paths.result_file(exp.name, key)) for key in current}
         choice, selections, _ = tuning.select(exp, results)
         evaluation = _with_choice(exp, choice)
     runs = _frame([_row(spec, mlflow_runs) for spec in evaluation])
@@ -117,16 +117,12 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     )
 
 
-def _result(exp: Experiment, key: str) -> dict:
-    return json.loads(paths.result_file(exp.name, key).read_text())
-
-
 def _with_choice(exp: Experiment, choice: dict) -> list[RunSpec]:
     """Every evaluation run: with its variant's chosen settings where tuning finished, else
     with the untuned ones (listed, then marked missing: they cannot have been trained).
     """
     chosen = {s.key: s for s in runs_module.evaluation_runs(exp, choice)}
-    return [chosen.get(s.key, s) for s in exp.runs]
+    return [chosen.get(s.key, s) for s in runs_module.evaluation_runs(exp)]
 
 
 def _row(spec: RunSpec, mlflow_runs: list | None) -> dict:
@@ -141,19 +137,19 @@ def _row(spec: RunSpec, mlflow_runs: list | None) -> dict:
         "baseline_loss": task.baseline_loss(spec.distance),
         "probe_data": False,
     }
-    path = paths.result_file(spec.experiment, spec.key)
-    try:
-        result = json.loads(path.read_text())
-    except FileNotFoundError:
+    path = result_path(spec)
+    if not path.exists():
         return identity | _unfinished(spec, mlflow_runs)
-    except (OSError, json.JSONDecodeError) as e:
-        return identity | {"status": "missing", "note": f"unreadable result file: {e}"}
-    if result.get(tracking.CONFIG_HASH) != spec.config_hash:
+    found = RunResult.read(path)
+    if found is None:
+        return identity | {"status": "missing", "note": "unreadable result file"}
+    if found.config_hash != spec.config_hash:
         return identity | {
             "status": "stale",
-            "run_id": result.get("run_id"),
+            "run_id": found.run_id,
             "note": "result file is from another configuration of this run; train again",
         }
+    result = found.flat()
     row = identity | {k: result.get(k) for k in RESULT_COLUMNS if k in result}
     row["probe_data"] = any(result.get(k) is not None for k in PROBE_COLUMNS)
     row["environment"] = environment_text(result.get("environment") or {})
@@ -183,12 +179,12 @@ def _unfinished(spec: RunSpec, mlflow_runs: list | None) -> dict:
     """Status and note of a run without a result file, from its latest MLflow attempt."""
     if mlflow_runs is None:
         return {"status": "missing", "note": "no result file"}
-    attempts = [r for r in mlflow_runs if r.data.tags.get(tracking.RUN_KEY) == spec.key]
+    attempts = [r for r in mlflow_runs if r.data.tags.get(names.RUN_KEY) == spec.key]
     if not attempts:
         return {"status": "missing", "note": "never trained"}
     last = max(attempts, key=lambda r: r.info.start_time or 0)
     if last.info.status == "FAILED":
-        error = last.data.tags.get("error", "no error recorded")
+        error = last.data.tags.get(names.ERROR, "no error recorded")
         return {"status": "failed", "run_id": last.info.run_id, "note": error[:300]}
     return {
         "status": "missing",
@@ -237,6 +233,6 @@ def _history(client, finished: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for run in finished.itertuples(index=False):
         for key in HISTORIES:
-            points = tracking.retry(lambda r=run.run_id, k=key: client.get_metric_history(r, k))
+            points = store.retry(lambda r=run.run_id, k=key: client.get_metric_history(r, k))
             rows += [(*(getattr(run, c) for c in IDENTITY), key, p.step, p.value) for p in points]
     return pd.DataFrame(rows, columns=[*IDENTITY, "metric", "step", "value"])

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import Experiment
-from pipeline.report.checks import Cell, Verdict, judge, number
+from pipeline.report.checks import Measurement, Verdict, judge, number
 from pipeline.report.render import Link, Section, render_html, render_markdown
 from pipeline.report.results import init_setting
 
@@ -90,19 +90,17 @@ def _parameters(runs: pd.DataFrame, model: str) -> str:
     return f"{int(counts.max()):,} parameters" if len(counts) else "parameters unknown"
 
 
-def measured_text(cell: Cell) -> str:
+def measured_text(m: Measurement) -> str:
     """``0.0031 (seeds 0: 0.0021, 1: 0.0040)``, or how many seeds have finished."""
-    metric = cell.check.metric
-    seeds = ", ".join(
-        f"{s}: {number(v, metric)}" for s, v in zip(cell.seeds, cell.values, strict=True)
-    )
-    if not cell.complete:
-        done = f"{len(cell.seeds)} of {cell.planned} seeds finished"
+    metric = m.check.metric
+    seeds = ", ".join(f"{s}: {number(v, metric)}" for s, v in zip(m.seeds, m.values, strict=True))
+    if not m.complete:
+        done = f"{len(m.seeds)} of {m.planned} seeds finished"
         return f"not run ({done}{': ' + seeds if seeds else ''})"
-    return f"{number(cell.measured, metric)} (seeds {seeds})"
+    return f"{number(m.measured, metric)} (seeds {seeds})"
 
 
-def _check_rows(cells: tuple[Cell, ...]) -> pd.DataFrame:
+def _check_rows(measured: tuple[Measurement, ...]) -> pd.DataFrame:
     rows = [
         {
             "model": c.check.model,
@@ -112,7 +110,7 @@ def _check_rows(cells: tuple[Cell, ...]) -> pd.DataFrame:
             "measured": measured_text(c),
             "outcome": c.outcome,
         }
-        for c in cells
+        for c in measured
     ]
     return pd.DataFrame(rows)
 

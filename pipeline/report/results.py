@@ -1,7 +1,7 @@
-"""What the report knows about one experiment: the ``Sweep`` (read once by ``collect``) and how
+"""What the report knows about one experiment: the ``Readout`` (read once by ``collect``) and how
 its numbers are written everywhere in the report.
 
-The stages below read a ``Sweep`` and nothing else: ``stats`` (counts, horizons), ``tables``,
+The stages below read a ``Readout`` and nothing else: ``stats`` (counts, horizons), ``tables``,
 ``findings`` (sentences) and ``figures``; none touches MLflow or files.
 """
 
@@ -26,8 +26,8 @@ NO_PROBE = "no probe data"
 
 
 @dataclass
-class Sweep:
-    """Everything the report shows, read once.
+class Readout:
+    """What the report read back of one experiment's sweep: everything it shows, read once.
 
     ``runs``: one row per planned evaluation run (``reading.RESULT_COLUMNS``), the report's
     subject. ``tuning``: one row per tuning run, and ``selections`` what tuning chose (empty
@@ -45,8 +45,8 @@ class Sweep:
     commits: list[str] = field(default_factory=list)
     tuning: pd.DataFrame | None = None  # rows of the tuning runs (same columns as ``runs``)
     selections: list = field(default_factory=list)  # tuning.Selection per (task, variant)
-    # the sweep's parent run that the finished runs nest under (None: trained before sweeps had
-    # one), and the code version most of them were trained with
+    # the sweep's parent run that the finished runs nest under (None: they nest under none), and
+    # the code version most of them were trained with
     parent_run: str | None = None
     code_version: str | None = None
 
@@ -73,7 +73,7 @@ class Sweep:
         return runs[(runs["task"] == task) & runs["probe_data"]]
 
 
-def baselines_at(sweep: Sweep, task: str, distance: int) -> dict[str, float]:
+def baselines_at(sweep: Readout, task: str, distance: int) -> dict[str, float]:
     """The losses of the task's memoryless strategies at ``distance``, by name (the task's own
     ``baselines``; for the adding task: no memory first, then remembering one value).
     """

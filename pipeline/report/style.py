@@ -12,7 +12,7 @@ import numpy as np
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from pipeline.report.results import Sweep
+from pipeline.report.results import Readout
 
 FEW = 4  # distances drawn in the per-distance figures (spread over the experiment's range)
 # a cell's variants share a colour family, so RNN variants stand against LSTM variants at a
@@ -34,7 +34,7 @@ class Plot:
     svg: bool = False
 
 
-def model_colours(sweep: Sweep) -> dict[str, tuple]:
+def model_colours(sweep: Readout) -> dict[str, tuple]:
     """One colour per model: darker shades of its cell's family for later variants."""
     cells = {m.name: m.cell for m in sweep.exp.models}
     out = {}
@@ -45,7 +45,7 @@ def model_colours(sweep: Sweep) -> dict[str, tuple]:
     return out
 
 
-def model_dashes(sweep: Sweep) -> dict[str, object]:
+def model_dashes(sweep: Readout) -> dict[str, object]:
     """One line style per model: a family's variants differ by dash as well as shade, so curves
     that coincide (equal counts give equal fits) stay distinguishable by their ends.
     """
@@ -59,7 +59,7 @@ def model_dashes(sweep: Sweep) -> dict[str, object]:
     return out
 
 
-def by_model(sweep: Sweep) -> dict:
+def by_model(sweep: Readout) -> dict:
     """Seaborn's hue arguments: one colour per model, the same in every figure."""
     return {"hue": "model", "hue_order": sweep.models, "palette": model_colours(sweep)}
 

@@ -1,4 +1,4 @@
-"""The report's tables, each a ``pd.DataFrame`` of formatted text, from one ``Sweep``."""
+"""The report's tables, each a ``pd.DataFrame`` of formatted text, from one ``Readout``."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import math
 
 import pandas as pd
 
+from pipeline.config.runs import grid_label
 from pipeline.report.results import (
     NO_PROBE,
     PHASES,
     STATES,
-    Sweep,
+    Readout,
     distance_text,
     efold_text,
     init_setting,
@@ -21,7 +22,6 @@ from pipeline.report.results import (
 )
 from pipeline.report.stats import D50, Horizon, fit_d50, horizons, success_counts
 from pipeline.report.survival import survival_table
-from pipeline.runs import grid_label
 
 
 def count_text(c) -> str:
@@ -85,7 +85,7 @@ def d50_text(d: D50, shortest: float, longest: float) -> str:
     return f"{side}, by extrapolation (fit {distance_text(d.estimate)}; {interval}; n={d.n} runs)"
 
 
-def horizon_table(sweep: Sweep, task: str) -> pd.DataFrame:
+def horizon_table(sweep: Readout, task: str) -> pd.DataFrame:
     """Per model: init, both horizons, and seeds solved/planned per distance."""
     counts = success_counts(sweep.runs[sweep.runs["task"] == task])
     held = horizons(counts)
@@ -106,7 +106,7 @@ def horizon_table(sweep: Sweep, task: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def decay_table(sweep: Sweep, task: str) -> pd.DataFrame:
+def decay_table(sweep: Readout, task: str) -> pd.DataFrame:
     """Per model and state: the e-folding length at initialisation per distance (the fit window
     is k = 1..distance, the same for every model in a column), or why there is none.
     """
@@ -127,7 +127,7 @@ def decay_table(sweep: Sweep, task: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def measure_table(sweep: Sweep, task: str, stat: str) -> pd.DataFrame:
+def measure_table(sweep: Readout, task: str, stat: str) -> pd.DataFrame:
     """Per model and state: a probe summary ``stat`` (``key_share`` or ``jacobian_key``) per
     distance, median over seeds with its range, at initialisation and after training; for the
     key share also the quartiles over each run's probe samples (their median over seeds).
@@ -168,7 +168,7 @@ def survival_text(curve) -> str:
     return f"{curve.median:.0f} (95% CI {low:.0f} to {upper}; {solved})"
 
 
-def steps_table(sweep: Sweep, task: str) -> pd.DataFrame:
+def steps_table(sweep: Readout, task: str) -> pd.DataFrame:
     """Per model: the Kaplan-Meier median steps to solve per distance, where defined."""
     budget = sweep.exp.training.max_steps
     curves = survival_table(sweep.runs[sweep.runs["task"] == task], budget)
@@ -182,7 +182,7 @@ def steps_table(sweep: Sweep, task: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def mse_table(sweep: Sweep, task: str) -> pd.DataFrame:
+def mse_table(sweep: Readout, task: str) -> pd.DataFrame:
     """Per model: test MSE per distance (median over seeds, with its range)."""
     runs = sweep.finished[sweep.finished["task"] == task]
     rows = []
@@ -195,7 +195,7 @@ def mse_table(sweep: Sweep, task: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def models_table(sweep: Sweep, task: str) -> pd.DataFrame:
+def models_table(sweep: Readout, task: str) -> pd.DataFrame:
     """Per variant: family, initialisation, size and parameters, and the settings it trained
     with (the ones its tuning chose, when the experiment tunes).
     """
@@ -217,7 +217,7 @@ def models_table(sweep: Sweep, task: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def tuning_table(sweep: Sweep, task: str) -> pd.DataFrame:
+def tuning_table(sweep: Readout, task: str) -> pd.DataFrame:
     """Per variant and grid point, what tuning saw on validation data (the rule's inputs)."""
     rows = []
     for s in sweep.selections:
@@ -234,7 +234,7 @@ def tuning_table(sweep: Sweep, task: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def tuning_caveats(sweep: Sweep, task: str) -> str:
+def tuning_caveats(sweep: Readout, task: str) -> str:
     """Where a variant's tuning choice says less than "at its best": no grid point solved a
     tuning seed (the choice then rests on validation accuracy alone), or a numeric setting was
     chosen at the grid's edge (its best may lie outside the grid).
@@ -270,7 +270,7 @@ def tuning_caveats(sweep: Sweep, task: str) -> str:
     return " ".join(said) or "Every variant's choice solved a tuning seed, inside the grid."
 
 
-def problem_table(sweep: Sweep) -> pd.DataFrame:
+def problem_table(sweep: Readout) -> pd.DataFrame:
     """Every run that did not finish cleanly, and every finished run without probe data (tuning
     runs included).
     """
@@ -283,7 +283,7 @@ def problem_table(sweep: Sweep) -> pd.DataFrame:
     return both[["run_key", "status", "note", "run_id"]].fillna("")
 
 
-def runs_table(sweep: Sweep) -> pd.DataFrame:
+def runs_table(sweep: Readout) -> pd.DataFrame:
     """Every run, readable: accuracy, steps and key shares (or why there are none)."""
     runs = sweep.runs
     table = runs[["task", "model", "distance", "seed", "status"]].copy()

@@ -17,7 +17,7 @@ import math
 
 import pandas as pd
 
-from pipeline.report.results import Sweep, values_of
+from pipeline.report.results import Readout, values_of
 from pipeline.report.stats import D50, fit_d50, horizons, success_counts
 from pipeline.report.tables import d50_text
 
@@ -37,7 +37,7 @@ def _d50_rank(d: D50) -> float:
     return 0.0
 
 
-def standing(sweep: Sweep, task: str) -> pd.DataFrame:
+def standing(sweep: Readout, task: str) -> pd.DataFrame:
     """Per model on ``task``: family, whether PyTorch-default, horizon, d50, parameters, mean
     best validation accuracy; sorted best first (horizon, then d50, then validation accuracy:
     picking a family's best variant reads no test number).
@@ -139,7 +139,7 @@ def _sizes(picked: pd.DataFrame) -> str:
     return ""
 
 
-def _budget(sweep: Sweep) -> str:
+def _budget(sweep: Readout) -> str:
     tuning = sweep.exp.tuning
     if tuning is None:
         t = sweep.exp.training
@@ -152,7 +152,7 @@ def _budget(sweep: Sweep) -> str:
     )
 
 
-def verdicts(sweep: Sweep, task: str) -> list[str]:
+def verdicts(sweep: Readout, task: str) -> list[str]:
     """The two family comparisons on ``task``, in words; empty with fewer than two families."""
     table = standing(sweep, task)
     if table["family"].nunique() < 2:

@@ -15,15 +15,25 @@ inputs it can draw at a distance (``sequence_space``) and the memory a draw take
 
 from __future__ import annotations
 
-from pipeline.tasks.adding import ADDING_VARIANTS, Adding
-from pipeline.tasks.common import generator, stream_seed
-from pipeline.tasks.copy import Copy
-from pipeline.tasks.recall import FILLER, PAIRS, PREFIX, QUERY, Recall
+from typing import Annotated, Union
+
+from pydantic import Field
+
+from pipeline.tasks.adding import ADDING_VARIANTS, Adding, AddingConfig
+from pipeline.tasks.common import TaskConfig, generator, stream_seed
+from pipeline.tasks.copy import Copy, CopyConfig
+from pipeline.tasks.recall import FILLER, PAIRS, PREFIX, QUERY, Recall, RecallConfig
+
+# the registry: a new task is a file (its generator and config) and a line here
+CONFIGS = (RecallConfig, CopyConfig, AddingConfig)
 
 Task = Recall | Copy | Adding
-TASKS: dict[str, type[Task]] = {t.name: t for t in (Recall, Copy, Adding)}
+TASKS: dict[str, type[Task]] = {c.GENERATOR.name: c.GENERATOR for c in CONFIGS}
+# the type of a task field (an experiment's tasks, a run's task): the config its ``task`` names
+TaskField = Annotated[Union[CONFIGS], Field(discriminator="task")]  # noqa: UP007
 
 __all__ = [
-    "ADDING_VARIANTS", "FILLER", "PAIRS", "PREFIX", "QUERY", "TASKS", "Adding", "Copy", "Recall",
-    "Task", "generator", "stream_seed",
+    "ADDING_VARIANTS", "CONFIGS", "FILLER", "PAIRS", "PREFIX", "QUERY", "TASKS", "Adding",
+    "AddingConfig", "Copy", "CopyConfig", "Recall", "RecallConfig", "Task", "TaskConfig",
+    "TaskField", "generator", "stream_seed",
 ]  # fmt: skip

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pipeline.tasks.common import check_limits, generator
+from pipeline.bounds import Number
+from pipeline.tasks.common import TaskConfig, check_limits, generator, parameter
 
 ADDING_VARIANTS = ("fixed", "halves", "hochreiter")  # see Adding
 
@@ -227,3 +228,13 @@ class Adding:
             "predict 0.5 (no memory)": ((1 - p1) + (1 - p2)) / 48,
             "remember only X2": (1 - p1) / 48,
         }
+
+
+class AddingConfig(TaskConfig):
+    """The adding task's section of an experiment file."""
+
+    GENERATOR: ClassVar[type] = Adding
+    task: Literal["adding"]
+    tolerance: parameter(Adding, "tolerance", Number) = Adding.tolerance
+    # where the markers sit and how the target is scaled: Adding says what each means
+    variant: Literal[ADDING_VARIANTS] = Adding.variant

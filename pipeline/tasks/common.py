@@ -1,11 +1,17 @@
-"""What every task shares: named random streams, generators, and parameter limits."""
+"""What every task shares: named random streams, generators, parameter limits, and the config
+base class whose subclass sits beside each generator.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import math
+from typing import Annotated, ClassVar
 
 import torch
+from pydantic import Field, StrictInt, field_validator, model_validator
+
+from pipeline.bounds import Distances, Frozen, unique
 
 
 def stream_seed(*parts: object) -> int:
@@ -48,3 +54,42 @@ def check_limits(task) -> None:
             ok, words = tests[op]
             if not ok(value, bound):
                 raise ValueError(f"{name} must be {words} {bound}, got {value}")
+
+
+class TaskConfig(Frozen):
+    """A task's section of an experiment file: ``task`` (its name), ``distances``, and the
+    generator's own parameters, bounded by the generator's ``LIMITS``. Each subclass sits beside
+    its generator and names it as ``GENERATOR``.
+    """
+
+    GENERATOR: ClassVar[type]
+    task: str
+    distances: Distances
+
+    @field_validator("distances")
+    @classmethod
+    def _distinct(cls, v: list[int]) -> list[int]:
+        return sorted(unique(v, "distance"))
+
+    @model_validator(mode="after")
+    def _reachable(self):
+        low = self.build().min_distance
+        for d in self.distances:  # sorted by now: an index would not point into the file
+            if d < low:
+                raise ValueError(
+                    f"distances: {d} is below the {self.task} task's minimum distance {low}"
+                )
+        return self
+
+    def params(self) -> dict:
+        """The task's own parameters (what the generator takes), without task and distances."""
+        return self.model_dump(exclude={"task", "distances"})
+
+    def build(self):
+        """The generator with this section's parameters."""
+        return self.GENERATOR(**self.params())
+
+
+def parameter(task: type, name: str, kind=StrictInt):
+    """A task parameter's type and bounds in the config, as the generator's ``LIMITS`` say."""
+    return Annotated[kind, Field(**task.LIMITS[name])]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pipeline.tasks.common import check_limits, generator, power
+from pipeline.tasks.common import TaskConfig, check_limits, generator, parameter, power
 
 
 @dataclass(frozen=True)
@@ -125,3 +125,12 @@ class Copy:
     def baselines(self, distance: int) -> dict[str, float]:
         """The losses of strategies that do not remember the symbols, by name."""
         return {"no memory (blanks, then uniform symbols)": self.baseline_loss(distance)}
+
+
+class CopyConfig(TaskConfig):
+    """The copy task's section of an experiment file."""
+
+    GENERATOR: ClassVar[type] = Copy
+    task: Literal["copy"]
+    n_symbols: parameter(Copy, "n_symbols") = Copy.n_symbols
+    copy_length: parameter(Copy, "copy_length") = Copy.copy_length

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pipeline.tasks.common import check_limits, generator, power
+from pipeline.tasks.common import TaskConfig, check_limits, generator, parameter, power
 
 # key -> answer pairs of the recall task (Olah's "i grew up in france ... i speak fluent french")
 PAIRS: tuple[tuple[str, str], ...] = (
@@ -170,3 +170,12 @@ class Recall:
     def baselines(self, distance: int) -> dict[str, float]:
         """The losses of strategies that do not remember the key, by name."""
         return {"no memory (uniform over the keys)": self.baseline_loss(distance)}
+
+
+class RecallConfig(TaskConfig):
+    """The recall task's section of an experiment file."""
+
+    GENERATOR: ClassVar[type] = Recall
+    task: Literal["recall"]
+    n_keys: parameter(Recall, "n_keys") = Recall.n_keys
+    n_filler: parameter(Recall, "n_filler") = Recall.n_filler

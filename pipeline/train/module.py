@@ -12,11 +12,10 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from pipeline.config.runs import RunSpec
+from pipeline.config.training import TrainingConfig
 from pipeline.models import SequenceModel
-from pipeline.probe import Profile, gradient_profile
-from pipeline.record import Recorder
-from pipeline.runs import RunSpec
-from pipeline.sections import TrainingConfig
+from pipeline.probe import ProbeRecord, gradient_profile
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +28,10 @@ class LitSequenceModel(pl.LightningModule):
     ``log_every`` steps; gradient norms are taken before clipping.
     """
 
-    def __init__(self, spec: RunSpec, model: SequenceModel, probe_batch, recorder: Recorder):
+    def __init__(self, spec: RunSpec, model: SequenceModel, probe_batch, run_log):
         super().__init__()
         self.automatic_optimization = False  # several steps per training_step
-        self.spec, self.model, self.recorder = spec, model, recorder
+        self.spec, self.model, self.run_log = spec, model, run_log
         self.task = spec.task.build()
         self.probe_batch = probe_batch
         self.window: list[torch.Tensor] = []  # per step: [loss, accuracy, grad_norm]
@@ -45,7 +44,7 @@ class LitSequenceModel(pl.LightningModule):
         self.diverge_above = spec.training.diverge_loss_factor * baseline
         self.steps_to_solve: int | None = None
         self.diverged_step: int | None = None
-        self.profiles: list[tuple[str, int, Profile]] = []
+        self.probes: list[ProbeRecord] = []
 
     def forward(self, x):
         return self.model(x)
@@ -57,8 +56,8 @@ class LitSequenceModel(pl.LightningModule):
             self.model, self.task, x.to(self.device), y.to(self.device), self.spec.distance
         )
         self.model.train()
-        self.profiles.append((phase, self.global_step, profile))
-        self.recorder.add(
+        self.probes.append(ProbeRecord(phase, self.global_step, profile))
+        self.run_log.add(
             self.global_step,
             **{f"probe/{k}": v for k, v in profile.summary.items() if math.isfinite(v)},
         )
@@ -96,7 +95,7 @@ class LitSequenceModel(pl.LightningModule):
         step = self.global_step
         if self.window and (step % self.spec.training.log_every == 0 or self.trainer.should_stop):
             loss, acc, norm = torch.stack(self.window).mean(0).tolist()
-            self.recorder.add(step, train_loss=loss, train_accuracy=acc, grad_norm=norm)
+            self.run_log.add(step, train_loss=loss, train_accuracy=acc, grad_norm=norm)
             self.window = []
             why = window_blew_up(loss, self.diverge_above)
             if why:
@@ -119,14 +118,14 @@ class LitSequenceModel(pl.LightningModule):
         accuracy, step = correct / n, self.global_step
         self.best_val_accuracy = max(self.best_val_accuracy, accuracy)
         self.best_val_loss = min(self.best_val_loss, loss_sum / n)
-        self.recorder.add(step, val_loss=loss_sum / n, val_accuracy=accuracy)
+        self.run_log.add(step, val_loss=loss_sum / n, val_accuracy=accuracy)
         self.evals += 1
         if accuracy >= self.spec.training.solved_accuracy and self.steps_to_solve is None:
             self.steps_to_solve = step
             self.trainer.should_stop = True
         elif self.spec.probe.every_evals and self.evals % self.spec.probe.every_evals == 0:
             self.probe(f"step_{step}")
-        self.recorder.flush(due_only=True)
+        self.run_log.flush(due_only=True)
 
     def configure_optimizers(self):
         return make_optimizer(self.spec.training, self.model.parameters())

@@ -1,8 +1,7 @@
-"""Run a sweep's cells as Ray tasks: the executor for a cluster (``--executor ray``).
+"""Run a sweep's runs as Ray tasks: the executor for a cluster (``--executor ray``).
 
-A Ray task runs the same run function as a local worker process: ``runner.ensure_worker`` (set up
-once per Ray worker process and sweep), then ``runner.run_one(spec)``. Only where runs execute
-differs:
+A Ray task runs the same run function as a local worker process (``worker.run_one``). Only
+where runs execute differs:
 
 - ``RAY_ADDRESS`` names an existing cluster (``head:6379``, or ``ray://head:10001`` for Ray
   Client); unset, a local Ray starts on this machine's cores and stops with the sweep. To an
@@ -13,8 +12,8 @@ differs:
   that asks for no GPU sees none, so it cannot share a GPU it did not reserve.
 - the workers log to the sweep's tracking store themselves, so for a cluster that store must be a
   tracking server the workers reach over the network (``check_store``); the driver's MLflow client
-  settings (``tracking.client_environment``: retries, timeouts, credentials) travel with each task.
-- no filesystem needs to be shared. A node that lacks a cell's data writes it (the data is a pure
+  settings (``store.client_environment``: retries, timeouts, credentials) travel with each task.
+- no filesystem needs to be shared. A node that lacks a run's data writes it (the data is a pure
   function of the task's parameters and the seed) and checks it byte for byte against the
   driver's manifest; the driver writes each result file from the returned result when the worker
   wrote it elsewhere, so resume and ``sweep.json`` work from the driver's ``results/`` alone.
@@ -31,14 +30,16 @@ import fcntl
 import logging
 import os
 import signal
-from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pipeline import resume, runner, tracking
+from pipeline.config.runs import RunResult, RunSpec, read_result, result_path
 from pipeline.errors import DataError, SweepError
-from pipeline.files import write_json
-from pipeline.runs import RunSpec
+from pipeline.sweep import resume
+from pipeline.sweep.worker import OnDone, WorkerSetup, prepare, run_one
+from pipeline.tracking import store
+from pipeline.tracking.names import CODE_VERSION
 
 CANCEL_GRACE_S = 5.0  # how long interrupted tasks get to mark their runs KILLED before a kill
 # reruns of a task whose worker process or node died (a failed run is not rerun); the dead
@@ -58,7 +59,7 @@ def cluster_is_remote(address: str | None) -> bool:
     """True when ``address`` (a ``RAY_ADDRESS``) names a cluster whose head is another machine.
 
     Unset, ``local`` (start a Ray here) and ``auto`` (the cluster this machine belongs to) count
-    as local here; ``run_ray`` also refuses an unshareable store once it sees several nodes.
+    as local here; ``RayExecutor.run`` also refuses an unshareable store once it sees several nodes.
     """
     if not address or address in ("local", "auto"):
         return False
@@ -68,11 +69,11 @@ def cluster_is_remote(address: str | None) -> bool:
 
 def _store_problem(uri: str) -> str | None:
     """Why workers on other machines cannot use the tracking store ``uri``, or None."""
-    if tracking.is_local_sqlite(uri):
-        return f"the tracking store {tracking.redact(uri)} is a SQLite file on this machine"
+    if store.is_local_sqlite(uri):
+        return f"the tracking store {store.redact(uri)} is a SQLite file on this machine"
     host = urlsplit(uri).hostname
     if _is_loopback(host):
-        return f"the tracking store {tracking.redact(uri)} names this machine by a loopback address"
+        return f"the tracking store {store.redact(uri)} names this machine by a loopback address"
     return None
 
 
@@ -109,24 +110,23 @@ def _check_nodes(ray, uri: str) -> None:
         raise _refusal(problem, f"{len(alive)} nodes")
 
 
-# ---- the worker side: one Ray task per cell ------------------------------------------------
+# ---- the worker side: one Ray task per run -------------------------------------------------
 
 
-def _cell(spec: RunSpec, init_args: tuple, manifest: dict | None) -> dict:
+def _ray_task(spec: RunSpec, setup: WorkerSetup, manifest: dict | None) -> RunResult:
     """A Ray task: train one run exactly as a local worker would, and return its result."""
-    runner.ensure_worker(init_args)  # once per worker process (and per sweep it serves)
+    runs = prepare(setup)  # once per worker process (and per sweep it serves)
     # a retry of a task whose node died after its run finished: adopt that run, train no other
-    worker = runner.worker()
-    version = worker["tags"].get(tracking.CODE_VERSION)
-    done = resume.already_finished(worker["client"], worker["exp_id"], spec, version)
+    version = setup.tags.get(CODE_VERSION)
+    done = resume.already_finished(runs.client, setup.exp_id, spec, version)
     if done is not None:
         return done
     _stage_data(spec, manifest)
-    return runner.run_one(spec)
+    return run_one(spec, setup)
 
 
 def _manifest(spec: RunSpec) -> dict | None:
-    """This machine's manifest of the cell's data, or None when there is none to read."""
+    """This machine's manifest of the run's data, or None when there is none to read."""
     from pipeline import data
 
     try:
@@ -136,7 +136,7 @@ def _manifest(spec: RunSpec) -> dict | None:
 
 
 def _stage_data(spec: RunSpec, expected: dict | None) -> None:
-    """Make this node hold the cell's data exactly as the driver's manifest ``expected`` lists it:
+    """Make this node hold the run's data exactly as the driver's manifest ``expected`` lists it:
     a node without a shared filesystem writes it here. Raises DataError when what it writes
     differs from the driver's (other versions of the pipeline or torch on this node).
     """
@@ -178,12 +178,13 @@ def _task_options(spec: RunSpec, env: dict[str, str]) -> dict:
     return options
 
 
-def _keep_result(spec: RunSpec, result: dict) -> None:
+def _keep_result(spec: RunSpec, result: RunResult) -> None:
     """Write the result file on this machine unless the worker already did (same filesystem)."""
-    path = runner.result_path(spec)
-    if (runner.read_result(path) or {}).get("run_id") == result.get("run_id"):
+    here = read_result(spec)
+    if here is not None and here.run_id == result.run_id:
         return
-    write_json(path, result)
+    path = result_path(spec)
+    os.replace(result.stage(path), path)
 
 
 def _describe(ray, error: BaseException) -> str:
@@ -193,7 +194,7 @@ def _describe(ray, error: BaseException) -> str:
         text = str(error)
     else:  # Ray's own (a worker or node that died): its first line says what happened
         text = (str(error).strip().splitlines() or [""])[0]
-    return f"{type(error).__name__}: {tracking.redact(text)}"
+    return f"{type(error).__name__}: {store.redact(text)}"
 
 
 def _connect(ray, address: str | None) -> bool:
@@ -208,7 +209,7 @@ def _connect(ray, address: str | None) -> bool:
         if address and address != "local":
             # an existing cluster: ship the driver's code, so every node runs what
             # code_version names (the nodes need the dependencies only)
-            package = str(Path(runner.__file__).parent)
+            package = str(Path(__file__).parent.parent)
             code = {"py_modules": [package], "excludes": ["__pycache__"]}
             ray.init(address=address, runtime_env=code)
         else:  # a Ray of our own, for this sweep alone: no dashboard, no usage report
@@ -236,53 +237,49 @@ def _cancel(ray, refs: list) -> None:
                 ray.cancel(ref, force=True)
 
 
-def run_ray(
-    todo: list[RunSpec],
-    init_args: tuple,
-    on_done: Callable[[RunSpec, dict | None, str | None], None],
-) -> None:
-    """Run every spec of ``todo`` as a Ray task; report each through ``on_done(spec, result,
-    None)`` or ``on_done(spec, None, "Type: message")`` as it ends, in the order they end.
+class RayExecutor:
+    """Runs as Ray tasks on the cluster at ``RAY_ADDRESS``, or on a Ray of its own here."""
 
-    ``init_args`` are ``runner.init_worker``'s (tracking URI, experiment id, tags, threads);
-    threads becomes the CPUs each run asks for. Raises SweepError without Ray or for a store the
-    cluster cannot share; KeyboardInterrupt (after cancelling the outstanding tasks) when
-    interrupted.
-    """
-    try:
-        import ray
-    except ImportError:
-        raise SweepError(
-            "--executor ray needs Ray, an optional dependency: "
-            "pip install -c constraints.txt -e '.[ray]'"
-        ) from None
-    address = os.environ.get("RAY_ADDRESS") or None
-    check_store(init_args[0], address)
-    owned = _connect(ray, address)
-    pending: dict = {}
-    try:
-        _check_nodes(ray, init_args[0])
-        cell = ray.remote(_cell)
-        # a node's processes have the node's environment: the driver's MLflow settings travel
-        env = tracking.client_environment()
-        for spec in todo:
-            args = (*init_args[:-1], max(1, int(resources(spec)[0])))  # torch threads = CPUs
-            ref = cell.options(**_task_options(spec, env)).remote(spec, args, _manifest(spec))
-            pending[ref] = spec
-        while pending:  # short waits, so a Ctrl-C is raised here within a second
-            done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-            for ref in done:
-                spec = pending.pop(ref)
-                try:
-                    result = ray.get(ref)
-                    _keep_result(spec, result)
-                except Exception as e:
-                    on_done(spec, None, _describe(ray, e))
-                else:
-                    on_done(spec, result, None)
-    except BaseException:
-        _cancel(ray, list(pending))
-        raise
-    finally:
-        if owned:
-            ray.shutdown()
+    def run(self, specs: list[RunSpec], setup: WorkerSetup, on_done: OnDone) -> None:
+        """Run every spec as a Ray task; report each through ``on_done`` as it ends, in the
+        order they end. Each task asks for its run's ``resources`` and takes as many torch
+        threads as CPUs. Raises SweepError without Ray or for a store the cluster cannot share;
+        KeyboardInterrupt (after cancelling the outstanding tasks) when interrupted.
+        """
+        try:
+            import ray
+        except ImportError:
+            raise SweepError(
+                "--executor ray needs Ray, an optional dependency: "
+                "pip install -c constraints.txt -e '.[ray]'"
+            ) from None
+        address = os.environ.get("RAY_ADDRESS") or None
+        check_store(setup.tracking_uri, address)
+        owned = _connect(ray, address)
+        pending: dict = {}
+        try:
+            _check_nodes(ray, setup.tracking_uri)
+            task = ray.remote(_ray_task)
+            # a node's processes have the node's environment: the driver's MLflow settings travel
+            env = store.client_environment()
+            for spec in specs:
+                own = replace(setup, threads=max(1, int(resources(spec)[0])))  # threads = CPUs
+                ref = task.options(**_task_options(spec, env)).remote(spec, own, _manifest(spec))
+                pending[ref] = spec
+            while pending:  # short waits, so a Ctrl-C is raised here within a second
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                for ref in done:
+                    spec = pending.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                        _keep_result(spec, result)
+                    except Exception as e:
+                        on_done(spec, None, _describe(ray, e))
+                    else:
+                        on_done(spec, result, None)
+        except BaseException:
+            _cancel(ray, list(pending))
+            raise
+        finally:
+            if owned:
+                ray.shutdown()

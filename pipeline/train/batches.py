@@ -11,9 +11,9 @@ import math
 
 import torch
 
+from pipeline.config.runs import RunSpec
+from pipeline.config.training import TrainingConfig
 from pipeline.data import Split
-from pipeline.runs import RunSpec
-from pipeline.sections import TrainingConfig
 
 
 class Batches:

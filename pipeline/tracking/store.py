@@ -1,5 +1,5 @@
-"""The one door to MLflow: the store, its client's retries and timeouts, searches, and redaction
-(where the pipeline puts things in MLflow is ``layout``'s).
+"""The tracking store: its client, retries and timeouts, searches, writes that land once, and
+redaction.
 
 The embedded default is SQLite at ``mlruns/mlflow.db`` with artifacts under ``mlruns/artifacts``
 (``paths.tracking_uri``); ``MLFLOW_TRACKING_URI`` points everything at another store, such as a
@@ -21,6 +21,7 @@ import random
 import re
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,13 +29,9 @@ from typing import TypeVar
 
 from pipeline import paths
 from pipeline.errors import TrackingError
+from pipeline.tracking.names import CREATION, NOTE
 
 T = TypeVar("T")
-RUN_KEY, CONFIG_HASH, CODE_VERSION = "run_key", "config_hash", "code_version"
-# a token per creation of a run or logged model: MLflow's client sends a request again when its
-# reply was lost (a server that died after it wrote), and the second arrival creates a second
-# one; every other holder of the token is such a duplicate
-CREATION = "creation"
 # MLflow's HTTP client as the pipeline sets it, unless the environment already does. MLflow's own
 # defaults wait up to 120 s for each answer and retry a dead server for about four minutes per
 # call, so a server that went away would stall every worker for many minutes.
@@ -294,3 +291,51 @@ def search(c, exp_id: str, filter_string: str = "") -> list:
         token = page.token
         if not token:
             return runs
+
+
+def create_run(c, exp_id: str, name: str, tags: dict[str, str]):
+    """A new run ``name`` with ``tags`` (RUNNING) and a ``CREATION`` token; returns it. A second
+    run that a retried request created is deleted (``drop_duplicates``).
+    """
+    token = uuid.uuid4().hex
+    run = retry(lambda: c.create_run(exp_id, run_name=name, tags={**tags, CREATION: token}))
+    drop_duplicates(c, exp_id, run)
+    return run
+
+
+def drop_duplicates(c, exp_id: str, run) -> None:
+    """Delete the runs other than ``run`` that hold its ``CREATION`` token: a retried creation
+    request made them, and nothing was logged to them. Each is ended KILLED and described
+    before it goes (to the deleted runs, which MLflow keeps until ``mlflow gc``). A reply lost
+    in time usually lands its duplicate before the retry's; a request held up past its timeout
+    may land it later (a run asks again at its end). Only a server resends (``resends``).
+    """
+    if not resends(c):
+        return
+    token = run.data.tags[CREATION]
+    others = [
+        r
+        for r in search(c, exp_id, f"tags.{CREATION} = '{token}'")
+        if r.info.run_id != run.info.run_id
+    ]
+    note = f"a duplicate of run {run.info.run_id}: a retried request created it twice"
+    for other in others:
+        run_id = other.info.run_id
+        retry(lambda i=run_id: c.set_tag(i, NOTE, note))
+        retry(lambda i=run_id: c.set_terminated(i, "KILLED"))
+        retry(lambda i=run_id: c.delete_run(i))
+
+
+def set_tags(c, run_id: str, tags: dict[str, str]) -> None:
+    """Write ``tags`` on ``run_id`` in one request."""
+    from mlflow.entities import RunTag
+
+    batch = [RunTag(k, v) for k, v in tags.items()]
+    retry(lambda: c.log_batch(run_id, tags=batch))
+
+
+def close_run(c, run_id: str, status: str, tags: dict[str, str] | None = None) -> None:
+    """End ``run_id`` with ``status``, writing ``tags`` first."""
+    if tags:
+        set_tags(c, run_id, tags)
+    retry(lambda: c.set_terminated(run_id, status))

@@ -1,7 +1,7 @@
 """What the sweep's fork server imports once, so that every worker forked from it starts ready.
 
-Imported only by the fork server process (``workers.start_server``), never by the pipeline itself:
-importing this module makes the process exit without tearing down its interpreter.
+Imported only by the fork server process (``forkserver.start_server``), never by the pipeline
+itself: importing this module makes the process exit without tearing down its interpreter.
 
 - the training stack: torch, Lightning and MLflow's client (the bulk of a worker's start-up;
   ``make bench`` measures it);
@@ -16,8 +16,8 @@ import os
 import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
 from sqlalchemy.orm import configure_mappers
 
-import pipeline.sweep  # noqa: F401
-import pipeline.train  # noqa: F401
+import pipeline.sweep.phases  # noqa: F401
+import pipeline.train.run  # noqa: F401
 
 configure_mappers()
 

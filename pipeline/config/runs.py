@@ -1,10 +1,10 @@
-"""A sweep's runs: one ``RunSpec`` per (task, distance, model variant, seed), and how an experiment
-expands into them.
+"""A sweep's runs: one ``RunSpec`` per (task, distance, model variant, seed), how an experiment
+expands into them, and what a finished run leaves (``RunResult``, its result file).
 
 Without tuning, an experiment's runs are its *evaluation* runs (``evaluation_runs``). With
 ``tuning``, each variant first trains every grid point on the tuning seeds at the task's tuning
 distance (``tuning_runs``: ordinary runs whose key carries the grid point), and its evaluation
-runs then take the grid point that ``tuning.select`` chose on validation data (``plan``).
+runs then take the grid point that ``tuning.select`` chose on validation data.
 """
 
 from __future__ import annotations
@@ -12,22 +12,18 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pipeline.config import Experiment
-from pipeline.sections import (
-    AddingConfig,
-    CopyConfig,
-    DataConfig,
-    ModelConfig,
-    ProbeConfig,
-    RecallConfig,
-    ResourcesConfig,
-    TaskBase,
-    TrainingConfig,
-)
+from pipeline import paths
+from pipeline.config.model import ModelConfig
+from pipeline.config.training import DataConfig, ProbeConfig, ResourcesConfig, TrainingConfig
+from pipeline.tasks import TaskConfig, TaskField
+
+if TYPE_CHECKING:
+    from pipeline.config.experiment import Experiment
 
 GridPoint = tuple[tuple[str, Any], ...]  # (training field, value) pairs, in the grid's order
 SHORT = {"learning_rate": "lr", "batch_size": "bs", "grad_clip": "clip", "optimizer": "opt"}
@@ -48,7 +44,7 @@ class RunSpec(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     experiment: str
-    task: RecallConfig | CopyConfig | AddingConfig
+    task: TaskField
     model: ModelConfig
     distance: int
     seed: int
@@ -78,14 +74,6 @@ class RunSpec(BaseModel):
         name = f"{self.task.task} {self.model.name} d={self.distance} s={self.seed}"
         return f"{name} {grid_label(self.grid)} (tuning)" if self.phase == "tuning" else name
 
-    @property
-    def forget_bias(self) -> float | None:
-        return self.model.lstm_forget_bias
-
-    @property
-    def chrono_t_max(self) -> int | None:
-        return self.model.chrono(self.distance)
-
     def identity(self) -> dict:
         """Who the run is: the tags every record of it carries (MLflow, result file, report)."""
         return {
@@ -112,13 +100,7 @@ class RunSpec(BaseModel):
             "cell": m.cell,
             "hidden_size": self.hidden_size,
             "parameters": m.parameters,
-            "nonlinearity": m.nonlinearity or ("tanh" if m.cell == "rnn" else None),
-            "recurrent_init": m.recurrent_init,
-            "forget_bias": self.forget_bias,
-            "update_bias": m.update_bias,
-            "chrono_t_max": self.chrono_t_max,
-            "input_layer": m.input_layer,
-            "input_init": m.input_init,
+            **m.options(self.distance),
             "distance": self.distance,
             "seed": self.seed,
             "phase": self.phase if self.phase == "tuning" else None,
@@ -140,17 +122,86 @@ class RunSpec(BaseModel):
         return _count(self.model, self.task.build(), self.hidden_size)
 
     def model_options(self) -> dict:
-        """The ``models.SequenceModel`` init arguments this run builds its model with."""
-        m = self.model
-        return {
-            "forget_bias": self.forget_bias,
-            "chrono_t_max": self.chrono_t_max,
-            "nonlinearity": m.nonlinearity or "tanh",
-            "recurrent_init": m.recurrent_init,
-            "update_bias": m.update_bias,
-            "input_layer": m.input_layer,
-            "input_init": m.input_init,
-        }
+        """The ``models.SequenceModel`` init options this run builds its model with."""
+        return {k: v for k, v in self.model.options(self.distance).items() if v is not None}
+
+
+class RunResult(BaseModel):
+    """What a finished run leaves in its result file (``results/<experiment>/<run_key>.json``),
+    read by the sweep (is it done?), tuning (validation fields only), the report and the claims.
+    ``probe_init`` and ``probe_final`` hold the probe's summaries before and after training
+    (``probe.Profile.summary``; None where not finite).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str
+    experiment: str
+    task: str
+    model: str
+    cell: str
+    distance: int
+    seed: int
+    phase: Literal["evaluation", "tuning"]
+    grid: str
+    run_key: str
+    config_hash: str
+    code_version: str | None
+    status: Literal["solved", "unsolved", "diverged"]
+    solved: bool
+    steps: int  # updates taken
+    steps_to_solve: int | None  # the update at which validation accuracy reached the target
+    diverged_step: int | None
+    test_accuracy: float
+    test_loss: float | None  # None where not finite (a diverged run)
+    best_val_accuracy: float
+    best_val_loss: float | None
+    chance_accuracy: float
+    baseline_loss: float
+    mean_grad_norm: float | None  # before clipping, over the updates taken; None: not finite
+    wall_time: float  # seconds
+    environment: dict[str, str]
+    probe_init: dict[str, float | None]
+    probe_final: dict[str, float | None]
+
+    def flat(self) -> dict:
+        """The result as one flat row: ``probe_init_<summary>``, ``probe_final_<summary>``."""
+        row = self.model_dump(exclude={"probe_init", "probe_final"})
+        for phase in ("init", "final"):
+            row |= {f"probe_{phase}_{k}": v for k, v in getattr(self, f"probe_{phase}").items()}
+        return row
+
+    def current(self, spec: RunSpec, version: str) -> bool:
+        """Whether this result is of ``spec``'s configuration and of code ``version``."""
+        return self.config_hash == spec.config_hash and self.code_version == version
+
+    @classmethod
+    def read(cls, path: Path) -> RunResult | None:
+        """The result in ``path``, or None when it is missing, unreadable or not a result."""
+        try:
+            return cls.model_validate_json(path.read_text())
+        except (OSError, ValidationError):
+            return None
+
+    def stage(self, path: Path) -> Path:
+        """Write the result beside ``path`` under a temporary name (``paths.stage_text``)."""
+        return paths.stage_text(path, self.model_dump_json(indent=2) + "\n")
+
+
+def result_path(spec: RunSpec) -> Path:
+    """The result file of ``spec``."""
+    return paths.result_file(spec.experiment, spec.key)
+
+
+def read_result(spec: RunSpec) -> RunResult | None:
+    """The result file of ``spec``, whatever configuration or code it came from."""
+    return RunResult.read(result_path(spec))
+
+
+def is_done(spec: RunSpec, version: str) -> bool:
+    """Whether ``spec`` has a result file from its current config and code ``version``."""
+    result = read_result(spec)
+    return result is not None and result.current(spec, version)
 
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # weight blocks of a core: W is [GATES * H, H]
@@ -186,7 +237,7 @@ def hidden_for_budget(
     return hidden
 
 
-def hidden_size(exp: Experiment, model: ModelConfig, task: TaskBase) -> int:
+def hidden_size(exp: Experiment, model: ModelConfig, task: TaskConfig) -> int:
     """The model's hidden size on ``task``: its own, the largest within its parameter budget (a
     number, or another model's count on this task), or the experiment's.
     """

@@ -2,7 +2,7 @@
 
 A fresh interpreter spends seconds importing torch, Lightning and MLflow (``make bench`` records
 how long). ``start_server()`` starts multiprocessing's fork server, which imports them
-(``pipeline.preload``) on a core of its own while the parent loads the experiment and sets up
+(``preload``) on a core of its own while the parent loads the experiment and sets up
 the tracking store; ``pool()``'s workers are then forked from it in milliseconds, each paying
 nothing for the imports, and exit without tearing their interpreter down. The server has
 imported but never run anything: no torch thread, SQLite connection or open file crosses a fork.
@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from multiprocessing import forkserver
 
-PRELOAD = "pipeline.preload"
+PRELOAD = "pipeline.sweep.preload"
 
 
 def start_server() -> None:

@@ -1,31 +1,20 @@
-"""What makes a sweep resumable: the code version a finished run must match, the lock that keeps a
-second sweep of the same experiment out, and finished runs adopted rather than trained twice.
+"""What makes a sweep resumable: the lock that keeps a second sweep of the same experiment out,
+and finished runs adopted rather than trained twice.
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline import paths, stages, tracking
+from pipeline import paths
+from pipeline.config.runs import RunResult, RunSpec, result_path
 from pipeline.errors import SweepError
-from pipeline.files import write_json
-from pipeline.runner import result_path
-from pipeline.runs import RunSpec
-
-
-def code_version() -> str:
-    """A hash of the code a run's outcome depends on (``stages.OUTCOME_CODE``): a change to any
-    of it makes every finished run stale.
-    """
-    h = hashlib.sha256()
-    for path in stages.outcome_files():
-        h.update(path.read_bytes())
-    return h.hexdigest()[:12]
+from pipeline.tracking import store
+from pipeline.tracking.names import CODE_VERSION, CONFIG_HASH, RESULT_ARTIFACT, RUN_KEY
 
 
 @contextmanager
@@ -43,13 +32,13 @@ def sweep_lock(experiment: str) -> Iterator[None]:
         yield
 
 
-def _finished_result(client, run_id: str) -> dict:
+def _finished_result(client, run_id: str) -> RunResult:
     import mlflow.artifacts
 
     local = mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path="result.json", tracking_uri=client.tracking_uri
+        run_id=run_id, artifact_path=RESULT_ARTIFACT, tracking_uri=client.tracking_uri
     )
-    return json.loads(Path(local).read_text())
+    return RunResult.model_validate_json(Path(local).read_text())
 
 
 def adopt_finished(client, exp_id: str, todo: list[RunSpec], version: str) -> list[RunSpec]:
@@ -57,29 +46,30 @@ def adopt_finished(client, exp_id: str, todo: list[RunSpec], version: str) -> li
     rename); returns the specs that still need training.
     """
     finished = {}
-    for run in tracking.search(client, exp_id, "attributes.status = 'FINISHED'"):
+    for run in store.search(client, exp_id, "attributes.status = 'FINISHED'"):
         tags = run.data.tags
-        if tags.get(tracking.CODE_VERSION) == version and tracking.RUN_KEY in tags:
-            finished[(tags[tracking.RUN_KEY], tags.get(tracking.CONFIG_HASH))] = run.info.run_id
+        if tags.get(CODE_VERSION) == version and RUN_KEY in tags:
+            finished[(tags[RUN_KEY], tags.get(CONFIG_HASH))] = run.info.run_id
     left = []
     for spec in todo:
         run_id = finished.get((spec.key, spec.config_hash))
         if run_id is None:
             left.append(spec)
             continue
-        write_json(result_path(spec), _finished_result(client, run_id))
+        path = result_path(spec)
+        os.replace(_finished_result(client, run_id).stage(path), path)
     return left
 
 
-def already_finished(client, exp_id: str, spec: RunSpec, version: str) -> dict | None:
+def already_finished(client, exp_id: str, spec: RunSpec, version: str) -> RunResult | None:
     """The result of a FINISHED run of ``spec`` at this code ``version``, if the store has one:
     a retried Ray task whose node died after its run finished must not train it twice.
     """
-    found = tracking.search(
+    found = store.search(
         client,
         exp_id,
-        f"attributes.status = 'FINISHED' and tags.{tracking.RUN_KEY} = '{spec.key}' and "
-        f"tags.{tracking.CODE_VERSION} = '{version}' and "
-        f"tags.{tracking.CONFIG_HASH} = '{spec.config_hash}'",
+        f"attributes.status = 'FINISHED' and tags.{RUN_KEY} = '{spec.key}' and "
+        f"tags.{CODE_VERSION} = '{version}' and "
+        f"tags.{CONFIG_HASH} = '{spec.config_hash}'",
     )
     return _finished_result(client, found[0].info.run_id) if found else None

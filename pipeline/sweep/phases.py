@@ -19,15 +19,14 @@ the choice is recomputed from the tuning result files on every start, so a resum
 the same one. The tuning runs nest under a parent run of their own (under the sweep's), which
 ends with the choice as its description: the evaluation runs stay together, the grid beside them.
 
-Runs are independent. ``jobs`` worker processes (one torch thread each) each train many runs
-(``runner``); they are forked from a server that imported torch, Lightning and MLflow once, while
-the parent set up the store. When every run has a result, ``results/<experiment>/sweep.json`` is
-written: the file Make tracks.
+Runs are independent: an executor (``worker.Executor``) trains them in ``jobs`` worker processes
+(one torch thread each) forked from a server that imported torch, Lightning and MLflow once
+while the parent set up the store, or as Ray tasks. When every run has a result,
+``results/<experiment>/sweep.json`` is written: the file Make tracks.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
 import os
 import signal
@@ -38,19 +37,33 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from pipeline import conventions, layout, local_executor, paths, resume, runs, tracking, workers
+from pipeline import paths, stages
 from pipeline.config import Experiment
-from pipeline.errors import SweepError
-from pipeline.files import write_json
-from pipeline.runner import (
-    Interrupted,
+from pipeline.config.runs import (
+    RunSpec,
+    evaluation_runs,
+    grid_label,
     is_done,
     read_result,
-    result_path,
-    stop_taking_runs,
+    tuning_runs,
 )
-from pipeline.runs import RunSpec, grid_label
-from pipeline.tuning import select
+from pipeline.config.tuning import select
+from pipeline.errors import SweepError
+from pipeline.paths import write_json
+from pipeline.sweep import resume
+from pipeline.sweep.local_executor import LocalExecutor
+from pipeline.sweep.worker import Executor, Interrupted, WorkerSetup, stop_taking_runs
+from pipeline.tracking import store, sweep_runs, ui
+from pipeline.tracking.names import (
+    CODE_VERSION,
+    EXPERIMENT,
+    NOTE,
+    PARENT_RUN,
+    SWEEP,
+    TUNING,
+    mlflow_name,
+)
+from pipeline.tracking.source import source_tags
 
 
 @dataclass
@@ -68,23 +81,23 @@ def run(exp: Experiment, jobs: int, executor: str = "local", log=print) -> Progr
     TrackingError for a bad store.
     """
     if executor == "ray":  # before anything touches the store: a cluster cannot share SQLite
-        from pipeline.ray_executor import check_store
+        from pipeline.sweep.ray_executor import RayExecutor, check_store
 
         check_store(paths.tracking_uri())
-    version = resume.code_version()
-    waiting = sum(not is_done(s, version) for s in runs.tuning_runs(exp)) + sum(
-        read_result(result_path(s)) is None for s in exp.runs
+        return _run(exp, RayExecutor(), jobs, executor, stages.code_version(), log)
+    version = stages.code_version()
+    waiting = sum(not is_done(s, version) for s in tuning_runs(exp)) + sum(
+        read_result(s) is None
+        for s in evaluation_runs(exp)  # tuned settings: not known yet
     )
     jobs = max(1, min(jobs, waiting))
-    pool = local_executor.pool(jobs) if executor == "local" and jobs > 1 else None
+    local = LocalExecutor(jobs)
     try:
-        progress = _run(exp, jobs, executor, pool, version, log)
+        progress = _run(exp, local, jobs, executor, version, log)
     except BaseException:
-        if pool is not None:
-            workers.stop(pool)
+        local.stop()
         raise
-    if pool is not None:
-        pool.shutdown(wait=True)
+    local.close()
     return progress
 
 
@@ -94,8 +107,8 @@ class Sweep:
 
     exp: Experiment
     jobs: int
-    executor: str
-    pool: cf.ProcessPoolExecutor | None
+    executor: str  # "local" or "ray"
+    runner: Executor
     client: object
     exp_id: str
     version: str
@@ -115,31 +128,33 @@ class Sweep:
             _train_all(self, todo, bar, parent)
 
     def open_parent(self, role: str, note: str, parent: str | None = None) -> str:
-        """The parent run of ``role`` for this sweep (``layout.open_parent``), RUNNING."""
+        """The parent run of ``role`` for this sweep (``sweep_runs.open_parent``), RUNNING."""
         name = f"{role} {self.exp.name}"
-        tags = {**self.source, "experiment": self.exp.name, layout.NOTE: note}
-        return layout.open_parent(self.client, self.exp_id, role, name, tags, parent)
+        tags = {**self.source, EXPERIMENT: self.exp.name, NOTE: note}
+        return sweep_runs.open_parent(self.client, self.exp_id, role, name, tags, parent)
 
 
-def _run(exp: Experiment, jobs: int, executor: str, pool, version: str, log) -> Progress:
-    client = tracking.connect()
+def _run(
+    exp: Experiment, runner: Executor, jobs: int, executor: str, version: str, log
+) -> Progress:
+    client = store.connect()
     from pipeline import data  # verify every data file before any training: fail fast
 
     data.verify(exp)
     with resume.sweep_lock(exp.name):
-        exp_id = layout.experiment_id(client, exp.name)
-        closed = layout.close_stale_runs(client, exp_id)
+        exp_id = sweep_runs.experiment_id(client, exp.name)
+        closed = sweep_runs.close_stale_runs(client, exp_id)
         if closed:
             log(f"train: closed {len(closed)} run(s) left RUNNING by an interruption (now KILLED)")
-        tuning = runs.tuning_runs(exp)
-        progress = Progress(total=len(tuning) + len(exp.runs))
-        source = {tracking.CODE_VERSION: version, **conventions.source_tags()}
-        sweep = Sweep(exp, jobs, executor, pool, client, exp_id, version, progress, log, source)
-        parent = sweep.open_parent(layout.SWEEP, _sweep_note(exp, tuning, None))
+        tuning = tuning_runs(exp)
+        progress = Progress(total=len(tuning) + len(evaluation_runs(exp)))
+        source = {CODE_VERSION: version, **source_tags()}
+        sweep = Sweep(exp, jobs, executor, runner, client, exp_id, version, progress, log, source)
+        parent = sweep.open_parent(SWEEP, _sweep_note(exp, tuning, None))
         with _closed_on_error(sweep, parent), _system_metrics(sweep, parent):
-            layout.save_chart_view(client, exp_id, parent)
+            ui.save_chart_view(client, exp_id, parent)
             with _progress_bar(sweep) as bar:
-                evaluation = _tune(sweep, tuning, bar, parent) if tuning else exp.runs
+                evaluation = _tune(sweep, tuning, bar, parent) if tuning else evaluation_runs(exp)
                 sweep.train(evaluation, bar, parent)
             if progress.failed:
                 raise SweepError(
@@ -149,14 +164,14 @@ def _run(exp: Experiment, jobs: int, executor: str, pool, version: str, log) -> 
                 )
             _write_summary(exp, tuning + evaluation, version)
         outcome = _sweep_note(exp, tuning, evaluation)
-        layout.close_run(client, parent, "FINISHED", {layout.NOTE: outcome})
+        store.close_run(client, parent, "FINISHED", {NOTE: outcome})
         where = "" if client.tracking_uri.startswith("http") else " (make mlflow-ui)"
         log(
             f"train: all {progress.total} runs of {exp.name!r} finished; results under "
             f"{paths.results_dir(exp.name)}, MLflow experiment "
-            f"{layout.mlflow_name(exp.name)!r} at {tracking.redact(client.tracking_uri)}; its "
+            f"{mlflow_name(exp.name)!r} at {store.redact(client.tracking_uri)}; its "
             f"runs in the "
-            f"UI{where}: {layout.ui_url(exp_id, layout.ui_address(client.tracking_uri))}"
+            f"UI{where}: {ui.ui_url(exp_id, ui.ui_address(client.tracking_uri))}"
         )
         return progress
 
@@ -166,12 +181,13 @@ def _system_metrics(sweep: Sweep, parent: str) -> Iterator[None]:
     """Within: this machine's system metrics on the sweep's parent run, when the runs train on
     this machine (locally, or on a Ray of its own); a cluster's nodes are other machines.
     """
-    from pipeline.ray_executor import cluster_is_remote
+    if sweep.executor == "ray":
+        from pipeline.sweep.ray_executor import cluster_is_remote
 
-    if sweep.executor == "ray" and cluster_is_remote(os.environ.get("RAY_ADDRESS")):
-        yield
-        return
-    with conventions.system_metrics(sweep.client, parent):
+        if cluster_is_remote(os.environ.get("RAY_ADDRESS")):
+            yield
+            return
+    with sweep_runs.system_metrics(sweep.client, parent):
         yield
 
 
@@ -186,13 +202,13 @@ def _closed_on_error(sweep: Sweep, parent: str) -> Iterator[None]:
     except BaseException as e:
         interrupted = isinstance(e, KeyboardInterrupt)
         status = "KILLED" if interrupted else "FAILED"
-        why = "interrupted" if interrupted else tracking.first_line(e).rstrip(":")
+        why = "interrupted" if interrupted else store.first_line(e).rstrip(":")
         with contextlib.suppress(Exception):
-            run = tracking.retry(lambda: sweep.client.get_run(parent))
+            run = store.retry(lambda: sweep.client.get_run(parent))
             if run.info.status == "RUNNING":
-                plan = run.data.tags.get(layout.NOTE, "").removesuffix(" Running.")
+                plan = run.data.tags.get(NOTE, "").removesuffix(" Running.")
                 note = f"{plan} Stopped: {why}. The same command resumes the sweep."
-                layout.close_run(sweep.client, parent, status, {layout.NOTE: note})
+                store.close_run(sweep.client, parent, status, {NOTE: note})
         raise
 
 
@@ -202,7 +218,7 @@ def _tune(sweep: Sweep, tuning: list[RunSpec], bar, parent: str) -> list[RunSpec
     """
     failed = sweep.progress.failed
     note = f"The tuning runs of experiments/{sweep.exp.name}.yaml. Running."
-    own = sweep.open_parent(layout.TUNING, note, parent)
+    own = sweep.open_parent(TUNING, note, parent)
     with _closed_on_error(sweep, own):
         sweep.train(tuning, bar, own)
         evaluation, chosen = _evaluation_runs(sweep, tuning, bar)
@@ -212,22 +228,21 @@ def _tune(sweep: Sweep, tuning: list[RunSpec], bar, parent: str) -> list[RunSpec
         f"The tuning runs of experiments/{sweep.exp.name}.yaml; chosen on validation data:\n\n"
         + ("\n".join(lines) or "nothing: no variant's tuning finished")
     )
-    layout.close_run(sweep.client, own, status, {layout.NOTE: note})
+    store.close_run(sweep.client, own, status, {NOTE: note})
     return evaluation
 
 
 def _sweep_note(exp: Experiment, tuning: list, evaluation: list | None) -> str:
     """The sweep's description: what it trains, and once ``evaluation`` ran, how it ended."""
-    plan = f"Sweep of experiments/{exp.name}.yaml: {len(exp.runs)} evaluation runs"
+    plan = f"Sweep of experiments/{exp.name}.yaml: {len(evaluation_runs(exp))} evaluation runs"
     plan += f" and {len(tuning)} tuning runs (under tuning {exp.name})." if tuning else "."
     if evaluation is None:
         return plan + " Running."
-    results = [read_result(result_path(s)) or {} for s in evaluation]
-    counts = {k: sum(r.get("status") == k for r in results) for k in ("solved", "unsolved")}
-    diverged = sum(r.get("status") == "diverged" for r in results)
+    statuses = [getattr(read_result(s), "status", None) for s in evaluation]
+    solved, unsolved, diverged = (statuses.count(k) for k in ("solved", "unsolved", "diverged"))
     return (
-        f"{plan} Finished: {counts['solved']} solved, {counts['unsolved']} unsolved, "
-        f"{diverged} diverged. `make report` attaches the report here (artifacts report/)."
+        f"{plan} Finished: {solved} solved, {unsolved} unsolved, {diverged} diverged. "
+        "`make report` attaches the report here (artifacts report/)."
     )
 
 
@@ -237,14 +252,14 @@ def _evaluation_runs(sweep: Sweep, tuning: list[RunSpec], bar) -> tuple[list[Run
     and counted as failed, with the reason.
     """
     exp = sweep.exp
-    results = {s.key: read_result(result_path(s)) for s in tuning if is_done(s, sweep.version)}
+    results = {s.key: read_result(s) for s in tuning if is_done(s, sweep.version)}
     choice, selections, missing = select(exp, results)
     for chosen in selections:
         sweep.log(
             f"train: tuning chose {grid_label(chosen.chosen)} for {chosen.task} {chosen.model}"
         )
-    evaluation = runs.evaluation_runs(exp, choice)
-    skipped = len(exp.runs) - len(evaluation)
+    evaluation = evaluation_runs(exp, choice)
+    skipped = len(evaluation_runs(exp)) - len(evaluation)
     if skipped:
         sweep.progress.failed += skipped
         sweep.progress.failures.append(
@@ -272,13 +287,17 @@ def _progress_bar(sweep: Sweep):
 
 def _train_all(sweep: Sweep, todo: list[RunSpec], bar, parent: str) -> None:
     progress, jobs = sweep.progress, sweep.jobs
-    tags = {**sweep.source, layout.PARENT_RUN: parent}  # the workers' tags (Ray's too)
-    init_args = (sweep.client.tracking_uri, sweep.exp_id, tags, sweep.exp.resources.cpus_per_run)
+    setup = WorkerSetup(
+        tracking_uri=sweep.client.tracking_uri,
+        exp_id=sweep.exp_id,
+        tags={**sweep.source, PARENT_RUN: parent},
+        threads=sweep.exp.resources.cpus_per_run,
+    )
     bar.set_postfix(failed=progress.failed, running=min(jobs, len(todo)))
 
     def on_done(spec, result, error):
         if error is not None:  # it may quote the tracking URI
-            error = tracking.redact(error)
+            error = store.redact(error)
         if error is None:
             progress.done += 1
             bar.update(1)
@@ -293,14 +312,7 @@ def _train_all(sweep: Sweep, todo: list[RunSpec], bar, parent: str) -> None:
     signal.signal(signal.SIGTERM, stop_taking_runs)
     signal.signal(signal.SIGINT, stop_taking_runs)
     try:
-        if sweep.executor == "ray":
-            from pipeline.ray_executor import run_ray
-
-            run_ray(todo, init_args, on_done)
-        elif sweep.pool is None:
-            local_executor.run_inline(todo, init_args, on_done)
-        else:
-            local_executor.run_parallel(todo, sweep.pool, init_args, on_done)
+        sweep.runner.run(todo, setup, on_done)
     except KeyboardInterrupt:
         bar.close()
         left = progress.total - progress.done
@@ -317,7 +329,7 @@ def _train_all(sweep: Sweep, todo: list[RunSpec], bar, parent: str) -> None:
 def _write_summary(exp: Experiment, specs: list[RunSpec], version: str) -> None:
     summary = {
         "experiment": exp.name,
-        tracking.CODE_VERSION: version,
-        "runs": {s.key: read_result(result_path(s))["run_id"] for s in specs},
+        CODE_VERSION: version,
+        "runs": {s.key: read_result(s).run_id for s in specs},
     }
     write_json(paths.results_dir(exp.name) / "sweep.json", summary)

@@ -16,9 +16,8 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import yaml
 from pydantic import (
@@ -29,30 +28,21 @@ from pydantic import (
     model_validator,
 )
 
-from pipeline import capacity, tasks
-from pipeline.claims import Claim
+from pipeline import tasks
+from pipeline.bounds import Frozen, HiddenSize, check_seeds, unique
+from pipeline.config.claims import Claim
+from pipeline.config.model import ModelConfig
+from pipeline.config.training import DataConfig, ProbeConfig, ResourcesConfig, TrainingConfig
+from pipeline.config.tuning import TuningConfig
 from pipeline.errors import ConfigError
-from pipeline.fields import Frozen, HiddenSize, check_seeds, unique
-from pipeline.sections import (
-    DataConfig,
-    ModelConfig,
-    ProbeConfig,
-    ResourcesConfig,
-    TaskBase,
-    TaskConfig,
-    TrainingConfig,
-    TuningConfig,
-)
-
-if TYPE_CHECKING:
-    from pipeline.runs import RunSpec
+from pipeline.tasks import TaskConfig, TaskField, capacity
 
 
 class Experiment(Frozen):
     """A whole experiment: tasks x models x distances x seeds, and how to train each."""
 
     name: str = Field(exclude=True)
-    tasks: Annotated[list[TaskConfig], Field(min_length=1)]
+    tasks: Annotated[list[TaskField], Field(min_length=1)]
     models: Annotated[list[ModelConfig], Field(min_length=1)]
     seeds: Annotated[list[StrictInt], Field(min_length=1)]
     hidden_size: HiddenSize = 64
@@ -150,7 +140,7 @@ class Experiment(Frozen):
             )
         return self
 
-    def data_cells(self) -> list[tuple[TaskBase, int, int]]:
+    def data_folders(self) -> list[tuple[TaskConfig, int, int]]:
         """Every (task, distance, seed) some run reads data for, evaluation and tuning."""
         cells = [(t, d, s) for t in self.tasks for d in t.distances for s in self.seeds]
         if self.tuning is not None:
@@ -182,7 +172,7 @@ class Experiment(Frozen):
         """
         sizes = self.data.sizes()
         index = {t.task: i for i, t in enumerate(self.tasks)}
-        for task, distance, _ in self.data_cells():  # the tuning distances too
+        for task, distance, _ in self.data_folders():  # the tuning distances too
             problem = capacity.held_out_problem(task.build(), distance, sizes)
             if problem:
                 raise ValueError(f"tasks[{index[task.task]}].distances: {problem}")
@@ -198,7 +188,7 @@ class Experiment(Frozen):
             return self
         sizes = self.data.sizes()
         need, task, distance = max(
-            (capacity.peak_bytes(t.build(), d, sizes), t.task, d) for t, d, _ in self.data_cells()
+            (capacity.peak_bytes(t.build(), d, sizes), t.task, d) for t, d, _ in self.data_folders()
         )
         if need > limit:
             raise ValueError(
@@ -209,16 +199,6 @@ class Experiment(Frozen):
                 "data.n_test) or shorter distances"
             )
         return self
-
-    @cached_property
-    def runs(self) -> list[RunSpec]:
-        """The evaluation runs with the experiment's own training settings, in a stable order
-        (task, distance, seed, model). With ``tuning``, the sweep and the report give each
-        variant's evaluation runs the settings its tuning chose (``runs.evaluation_runs``).
-        """
-        from pipeline import runs
-
-        return runs.evaluation_runs(self)
 
 
 def _bytes(n: float) -> str:

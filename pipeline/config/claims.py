@@ -38,7 +38,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StrictBool, StrictInt, model_validator
 
-from pipeline.fields import Frozen, Number
+from pipeline.bounds import Frozen, Number
 
 # metric -> (what the report calls it, the value of a run without it: the worst)
 METRICS: dict[str, tuple[str, float]] = {

@@ -1,6 +1,6 @@
 """Choosing each variant's training settings from its tuning runs, on validation data only.
 
-Every model variant gets the same tuning budget (``sections.TuningConfig``): the same grid of
+Every model variant gets the same tuning budget (``TuningConfig``): the same grid of
 training settings, the same tuning seeds (never evaluation seeds), at the same tuning distance
 per task. For each (task, variant), every grid point is scored over its tuning seeds by, in
 order:
@@ -19,16 +19,79 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
-from pipeline.config import Experiment
-from pipeline.runs import Choice, GridPoint, RunSpec, grid_label, grid_points, tuning_runs
+from pydantic import Field, StrictInt, ValidationError, field_validator
+
+from pipeline.bounds import MAX_DISTANCE, Frozen, check_seeds, unique
+from pipeline.config.runs import (
+    Choice,
+    GridPoint,
+    RunResult,
+    RunSpec,
+    grid_label,
+    grid_points,
+    tuning_runs,
+)
+from pipeline.config.training import TrainingConfig
+
+if TYPE_CHECKING:
+    from pipeline.config.experiment import Experiment
+    from pipeline.tasks import TaskConfig
+
+TUNABLE = (
+    "learning_rate",
+    "optimizer",
+    "batch_size",
+    "grad_clip",
+)  # the training fields a tuning grid may vary
+
+
+class TuningConfig(Frozen):
+    """The same tuning budget for every model variant: each variant is trained at every point of
+    ``grid`` (every combination of the listed training settings) on the ``seeds`` (never the
+    evaluation seeds) at one distance per task (``distances``; default: the task's middle
+    distance), and its evaluation runs use the grid point that did best on validation data
+    (``tuning.select``; test data are never read).
+    """
+
+    grid: Annotated[dict[str, Annotated[list, Field(min_length=1)]], Field(min_length=1)]
+    seeds: Annotated[list[StrictInt], Field(min_length=1)]
+    distances: dict[str, Annotated[StrictInt, Field(ge=1, le=MAX_DISTANCE)]] = {}
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, v: dict) -> dict:
+        for field, values in v.items():
+            if field not in TUNABLE:
+                raise ValueError(
+                    f"{field}: not a setting tuning can vary (one of {', '.join(TUNABLE)})"
+                )
+            unique(values, f"{field} value")
+            for value in values:  # each value must be a valid setting on its own
+                try:
+                    TrainingConfig(**{field: value})
+                except ValidationError as e:
+                    raise ValueError(f"{field}: {e.errors()[0]['msg']} (got {value!r})") from None
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        return check_seeds(v)
+
+    def distance(self, task: TaskConfig) -> int:
+        """The tuning distance of ``task``: as listed, else the middle of its distances."""
+        d = task.distances
+        return self.distances.get(task.task, d[(len(d) - 1) // 2])
+
 
 VALIDATION_FIELDS = ("status", "steps_to_solve", "best_val_accuracy", "best_val_loss")
 
 
-def validation_view(result: dict) -> dict:
+def validation_view(result: RunResult) -> dict:
     """What the choice may read of a run's result: validation outcomes, nothing of test."""
-    return {k: result.get(k) for k in VALIDATION_FIELDS}
+    return {k: getattr(result, k) for k in VALIDATION_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -57,7 +120,7 @@ class Score:
         )
 
 
-def score(point: GridPoint, results: list[dict], budget: int) -> Score:
+def score(point: GridPoint, results: list[RunResult], budget: int) -> Score:
     """Score one grid point from its tuning runs' results (validation fields only)."""
     seen = [validation_view(r) for r in results]
     solved = [r["status"] == "solved" for r in seen]
@@ -83,7 +146,7 @@ class Selection:
     chosen: GridPoint
 
 
-def select(exp: Experiment, results: dict[str, dict]) -> tuple[Choice, list[Selection], list]:
+def select(exp: Experiment, results: dict[str, RunResult]) -> tuple[Choice, list[Selection], list]:
     """The grid point each (task, variant) evaluates with, from tuning results by run key.
 
     Returns (choice, selections, missing): variants with an unfinished tuning run are left out
