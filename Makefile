@@ -1,12 +1,14 @@
 # The pipeline's stages as real file targets: each reruns only when its inputs changed.
 #   make run-all            data -> train (with gradient probes) -> report, for EXP (default)
 #   make run-all EXP=quick  the same for experiments/quick.yaml
+#   make install            .venv with the pinned dependencies: PyTorch's CPU build on Linux,
+#                           PyPI's torch on macOS; TORCH=cuda for PyTorch's CUDA build
 # Run `make help` for every target.
 
 EXP      ?= default
 CLAIM    ?=
 ALL      ?=
-JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+JOBS     ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 EXECUTOR ?= local
 HOST     ?= 127.0.0.1
 PORT     ?= 5000
@@ -20,6 +22,14 @@ RAY      := $(VENV)/.installed-ray
 SERVER   := $(VENV)/.installed-server
 TESTDEPS := $(VENV)/.installed-test
 EXTRAS   ?= dev
+# which torch build make install puts in .venv (the version is constraints.txt's): TORCH=cpu
+# (default) takes PyTorch's CPU build on Linux, TORCH=cuda its CUDA build; on macOS (OS=Darwin)
+# PyPI's own wheel is the only build (CPU and Apple's GPU). TORCH_INDEX: the index of PyTorch's
+# builds to take it from; torch 2.13's CUDA builds are cu130 (stable: Turing to Blackwell), cu126
+# (for GPUs older than Turing) and cu132 (experimental)
+OS          ?= $(shell uname -s)
+TORCH       ?= cpu
+TORCH_INDEX ?= https://download.pytorch.org/whl/$(if $(filter cuda,$(TORCH)),cu130,cpu)
 # make mlflow-server: where the tracking server keeps runs and artifacts, which Host headers it
 # answers (MLflow's default: localhost and private IP addresses), how many worker processes it
 # runs (MLflow's default: 4). A PostgreSQL BACKEND_STORE_URI installs the driver (the server
@@ -42,7 +52,7 @@ TRAIN_CODE  := $(call stage_code,train)
 REPORT_CODE := $(call stage_code,report)
 
 .DEFAULT_GOAL := help
-.PHONY: help install data train probe report run-all replicate test test-fast lint bench \
+.PHONY: FORCE help install data train probe report run-all replicate test test-fast lint bench \
         mlflow-ui mlflow-server clean
 
 help: ## list the targets
@@ -50,13 +60,53 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | \
 		awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 
-install: $(STAMP) ## create .venv and install the pinned dependencies (only when they changed)
+install: $(STAMP) ## create .venv and install the pinned dependencies (only when they changed; TORCH=cuda: PyTorch's CUDA build)
 
-$(STAMP): pyproject.toml constraints.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+TORCH_VERSION := $(shell sed -n 's/^torch==//p' constraints.txt)
+ifeq ($(filter cpu cuda,$(TORCH)),)
+$(error TORCH=$(TORCH): expected cpu (default) or cuda)
+endif
+ifeq ($(OS),Darwin)
+ifeq ($(TORCH),cuda)
+$(error TORCH=cuda: PyTorch has no CUDA build for macOS (OS=Darwin); leave TORCH out for PyPI's torch)
+endif
+TORCH_SOURCE := pypi
+else
+TORCH_SOURCE := $(TORCH) $(TORCH_INDEX)
+endif
+# torch alone (--no-deps): the main install then takes its dependencies from PyPI, pinned by
+# constraints.txt, whose torch==X accepts the local builds X+cpu and X+cu130 too
+PIP_TORCH = $(PY) -m pip install --quiet --no-deps -c constraints.txt \
+	$(if $(TORCH_CHANGED),--force-reinstall)
+# Linux CPU build: first from pip's configured sources only (a machine whose pip config holds
+# the wheel, as a find-links folder, needs no other index; elsewhere pip refuses at once, as PyPI
+# has no X+cpu), then from PyTorch's index, which only then is ever asked
+ifeq ($(TORCH_SOURCE),pypi)
+INSTALL_TORCH = $(PIP_TORCH) "torch==$(TORCH_VERSION)"
+else ifeq ($(TORCH),cpu)
+INSTALL_TORCH = $(PIP_TORCH) "torch==$(TORCH_VERSION)+cpu" 2>/dev/null || \
+	{ echo "torch $(TORCH_VERSION)+cpu: not among pip's sources; from $(TORCH_INDEX)"; \
+	  $(PIP_TORCH) --index-url $(TORCH_INDEX) "torch==$(TORCH_VERSION)"; }
+else
+INSTALL_TORCH = $(PIP_TORCH) --index-url $(TORCH_INDEX) "torch==$(TORCH_VERSION)"
+endif
+# the stamp holds the torch build installed: another choice (TORCH, TORCH_INDEX, OS) reinstalls
+# torch, never left in place silently
+TORCH_CHOICE  := torch $(TORCH_VERSION) $(TORCH_SOURCE)
+ifneq ($(strip $(shell cat $(STAMP) 2>/dev/null)),$(TORCH_CHOICE))
+TORCH_CHANGED := yes
+endif
+
+$(STAMP): pyproject.toml constraints.txt $(if $(TORCH_CHANGED),FORCE)
+	test -x $(PY) || { $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "error: $(PYTHON) is older than Python 3.11: set PYTHON=python3.11 (or newer)" >&2; \
+		  exit 2; }; $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
+	$(INSTALL_TORCH)
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
-	touch $@
+	echo '$(TORCH_CHOICE)' > $@
+
+FORCE:
 
 $(EXP_FILE):
 	@echo "error: no experiment file $(EXP_FILE) (EXP=$(EXP)); see experiments/" >&2; exit 2
