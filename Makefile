@@ -3,7 +3,34 @@
 #   make run-all EXP=quick  the same for experiments/quick.yaml
 #   make install            .venv with the pinned dependencies: PyTorch's CPU build on Linux,
 #                           PyPI's torch on macOS; TORCH=cuda for PyTorch's CUDA build
-# Run `make help` for every target.
+# Make refuses a variable on its command line that it does not take (below), naming it.
+# Run `make help` for every target and variable.
+
+# The variables make takes from its command line, each with what it does (make help prints
+# these lines). Make refuses any other, naming it: a misspelt JOBS=3 is never silently ignored.
+## EXP=name                    the experiment file experiments/<name>.yaml (default: default)
+## JOBS=n                      worker processes of train and replicate (default: the cores)
+## EXECUTOR=local|ray          where runs execute (default: local)
+## CLAIM=name                  make replicate: this claim only
+## ALL=1                       make replicate: the claims sized for a GPU too
+## TORCH=cpu|cuda              make install: PyTorch's CPU build (default) or its CUDA build (Linux)
+## TORCH_INDEX=url             make install: the index of PyTorch's builds to take torch from
+## OS=name                     make install: the system to install for (default: uname -s)
+## PYTHON=python3              the Python 3.11+ that makes .venv and reads pipeline/stages.py
+## EXTRAS=dev                  make install: the optional dependencies to add
+## HOST=127.0.0.1              make mlflow-ui and mlflow-server: the address to serve on
+## PORT=5000                   make mlflow-ui and mlflow-server: the port to serve on
+## BACKEND_STORE_URI=uri       make mlflow-server: where the server keeps runs
+## ARTIFACTS_DESTINATION=path  make mlflow-server: where the server keeps artifacts
+## ALLOWED_HOSTS=list          make mlflow-server: the Host headers it answers
+## WORKERS=n                   make mlflow-server: its worker processes
+VARIABLES := $(shell sed -n 's/^## \([A-Z_]*\)=.*/\1/p' $(lastword $(MAKEFILE_LIST)))
+UNKNOWN   := $(sort $(filter-out $(VARIABLES),$(foreach v,$(.VARIABLES),\
+	$(if $(findstring command line,$(origin $(v))),$(v)))))
+ifneq ($(UNKNOWN),)
+$(error unknown variable$(if $(word 2,$(UNKNOWN)),s) on the command line: $(UNKNOWN); \
+	make takes $(VARIABLES) (make help says what each does))
+endif
 
 EXP      ?= default
 CLAIM    ?=
@@ -55,10 +82,13 @@ REPORT_CODE := $(call stage_code,report)
 .PHONY: FORCE help install data train probe report run-all replicate test test-fast lint bench \
         mlflow-ui mlflow-server clean
 
-help: ## list the targets
-	@echo "usage: make <target> [EXP=name] [JOBS=n]   (EXP picks experiments/<name>.yaml)"
+help: ## list the targets and the variables make takes
+	@echo "usage: make <target> [VARIABLE=value ...]   (EXP=name picks experiments/<name>.yaml)"
+	@echo "targets:"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | \
 		awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
+	@echo "variables (make refuses any other on its command line):"
+	@sed -n 's/^## /  /p' $(MAKEFILE_LIST)
 
 install: $(STAMP) ## create .venv and install the pinned dependencies (only when they changed; TORCH=cuda: PyTorch's CUDA build)
 

@@ -16,6 +16,11 @@ from pipeline import paths
 ROOT = paths.SOURCE_ROOT
 
 
+def variables() -> list[str]:
+    """The variables the Makefile takes from its command line: its ``## NAME=...`` lines."""
+    return re.findall(r"^## ([A-Z_]+)=", (ROOT / "Makefile").read_text(), re.M)
+
+
 def defaults() -> list[str]:
     """The variables the Makefile gives a default (``NAME ?= ...``): the caller's may not leak."""
     return re.findall(r"^([A-Z_]+)\s*\?=", (ROOT / "Makefile").read_text(), re.M)
