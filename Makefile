@@ -1,6 +1,9 @@
 # The pipeline's stages as real file targets: each reruns only when its inputs changed.
 #   make run-all            data -> train (with gradient probes) -> report, for EXP (default)
 #   make run-all EXP=quick  the same for experiments/quick.yaml
+#   make run-all EXP=default SET="training.max_steps=500 seeds=[0]"
+#                           the same for default.yaml with those settings, written to its own
+#                           file experiments/default-set-<checksum of SET>.yaml and run by name
 #   make install            .venv with the pinned dependencies: PyTorch's CPU build on Linux,
 #                           PyPI's torch on macOS; TORCH=cuda for PyTorch's CUDA build
 # Make refuses a variable on its command line that it does not take (below), naming it.
@@ -9,6 +12,8 @@
 # The variables make takes from its command line, each with what it does (make help prints
 # these lines). Make refuses any other, naming it: a misspelt JOBS=3 is never silently ignored.
 ## EXP=name                    the experiment file experiments/<name>.yaml (default: default)
+## SET="path=value ..."        EXP's settings changed: the stages run EXP's file with these
+##                             settings, written to experiments/<EXP>-set-<checksum of SET>.yaml
 ## JOBS=n                      worker processes of train and replicate (default: the cores)
 ## EXECUTOR=local|ray          where runs execute (default: local)
 ## CLAIM=name                  make replicate: this claim only
@@ -27,9 +32,13 @@
 VARIABLES := $(shell sed -n 's/^## \([A-Z_]*\)=.*/\1/p' $(lastword $(MAKEFILE_LIST)))
 UNKNOWN   := $(sort $(filter-out $(VARIABLES),$(foreach v,$(.VARIABLES),\
 	$(if $(findstring command line,$(origin $(v))),$(v)))))
+# a lower-case name is an experiment's setting (training.max_steps=500), which goes in SET
+SETTINGS  := $(foreach v,$(filter $(foreach c,a b c d e f g h i j k l m n o p q r s t u v w x y z,\
+	$(c)%),$(UNKNOWN)),$(v)=$(value $(v)))
+HINT      := $(if $(SETTINGS),; an experiment's settings go in SET: SET="$(strip $(SETTINGS))")
 ifneq ($(UNKNOWN),)
 $(error unknown variable$(if $(word 2,$(UNKNOWN)),s) on the command line: $(UNKNOWN); \
-	make takes $(VARIABLES) (make help says what each does))
+	make takes $(VARIABLES) (make help says what each does)$(HINT))
 endif
 
 EXP      ?= default
@@ -41,7 +50,6 @@ HOST     ?= 127.0.0.1
 PORT     ?= 5000
 PYTHON   ?= python3
 
-EXP_FILE := experiments/$(EXP).yaml
 VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
@@ -67,9 +75,21 @@ ARTIFACTS_DESTINATION ?= $(CURDIR)/mlruns/server-artifacts
 ALLOWED_HOSTS         ?=
 WORKERS               ?=
 
-DATA     := data/$(EXP)/.done
-RESULTS  := results/$(EXP)/sweep.json
-REPORT   := reports/$(EXP)/report.html
+# the experiment the stages run: EXP, or with SET a file derived from EXP's, named by EXP and a
+# checksum of SET (POSIX cksum, in hex: Make knows the name before .venv exists)
+quote = '$(subst ','\'',$(1))'
+BASE_FILE := experiments/$(EXP).yaml
+ifeq ($(strip $(SET)),)
+EXP_NAME  := $(EXP)
+else
+EXP_NAME  := $(notdir $(EXP))-set-$(shell printf '%s' $(call quote,$(strip $(SET))) | cksum | \
+	{ read crc size; printf '%08x' "$$crc"; })
+endif
+EXP_FILE  := experiments/$(EXP_NAME).yaml
+
+DATA     := data/$(EXP_NAME)/.done
+RESULTS  := results/$(EXP_NAME)/sweep.json
+REPORT   := reports/$(EXP_NAME)/report.html
 
 # what each stage's output depends on (besides the experiment file and the stage before): the
 # lists in pipeline/stages.py, which the sweep's code version reads too
@@ -138,10 +158,17 @@ $(STAMP): pyproject.toml constraints.txt $(if $(TORCH_CHANGED),FORCE)
 
 FORCE:
 
-$(EXP_FILE):
-	@echo "error: no experiment file $(EXP_FILE) (EXP=$(EXP)); see experiments/" >&2; exit 2
+$(BASE_FILE):
+	@echo "error: no experiment file $(BASE_FILE) (EXP=$(EXP)); see experiments/" >&2; exit 2
 
-data: $(DATA) ## write the task data for EXP under data/EXP/
+# SET: EXP's file with those settings, validated like any experiment file, written again when
+# EXP's file or the code that writes it changes
+ifneq ($(EXP_FILE),$(BASE_FILE))
+$(EXP_FILE): $(BASE_FILE) $(call stage_code,derive) | $(STAMP)
+	$(PY) -m pipeline derive --experiment $(BASE_FILE) --set $(call quote,$(SET)) --output $@
+endif
+
+data: $(DATA) ## write the task data for EXP (or EXP with SET's settings) under data/
 
 $(DATA): $(EXP_FILE) $(DATA_CODE) | $(STAMP)
 	$(PY) -m pipeline data --experiment $(EXP_FILE)
@@ -159,7 +186,7 @@ report: $(REPORT) ## write reports/EXP/ (report.html, report.md, CSVs, figures)
 $(REPORT): $(RESULTS) $(REPORT_CODE) | $(STAMP)
 	$(PY) -m pipeline report --experiment $(EXP_FILE)
 
-run-all: $(REPORT) ## every stage for EXP: data, train, report
+run-all: $(REPORT) ## every stage for EXP: data, train, report (SET="path=value ...": EXP's file with those settings)
 	@echo "report: $(abspath $(REPORT))"
 
 # each claim's stages skip finished work (data folders, runs), so a rerun resumes; the claims'

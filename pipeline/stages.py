@@ -56,7 +56,17 @@ REPORT = (*COMMON, "decay.py", "tracking.py", "layout.py", "tuning.py", "report/
 # file target (its stages skip finished work themselves); listed so that every stage's code is here
 REPLICATE = (*dict.fromkeys((*DATA, *TRAIN, *REPORT)), "replication.py")
 
-STAGE_CODE = {"data": DATA, "train": TRAIN, "report": REPORT, "replicate": REPLICATE}
+# python -m pipeline derive (make ... SET=...): a derived experiment file is written again when
+# this code changes
+DERIVE = (*COMMON, "derive.py")
+
+STAGE_CODE = {
+    "derive": DERIVE,
+    "data": DATA,
+    "train": TRAIN,
+    "report": REPORT,
+    "replicate": REPLICATE,
+}
 
 
 def files(stage: str) -> list[str]:

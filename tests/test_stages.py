@@ -13,6 +13,7 @@ from pipeline import paths, stages
 
 PACKAGE = paths.SOURCE_ROOT / "pipeline"
 ENTRIES = {  # the modules each stage's command runs
+    "derive": ["pipeline.derive"],
     "data": ["pipeline.data"],
     "train": ["pipeline.sweep", "pipeline.train", "pipeline.ray_executor", "pipeline.preload"],
     "report": ["pipeline.report"],
