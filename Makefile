@@ -6,6 +6,8 @@
 #                           file experiments/default-set-<checksum of SET>.yaml and run by name
 #   make install            .venv with the pinned dependencies: PyTorch's CPU build on Linux,
 #                           PyPI's torch on macOS; TORCH=cuda for PyTorch's CUDA build
+#   make clean EXP=quick    remove quick's data/, results/ and reports/ (plain make clean removes
+#                           every experiment's and the tracking store mlruns/, with every run)
 # Make refuses a variable on its command line that it does not take (below), naming it.
 # Run `make help` for every target and variable.
 
@@ -243,5 +245,21 @@ mlflow-server: $(STAMP) $(if $(filter postgresql%,$(BACKEND_STORE_URI)),$(SERVER
 		--host $(HOST) --port $(PORT) $(if $(ALLOWED_HOSTS),--allowed-hosts "$(ALLOWED_HOSTS)") \
 		$(if $(WORKERS),--workers $(WORKERS))
 
-clean: ## remove generated outputs (data, results, reports, tracking store; not .venv)
-	rm -rf data results reports/*/ mlruns   # committed records sit in reports/ itself
+# Plain make clean removes every output, the tracking store with every run and the derived
+# experiment files; committed records sit in reports/ itself. With EXP (given on the command line
+# or in the environment), only that experiment's folders, named by its file's stem as the
+# pipeline names them: the tracking store is shared by every experiment, so its runs stay there.
+# Folders only (a trailing /): rm leaves a file of that name alone, such as reports/README.md.
+CLEAN_NAME := $(notdir $(EXP_NAME))
+clean: ## remove every experiment's outputs AND the tracking store mlruns/ with all runs (not .venv); EXP=name: only that experiment's data/, results/, reports/
+ifeq ($(origin EXP),file)
+	rm -rf data results reports/*/ mlruns experiments/*-set-*.yaml
+	@echo "removed every experiment's data/, results/ and reports/, the derived experiment files \
+	(experiments/*-set-*.yaml) and the tracking store mlruns/ with all its runs"
+else
+	$(if $(or $(filter-out 1,$(words $(CLEAN_NAME))),$(filter . ..,$(CLEAN_NAME))),\
+		$(error EXP="$(EXP)" names no experiment to clean))
+	rm -rf data/$(CLEAN_NAME)/ results/$(CLEAN_NAME)/ reports/$(CLEAN_NAME)/ $(if $(strip $(SET)),$(EXP_FILE))
+	@echo "removed $(CLEAN_NAME)'s data/, results/ and reports/; its runs stay in the tracking \
+	store mlruns/, which every experiment shares (plain make clean removes it, with every run)"
+endif

@@ -33,16 +33,18 @@ def sandbox(folder: Path) -> Path:
     """
     for name in ("Makefile", "pyproject.toml", "constraints.txt"):
         shutil.copy2(ROOT / name, folder / name)
-    shutil.copytree(ROOT / "experiments", folder / "experiments")
+    derived = shutil.ignore_patterns("*-set-*.yaml")  # this checkout's own, git-ignored
+    shutil.copytree(ROOT / "experiments", folder / "experiments", ignore=derived)
     (folder / "pipeline").symlink_to(ROOT / "pipeline", target_is_directory=True)
     return folder
 
 
-def make(folder: Path, *args: str) -> subprocess.CompletedProcess:
-    """``make *args`` in ``folder``, stdout and stderr captured as text."""
-    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
-    for name in defaults():
-        env.pop(name, None)
+def make(
+    folder: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """``make *args`` in ``folder`` with ``env`` added, stdout and stderr captured as text."""
+    drop = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", *defaults()}
+    env = {k: v for k, v in os.environ.items() if k not in drop} | (env or {})
     return subprocess.run(
         ["make", "--no-print-directory", *args],
         cwd=folder,

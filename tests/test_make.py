@@ -1,5 +1,6 @@
 """The Makefile's command line: it refuses a variable it does not take; SET runs the stages on
-a derived experiment file.
+a derived experiment file; clean with EXP removes that experiment's folders only, and plain
+clean says that it removes everything, the tracking store included.
 """
 
 from __future__ import annotations
@@ -112,3 +113,82 @@ def test_the_derived_files_are_ignored_by_git():
         ).returncode
         == 1
     )
+
+
+def outputs(repo, *names: str) -> None:
+    """Each experiment's folders, the tracking store and a committed record, as runs leave them."""
+    for name in names:
+        for folder in ("data", "results", "reports"):
+            (repo / folder / name).mkdir(parents=True)
+            (repo / folder / name / "file").write_text(name)
+    for folder in ("mlruns", "reports"):
+        (repo / folder).mkdir(exist_ok=True)
+    (repo / "mlruns" / "mlflow.db").write_text("runs")
+    (repo / "reports" / "README.md").write_text("a committed record")
+
+
+def present(repo) -> set[str]:
+    """The files of the outputs' folders and experiments/ (not its subfolders) in ``repo``."""
+    found = {str(p.relative_to(repo)) for p in (repo / "experiments").glob("*.yaml")}
+    for folder in ("data", "results", "reports", "mlruns"):
+        found |= {str(p.relative_to(repo)) for p in (repo / folder).rglob("*") if p.is_file()}
+    return found
+
+
+def test_clean_with_exp_removes_that_experiments_folders_and_keeps_the_tracking_store(repo):
+    outputs(repo, "quick", "default")
+    out = make(repo, "clean", "EXP=quick")
+    assert out.returncode == 0, out.stderr
+    assert not any(
+        p.startswith(("data/quick", "results/quick", "reports/quick")) for p in present(repo)
+    )
+    assert {"data/default/file", "results/default/file", "reports/default/file"} <= present(repo)
+    assert {"mlruns/mlflow.db", "reports/README.md"} <= present(repo)
+    assert "its runs stay in the tracking store mlruns/" in out.stdout
+
+
+def test_clean_with_exp_in_the_environment_is_just_as_narrow(repo):
+    outputs(repo, "quick", "default")
+    out = make(repo, "clean", env={"EXP": "quick"})
+    assert out.returncode == 0, out.stderr
+    assert "data/default/file" in present(repo) and "data/quick/file" not in present(repo)
+    assert "mlruns/mlflow.db" in present(repo)
+
+
+def test_clean_with_set_removes_the_derived_experiment_and_its_file(repo):
+    name = f"quick-set-{cksum_hex('seeds=[0]')}"
+    outputs(repo, name, "quick")
+    (repo / "experiments" / f"{name}.yaml").write_text("derived")
+    out = make(repo, "clean", "EXP=quick", "SET=seeds=[0]")
+    assert out.returncode == 0, out.stderr
+    left = present(repo)
+    assert f"experiments/{name}.yaml" not in left and f"data/{name}/file" not in left
+    assert {"data/quick/file", "experiments/quick.yaml", "mlruns/mlflow.db"} <= left
+
+
+def test_plain_clean_removes_every_output_and_the_tracking_store_and_says_so(repo):
+    shipped = present(repo)  # experiments/*.yaml
+    outputs(repo, "quick", "default-set-0123abcd")
+    (repo / "experiments" / "default-set-0123abcd.yaml").write_text("derived")
+    out = make(repo, "clean")
+    assert out.returncode == 0, out.stderr
+    assert present(repo) == shipped | {"reports/README.md"}
+    assert "the tracking store mlruns/ with all its runs" in out.stdout
+    (line,) = [s for s in make(repo, "help").stdout.splitlines() if s.startswith("  clean ")]
+    assert "mlruns/" in line and "EXP=name" in line
+
+
+@pytest.mark.parametrize("exp", ["", "..", "a b"])
+def test_clean_refuses_an_exp_that_names_no_experiment(repo, exp):
+    outputs(repo, "quick")
+    before = present(repo)
+    out = make(repo, "clean", f"EXP={exp}")
+    assert out.returncode == 2
+    assert "names no experiment to clean" in out.stderr
+    assert present(repo) == before
+
+
+def test_clean_never_removes_a_file_of_that_name(repo):
+    outputs(repo)
+    make(repo, "clean", "EXP=README.md")  # rm of reports/README.md/ fails or does nothing
+    assert "reports/README.md" in present(repo)
