@@ -21,7 +21,8 @@
 ## CLAIM=name                  make replicate: this claim only
 ## ALL=1                       make replicate: the claims sized for a GPU too
 ## TORCH=cpu|cuda              make install: PyTorch's CPU build (default) or its CUDA build (Linux)
-## TORCH_INDEX=url             make install: the index of PyTorch's builds to take torch from
+## TORCH_INDEX=url             make install: the index to take that build from (default: PyTorch's
+##                             https://download.pytorch.org/whl/cpu, or .../cu130 with TORCH=cuda)
 ## OS=name                     make install: the system to install for (default: uname -s)
 ## PYTHON=python3              the Python 3.11+ that makes .venv and reads pipeline/stages.py
 ## EXTRAS=dev                  make install: the optional dependencies to add
