@@ -1,18 +1,58 @@
 # The pipeline's stages as real file targets: each reruns only when its inputs changed.
 #   make run-all            data -> train (with gradient probes) -> report, for EXP (default)
 #   make run-all EXP=quick  the same for experiments/quick.yaml
-# Run `make help` for every target.
+#   make run-all EXP=default SET="training.max_steps=500 seeds=[0]"
+#                           the same for default.yaml with those settings, written to its own
+#                           file experiments/default-set-<checksum of SET>.yaml and run by name
+#   make install            .venv with the pinned dependencies: PyTorch's CPU build on Linux,
+#                           PyPI's torch on macOS; TORCH=cuda for PyTorch's CUDA build
+#   make clean EXP=quick    remove quick's data/, results/ and reports/ (plain make clean removes
+#                           every experiment's and the tracking store mlruns/, with every run)
+# Make refuses a variable on its command line that it does not take (below), naming it.
+# Run `make help` for every target and variable.
+
+# The variables make takes from its command line, each with what it does (make help prints
+# these lines). Make refuses any other, naming it: a misspelt JOBS=3 is never silently ignored.
+## EXP=name                    the experiment file experiments/<name>.yaml (default: default)
+## SET="path=value ..."        EXP's settings changed: the stages run EXP's file with these
+##                             settings, written to experiments/<EXP>-set-<checksum of SET>.yaml
+## JOBS=n                      worker processes of train and replicate (default: the cores)
+## EXECUTOR=local|ray          where runs execute (default: local)
+## CLAIM=name                  make replicate: this claim only
+## ALL=1                       make replicate: the claims sized for a GPU too
+## TORCH=cpu|cuda              make install: PyTorch's CPU build (default) or its CUDA build (Linux)
+## TORCH_INDEX=url             make install: the index to take that build from (default: PyTorch's
+##                             https://download.pytorch.org/whl/cpu, or .../cu130 with TORCH=cuda)
+## OS=name                     make install: the system to install for (default: uname -s)
+## PYTHON=python3              the Python 3.11+ that makes .venv and reads pipeline/stages.py
+## EXTRAS=dev                  make install: the optional dependencies to add
+## HOST=127.0.0.1              make mlflow-ui and mlflow-server: the address to serve on
+## PORT=5000                   make mlflow-ui and mlflow-server: the port to serve on
+## BACKEND_STORE_URI=uri       make mlflow-server: where the server keeps runs
+## ARTIFACTS_DESTINATION=path  make mlflow-server: where the server keeps artifacts
+## ALLOWED_HOSTS=list          make mlflow-server: the Host headers it answers
+## WORKERS=n                   make mlflow-server: its worker processes
+VARIABLES := $(shell sed -n 's/^## \([A-Z_]*\)=.*/\1/p' $(lastword $(MAKEFILE_LIST)))
+UNKNOWN   := $(sort $(filter-out $(VARIABLES),$(foreach v,$(.VARIABLES),\
+	$(if $(findstring command line,$(origin $(v))),$(v)))))
+# a lower-case name is an experiment's setting (training.max_steps=500), which goes in SET
+SETTINGS  := $(foreach v,$(filter $(foreach c,a b c d e f g h i j k l m n o p q r s t u v w x y z,\
+	$(c)%),$(UNKNOWN)),$(v)=$(value $(v)))
+HINT      := $(if $(SETTINGS),; an experiment's settings go in SET: SET="$(strip $(SETTINGS))")
+ifneq ($(UNKNOWN),)
+$(error unknown variable$(if $(word 2,$(UNKNOWN)),s) on the command line: $(UNKNOWN); \
+	make takes $(VARIABLES) (make help says what each does)$(HINT))
+endif
 
 EXP      ?= default
 CLAIM    ?=
 ALL      ?=
-JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+JOBS     ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 EXECUTOR ?= local
 HOST     ?= 127.0.0.1
 PORT     ?= 5000
 PYTHON   ?= python3
 
-EXP_FILE := experiments/$(EXP).yaml
 VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
@@ -20,6 +60,14 @@ RAY      := $(VENV)/.installed-ray
 SERVER   := $(VENV)/.installed-server
 TESTDEPS := $(VENV)/.installed-test
 EXTRAS   ?= dev
+# which torch build make install puts in .venv (the version is constraints.txt's): TORCH=cpu
+# (default) takes PyTorch's CPU build on Linux, TORCH=cuda its CUDA build; on macOS (OS=Darwin)
+# PyPI's own wheel is the only build (CPU and Apple's GPU). TORCH_INDEX: the index of PyTorch's
+# builds to take it from; torch 2.13's CUDA builds are cu130 (stable: Turing to Blackwell), cu126
+# (for GPUs older than Turing) and cu132 (experimental)
+OS          ?= $(shell uname -s)
+TORCH       ?= cpu
+TORCH_INDEX ?= https://download.pytorch.org/whl/$(if $(filter cuda,$(TORCH)),cu130,cpu)
 # make mlflow-server: where the tracking server keeps runs and artifacts, which Host headers it
 # answers (MLflow's default: localhost and private IP addresses), how many worker processes it
 # runs (MLflow's default: 4). A PostgreSQL BACKEND_STORE_URI installs the driver (the server
@@ -30,9 +78,21 @@ ARTIFACTS_DESTINATION ?= $(CURDIR)/mlruns/server-artifacts
 ALLOWED_HOSTS         ?=
 WORKERS               ?=
 
-DATA     := data/$(EXP)/.done
-RESULTS  := results/$(EXP)/sweep.json
-REPORT   := reports/$(EXP)/report.html
+# the experiment the stages run: EXP, or with SET a file derived from EXP's, named by EXP and a
+# checksum of SET (POSIX cksum, in hex: Make knows the name before .venv exists)
+quote = '$(subst ','\'',$(1))'
+BASE_FILE := experiments/$(EXP).yaml
+ifeq ($(strip $(SET)),)
+EXP_NAME  := $(EXP)
+else
+EXP_NAME  := $(notdir $(EXP))-set-$(shell printf '%s' $(call quote,$(strip $(SET))) | cksum | \
+	{ read crc size; printf '%08x' "$$crc"; })
+endif
+EXP_FILE  := experiments/$(EXP_NAME).yaml
+
+DATA     := data/$(EXP_NAME)/.done
+RESULTS  := results/$(EXP_NAME)/sweep.json
+REPORT   := reports/$(EXP_NAME)/report.html
 
 # what each stage's output depends on (besides the experiment file and the stage before): the
 # lists in pipeline/stages.py, which the sweep's code version reads too
@@ -42,26 +102,76 @@ TRAIN_CODE  := $(call stage_code,train)
 REPORT_CODE := $(call stage_code,report)
 
 .DEFAULT_GOAL := help
-.PHONY: help install data train probe report run-all replicate test test-fast lint bench \
+.PHONY: FORCE help install data train probe report run-all replicate test test-fast lint bench \
         mlflow-ui mlflow-server clean
 
-help: ## list the targets
-	@echo "usage: make <target> [EXP=name] [JOBS=n]   (EXP picks experiments/<name>.yaml)"
+help: ## list the targets and the variables make takes
+	@echo "usage: make <target> [VARIABLE=value ...]   (EXP=name picks experiments/<name>.yaml)"
+	@echo "targets:"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | \
 		awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
+	@echo "variables (make refuses any other on its command line):"
+	@sed -n 's/^## /  /p' $(MAKEFILE_LIST)
 
-install: $(STAMP) ## create .venv and install the pinned dependencies (only when they changed)
+install: $(STAMP) ## create .venv and install the pinned dependencies (only when they changed; TORCH=cuda: PyTorch's CUDA build)
 
-$(STAMP): pyproject.toml constraints.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+TORCH_VERSION := $(shell sed -n 's/^torch==//p' constraints.txt)
+ifeq ($(filter cpu cuda,$(TORCH)),)
+$(error TORCH=$(TORCH): expected cpu (default) or cuda)
+endif
+ifeq ($(OS),Darwin)
+ifeq ($(TORCH),cuda)
+$(error TORCH=cuda: PyTorch has no CUDA build for macOS (OS=Darwin); leave TORCH out for PyPI's torch)
+endif
+TORCH_SOURCE := pypi
+else
+TORCH_SOURCE := $(TORCH) $(TORCH_INDEX)
+endif
+# torch alone (--no-deps): the main install then takes its dependencies from PyPI, pinned by
+# constraints.txt, whose torch==X accepts the local builds X+cpu and X+cu130 too
+PIP_TORCH = $(PY) -m pip install --quiet --no-deps -c constraints.txt \
+	$(if $(TORCH_CHANGED),--force-reinstall)
+# Linux CPU build: first from pip's configured sources only (a machine whose pip config holds
+# the wheel, as a find-links folder, needs no other index; elsewhere pip refuses at once, as PyPI
+# has no X+cpu), then from PyTorch's index, which only then is ever asked
+ifeq ($(TORCH_SOURCE),pypi)
+INSTALL_TORCH = $(PIP_TORCH) "torch==$(TORCH_VERSION)"
+else ifeq ($(TORCH),cpu)
+INSTALL_TORCH = $(PIP_TORCH) "torch==$(TORCH_VERSION)+cpu" 2>/dev/null || \
+	{ echo "torch $(TORCH_VERSION)+cpu: not among pip's sources; from $(TORCH_INDEX)"; \
+	  $(PIP_TORCH) --index-url $(TORCH_INDEX) "torch==$(TORCH_VERSION)"; }
+else
+INSTALL_TORCH = $(PIP_TORCH) --index-url $(TORCH_INDEX) "torch==$(TORCH_VERSION)"
+endif
+# the stamp holds the torch build installed: another choice (TORCH, TORCH_INDEX, OS) reinstalls
+# torch, never left in place silently
+TORCH_CHOICE  := torch $(TORCH_VERSION) $(TORCH_SOURCE)
+ifneq ($(strip $(shell cat $(STAMP) 2>/dev/null)),$(TORCH_CHOICE))
+TORCH_CHANGED := yes
+endif
+
+$(STAMP): pyproject.toml constraints.txt $(if $(TORCH_CHANGED),FORCE)
+	test -x $(PY) || { $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "error: $(PYTHON) is older than Python 3.11: set PYTHON=python3.11 (or newer)" >&2; \
+		  exit 2; }; $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
+	$(INSTALL_TORCH)
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
-	touch $@
+	echo '$(TORCH_CHOICE)' > $@
 
-$(EXP_FILE):
-	@echo "error: no experiment file $(EXP_FILE) (EXP=$(EXP)); see experiments/" >&2; exit 2
+FORCE:
 
-data: $(DATA) ## write the task data for EXP under data/EXP/
+$(BASE_FILE):
+	@echo "error: no experiment file $(BASE_FILE) (EXP=$(EXP)); see experiments/" >&2; exit 2
+
+# SET: EXP's file with those settings, validated like any experiment file, written again when
+# EXP's file or the code that writes it changes
+ifneq ($(EXP_FILE),$(BASE_FILE))
+$(EXP_FILE): $(BASE_FILE) $(call stage_code,derive) | $(STAMP)
+	$(PY) -m pipeline derive --experiment $(BASE_FILE) --set $(call quote,$(SET)) --output $@
+endif
+
+data: $(DATA) ## write the task data for EXP (or EXP with SET's settings) under data/
 
 $(DATA): $(EXP_FILE) $(DATA_CODE) | $(STAMP)
 	$(PY) -m pipeline data --experiment $(EXP_FILE)
@@ -79,7 +189,7 @@ report: $(REPORT) ## write reports/EXP/ (report.html, report.md, CSVs, figures)
 $(REPORT): $(RESULTS) $(REPORT_CODE) | $(STAMP)
 	$(PY) -m pipeline report --experiment $(EXP_FILE)
 
-run-all: $(REPORT) ## every stage for EXP: data, train, report
+run-all: $(REPORT) ## every stage for EXP: data, train, report (SET="path=value ...": EXP's file with those settings)
 	@echo "report: $(abspath $(REPORT))"
 
 # each claim's stages skip finished work (data folders, runs), so a rerun resumes; the claims'
@@ -136,5 +246,21 @@ mlflow-server: $(STAMP) $(if $(filter postgresql%,$(BACKEND_STORE_URI)),$(SERVER
 		--host $(HOST) --port $(PORT) $(if $(ALLOWED_HOSTS),--allowed-hosts "$(ALLOWED_HOSTS)") \
 		$(if $(WORKERS),--workers $(WORKERS))
 
-clean: ## remove generated outputs (data, results, reports, tracking store; not .venv)
-	rm -rf data results reports/*/ mlruns   # committed records sit in reports/ itself
+# Plain make clean removes every output, the tracking store with every run and the derived
+# experiment files; committed records sit in reports/ itself. With EXP (given on the command line
+# or in the environment), only that experiment's folders, named by its file's stem as the
+# pipeline names them: the tracking store is shared by every experiment, so its runs stay there.
+# Folders only (a trailing /): rm leaves a file of that name alone, such as reports/README.md.
+CLEAN_NAME := $(notdir $(EXP_NAME))
+clean: ## remove every experiment's outputs AND the tracking store mlruns/ with all runs (not .venv); EXP=name: only that experiment's data/, results/, reports/
+ifeq ($(origin EXP),file)
+	rm -rf data results reports/*/ mlruns experiments/*-set-*.yaml
+	@echo "removed every experiment's data/, results/ and reports/, the derived experiment files \
+	(experiments/*-set-*.yaml) and the tracking store mlruns/ with all its runs"
+else
+	$(if $(or $(filter-out 1,$(words $(CLEAN_NAME))),$(filter . ..,$(CLEAN_NAME))),\
+		$(error EXP="$(EXP)" names no experiment to clean))
+	rm -rf data/$(CLEAN_NAME)/ results/$(CLEAN_NAME)/ reports/$(CLEAN_NAME)/ $(if $(strip $(SET)),$(EXP_FILE))
+	@echo "removed $(CLEAN_NAME)'s data/, results/ and reports/; its runs stay in the tracking \
+	store mlruns/, which every experiment shares (plain make clean removes it, with every run)"
+endif

@@ -1,5 +1,7 @@
-"""Command line: ``python -m pipeline <stage> --experiment experiments/<name>.yaml``, and
-``python -m pipeline replicate [--claim NAME] [--all]`` for the published claims.
+"""Command line: ``python -m pipeline <stage> --experiment experiments/<name>.yaml``,
+``python -m pipeline replicate [--claim NAME] [--all]`` for the published claims, and
+``python -m pipeline derive -e BASE --set "path=value ..." --output FILE`` for an experiment file
+that changes some settings of another (what ``make run-all SET=...`` runs).
 
 Exit codes: 0 done; 1 a stage failed (bad data, failed runs, unusable tracking store);
 2 a bad experiment file or bad arguments; 130 interrupted (rerun the same command to resume).
@@ -12,6 +14,7 @@ import gc
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from pipeline.errors import ConfigError, PipelineError
 
@@ -83,6 +86,14 @@ def _links(args) -> None:
     print("\n".join(ui.ui_links(address)))
 
 
+def _derive(args) -> None:
+    from pipeline import derive
+
+    text = " ".join(args.set)
+    derive.derive(Path(args.experiment), text, Path(args.output))
+    print(f"{args.output}: {args.experiment} with {text}")
+
+
 def _check(args) -> None:
     _load(args.experiment)
     print(f"{args.experiment}: valid")
@@ -104,6 +115,19 @@ def _parser() -> argparse.ArgumentParser:
         return p
 
     stage("check", _check, "validate an experiment file and exit")
+    derive = stage(
+        "derive",
+        _derive,
+        "write an experiment file: the --experiment file with the settings of --set, validated",
+    )
+    derive.add_argument(
+        "--set",
+        action="append",
+        required=True,
+        metavar="'PATH=VALUE ...'",
+        help="settings, such as 'training.max_steps=500 seeds=[0]' (YAML values; repeatable)",
+    )
+    derive.add_argument("--output", "-o", required=True, help="the experiment file to write")
     stage("data", _data, "write the task data of every (task, distance, seed)")
     train = stage("train", _train, "train every run that has no result file yet")
     stage("report", _report, "write reports/<experiment>/ from MLflow and the result files")

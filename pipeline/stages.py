@@ -28,7 +28,17 @@ REPORT = (*COMMON, "decay.py", "tracking/", "report/")
 # file target (its stages skip finished work themselves); listed so that every stage's code is here
 REPLICATE = (*dict.fromkeys((*TRAIN, *REPORT)), "replication.py")
 
-STAGE_CODE = {"data": DATA, "train": TRAIN, "report": REPORT, "replicate": REPLICATE}
+# python -m pipeline derive (make ... SET=...): a derived experiment file is written again when
+# this code changes
+DERIVE = (*COMMON, "derive.py")
+
+STAGE_CODE = {
+    "derive": DERIVE,
+    "data": DATA,
+    "train": TRAIN,
+    "report": REPORT,
+    "replicate": REPLICATE,
+}
 
 
 def _pattern(entry: str) -> str:
