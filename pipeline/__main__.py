@@ -87,7 +87,7 @@ def _links(args) -> None:
 
 
 def _derive(args) -> None:
-    from pipeline import derive
+    from pipeline.config import derive
 
     text = " ".join(args.set)
     derive.derive(Path(args.experiment), text, Path(args.output))

@@ -30,7 +30,7 @@ REPLICATE = (*dict.fromkeys((*TRAIN, *REPORT)), "replication.py")
 
 # python -m pipeline derive (make ... SET=...): a derived experiment file is written again when
 # this code changes
-DERIVE = (*COMMON, "derive.py")
+DERIVE = COMMON  # config/derive.py
 
 STAGE_CODE = {
     "derive": DERIVE,

@@ -58,7 +58,7 @@ from typing import Annotated
 
 from pydantic import Field, StrictInt, field_validator, model_validator
 
-from pipeline.fields import MAX_DISTANCE, Frozen, check_seeds
+from pipeline.bounds import MAX_DISTANCE, Frozen, check_seeds
 
 Run = tuple[int, int]  # (distance, seed)
 Distance = Annotated[StrictInt, Field(ge=1, le=MAX_DISTANCE)]

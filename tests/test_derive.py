@@ -11,7 +11,8 @@ import sys
 import pytest
 import yaml
 
-from pipeline import config, derive, paths
+from pipeline import config, paths
+from pipeline.config import derive
 from pipeline.errors import ConfigError
 
 BASE = paths.SOURCE_ROOT / "experiments" / "default.yaml"

@@ -15,7 +15,7 @@ from pipeline import paths, stages
 
 PACKAGE = paths.SOURCE_ROOT / "pipeline"
 ENTRIES = {  # the modules each stage's command runs
-    "derive": ["pipeline.derive"],
+    "derive": ["pipeline.config.derive"],
     "data": ["pipeline.data"],
     "train": ["pipeline.sweep.phases", "pipeline.sweep.ray_executor", "pipeline.sweep.preload"],
     "report": ["pipeline.report"],
