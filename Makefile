@@ -26,6 +26,7 @@
 ## OS=name                     make install: the system to install for (default: uname -s)
 ## PYTHON=python3              the Python 3.11+ that makes .venv and reads pipeline/stages.py
 ## EXTRAS=dev                  make install: the optional dependencies to add
+## VENV=.venv                  the virtual environment every target installs into and runs from
 ## HOST=127.0.0.1              make mlflow-ui and mlflow-server: the address to serve on
 ## PORT=5000                   make mlflow-ui and mlflow-server: the port to serve on
 ## BACKEND_STORE_URI=uri       make mlflow-server: where the server keeps runs
@@ -53,7 +54,7 @@ HOST     ?= 127.0.0.1
 PORT     ?= 5000
 PYTHON   ?= python3
 
-VENV     := .venv
+VENV     ?= .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 RAY      := $(VENV)/.installed-ray

@@ -48,7 +48,8 @@ MAX_NAME = 64  # model names go into file names (255 bytes at most) and figure l
 
 
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
-Distances = Annotated[list[Annotated[StrictInt, Field(ge=1, le=MAX_DISTANCE)]], Field(min_length=1)]
+Distance = Annotated[StrictInt, Field(ge=1, le=MAX_DISTANCE)]
+Distances = list[Distance]  # may be empty where a staircase finds the distances
 HiddenSize = Annotated[StrictInt, Field(ge=1, le=MAX_HIDDEN)]
 GateBias = Annotated[Number, Field(ge=-MAX_FORGET_BIAS, le=MAX_FORGET_BIAS)]  # forget or update
 

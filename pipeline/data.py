@@ -238,6 +238,25 @@ def verify(exp: Experiment) -> None:
         check(folder(exp.name, task, distance, seed), task, distance, seed, exp.data.sizes())
 
 
+def ensure(specs) -> int:
+    """Write the data folder of each run in ``specs`` that is missing or not current (the
+    staircase's later levels, which the data stage cannot know in advance); returns how many
+    were written.
+    """
+    written, seen = 0, set()
+    for spec in specs:
+        where = (spec.experiment, spec.task.task, spec.distance, spec.seed)
+        if where in seen:
+            continue
+        seen.add(where)
+        target = folder(spec.experiment, spec.task, spec.distance, spec.seed)
+        sizes = spec.data.sizes()
+        if not is_current(target, spec.task, spec.distance, spec.seed, sizes):
+            write(target, spec.task, spec.distance, spec.seed, sizes)
+            written += 1
+    return written
+
+
 def _remove_partial(exp_name: str) -> None:
     """Remove folders an interrupted data stage left under their temporary names."""
     for tmp in paths.data_dir(exp_name).glob("*/.*.tmp*"):

@@ -70,7 +70,12 @@ BAD = [
         "10 is below the copy task's minimum distance 11",
     ),
     ("empty seeds", lambda s: s.update(seeds=[]), "seeds", "0"),
-    ("empty distances", lambda s: s["tasks"][0].update(distances=[]), "tasks[0].distances", "0"),
+    (
+        "empty distances",
+        lambda s: s["tasks"][0].update(distances=[]),
+        "tasks[0].distances",
+        "or add a staircase",
+    ),
     ("empty models", lambda s: s.update(models=[]), "models", "0"),
     (
         "negative learning rate",

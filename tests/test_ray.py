@@ -66,7 +66,7 @@ def _results(root: Path, experiment: str) -> dict[str, dict]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PIPELINE_ROOT", str(root))
         folder = paths.results_dir(experiment)
-    return {r.run_key: r for r in map(RunResult.read, folder.glob("*/*.json"))}
+    return {r.run_key: r.model_dump() for r in map(RunResult.read, folder.glob("*/*.json"))}
 
 
 def _runs_by_key(uri: str, experiment: str) -> dict[str, list]:

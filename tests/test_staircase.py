@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from pipeline.staircase import (
+from pipeline.config.staircase import (
     Bracket,
     Level,
     StaircaseConfig,

@@ -37,7 +37,7 @@ import pytest
 
 from pipeline import config, data, paths
 from pipeline.config.runs import evaluation_runs
-from pipeline.tracking import names, store, sweep_runs, ui
+from pipeline.tracking import names, store, sweep_runs
 from tests.conftest import TINY, write_experiment
 from tests.team import (
     Postgres,
@@ -84,7 +84,7 @@ class Team:
         """
         client = store.client(self.server.uri)
         if experiment not in self.experiment_ids:
-            found = ui.find_experiment(client, experiment)
+            found = client.get_experiment_by_name(names.mlflow_name(experiment))
             if found is None:
                 return []
             self.experiment_ids[experiment] = found.experiment_id

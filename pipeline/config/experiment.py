@@ -29,9 +29,11 @@ from pydantic import (
 )
 
 from pipeline import tasks
-from pipeline.bounds import Frozen, HiddenSize, check_seeds, unique
+from pipeline.bounds import MAX_DISTANCE, Frozen, HiddenSize, check_seeds, unique
 from pipeline.config.claims import Claim
+from pipeline.config.control import ControlConfig
 from pipeline.config.model import ModelConfig
+from pipeline.config.staircase import StaircaseConfig, rungs
 from pipeline.config.training import DataConfig, ProbeConfig, ResourcesConfig, TrainingConfig
 from pipeline.config.tuning import TuningConfig
 from pipeline.errors import ConfigError
@@ -51,6 +53,11 @@ class Experiment(Frozen):
     probe: ProbeConfig = ProbeConfig()
     resources: ResourcesConfig = ResourcesConfig()
     tuning: TuningConfig | None = None
+    # an adaptive distance design: the same rule finds every variant's horizon (staircase.py);
+    # its seeds are the experiment's ``seeds`` (its ``extra_seeds`` join at the bracket)
+    staircase: StaircaseConfig | None = None
+    # shared settings every variant also trains at where the family verdicts are decided
+    control: ControlConfig | None = None
     # a published claim this experiment replicates (experiments/replications/); not part of any
     # run's identity: rewording a claim retrains nothing
     claim: Claim | None = None
@@ -59,6 +66,49 @@ class Experiment(Frozen):
     @classmethod
     def _seeds(cls, v: list[int]) -> list[int]:
         return check_seeds(v)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _staircase_seeds(cls, data):
+        """The staircase runs the experiment's seeds: a file lists them once, under ``seeds``."""
+        section = data.get("staircase") if isinstance(data, dict) else None
+        if isinstance(section, dict):
+            if "seeds" in section:
+                raise ValueError(
+                    "staircase.seeds: the staircase runs the experiment's seeds; list them under "
+                    f"seeds (got {section['seeds']!r})"
+                )
+            if isinstance(data.get("seeds"), list):
+                data = {**data, "staircase": {**section, "seeds": tuple(data["seeds"])}}
+        return data
+
+    @model_validator(mode="after")
+    def _distances_known(self):
+        for i, task in enumerate(self.tasks):
+            if not task.distances and self.staircase is None:
+                raise ValueError(
+                    f"tasks[{i}].distances: list the distances to train, or add a staircase "
+                    "section that finds them"
+                )
+            low = self.shortest(task) if self.staircase is not None else 0
+            if self.staircase is not None and self.staircase.start < low:
+                raise ValueError(
+                    f"staircase.start: {self.staircase.start} is below {low}, the shortest "
+                    f"distance of the {task.task} task whose held-out splits fit data's sizes"
+                )
+        if self.control is not None and self.staircase is None:
+            raise ValueError(
+                "control: the distances where the family verdicts are decided come from the "
+                "staircase's brackets: add a staircase section"
+            )
+        if self.staircase is not None and self.tuning is not None:
+            shared = sorted(set(self.tuning.seeds) & set(self.staircase.extra_seeds))
+            if shared:
+                raise ValueError(
+                    f"tuning.seeds: {shared[0]} is also a staircase extra seed (an evaluation "
+                    "seed); tuning seeds must be others"
+                )
+        return self
 
     @field_validator("tasks")
     @classmethod
@@ -140,13 +190,52 @@ class Experiment(Frozen):
             )
         return self
 
+    def tuning_distance(self, task: TaskConfig) -> int:
+        """The tuning distance of ``task``: as listed, else the staircase's first level (which
+        every variant meets first), else the middle of the task's distances.
+        """
+        if task.task in self.tuning.distances:
+            return self.tuning.distances[task.task]
+        if self.staircase is not None:
+            return self.staircase.start
+        d = task.distances
+        return d[(len(d) - 1) // 2]
+
+    def shortest(self, task: TaskConfig) -> int:
+        """The shortest distance the staircase may go down to on ``task``: the task's own
+        minimum, or longer where the data's held-out splits need more sequences than a short
+        distance has (``capacity.held_out_problem``).
+        """
+        generator, sizes = task.build(), self.data.sizes()
+        d = generator.min_distance
+        while d < MAX_DISTANCE and capacity.held_out_problem(generator, d, sizes):
+            d += 1
+        return d
+
+    def distances(self, task: TaskConfig) -> list[int]:
+        """Every distance a run of ``task`` may train at, ascending: the fixed ones, the tuning
+        distance and every rung the staircase may visit (a bisection falls between two rungs).
+        """
+        found = set(task.distances)
+        if self.tuning is not None:
+            found.add(self.tuning_distance(task))
+        if self.staircase is not None:
+            found |= set(rungs(self.staircase, self.shortest(task)))
+        return sorted(found)
+
     def data_folders(self) -> list[tuple[TaskConfig, int, int]]:
-        """Every (task, distance, seed) some run reads data for, evaluation and tuning."""
+        """Every (task, distance, seed) whose data the data stage writes before training:
+        the fixed distances and the tuning distance, and the staircase's first level. The
+        staircase's later levels depend on outcomes: the sweep writes their data when it gets
+        there (the data is a pure function of the task, the distance and the seed).
+        """
         cells = [(t, d, s) for t in self.tasks for d in t.distances for s in self.seeds]
         if self.tuning is not None:
             cells += [
-                (t, self.tuning.distance(t), s) for t in self.tasks for s in self.tuning.seeds
+                (t, self.tuning_distance(t), s) for t in self.tasks for s in self.tuning.seeds
             ]
+        if self.staircase is not None:
+            cells += [(t, self.staircase.start, s) for t in self.tasks for s in self.seeds]
         seen, out = set(), []
         for t, d, s in cells:
             if (t.task, d, s) not in seen:
@@ -171,11 +260,12 @@ class Experiment(Frozen):
         (``capacity.held_out_problem``).
         """
         sizes = self.data.sizes()
-        index = {t.task: i for i, t in enumerate(self.tasks)}
-        for task, distance, _ in self.data_folders():  # the tuning distances too
-            problem = capacity.held_out_problem(task.build(), distance, sizes)
-            if problem:
-                raise ValueError(f"tasks[{index[task.task]}].distances: {problem}")
+        for i, task in enumerate(self.tasks):
+            for distance in self.distances(task):  # the tuning and staircase distances too
+                problem = capacity.held_out_problem(task.build(), distance, sizes)
+                if problem:
+                    where = "distances" if distance in task.distances else "staircase"
+                    raise ValueError(f"tasks[{i}].{where}: {problem}")
         return self
 
     @model_validator(mode="after")
@@ -188,7 +278,9 @@ class Experiment(Frozen):
             return self
         sizes = self.data.sizes()
         need, task, distance = max(
-            (capacity.peak_bytes(t.build(), d, sizes), t.task, d) for t, d, _ in self.data_folders()
+            (capacity.peak_bytes(t.build(), d, sizes), t.task, d)
+            for t in self.tasks
+            for d in self.distances(t)
         )
         if need > limit:
             raise ValueError(

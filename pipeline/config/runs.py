@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipeline import paths
+from pipeline.config import control, staircase
 from pipeline.config.model import ModelConfig
 from pipeline.config.training import DataConfig, ProbeConfig, ResourcesConfig, TrainingConfig
 from pipeline.tasks import TaskConfig, TaskField
@@ -53,17 +55,20 @@ class RunSpec(BaseModel):
     data: DataConfig
     probe: ProbeConfig
     resources: ResourcesConfig = ResourcesConfig()
-    phase: Literal["evaluation", "tuning"] = "evaluation"
+    # a tuning run tries a grid point; a control run trains at the experiment's shared settings
+    # (``control``) where the family verdicts are decided
+    phase: Literal["evaluation", "tuning", "control"] = "evaluation"
     grid: GridPoint = ()
 
     @property
     def key(self) -> str:
-        """``recall/lstm_d20_s1`` (``recall/tuning/lstm_lr0.003_d20_s100`` for a tuning run):
-        unique within an experiment; names the result file.
+        """``recall/lstm_d20_s1`` (``recall/tuning/lstm_lr0.003_d20_s100`` for a tuning run,
+        ``recall/control/...`` for a control run): unique within an experiment; names the result
+        file.
         """
-        if self.phase == "tuning":
+        if self.phase != "evaluation":
             return (
-                f"{self.task.task}/tuning/{self.model.name}_{grid_label(self.grid)}"
+                f"{self.task.task}/{self.phase}/{self.model.name}_{grid_label(self.grid)}"
                 f"_d{self.distance}_s{self.seed}"
             )
         return f"{self.task.task}/{self.model.name}_d{self.distance}_s{self.seed}"
@@ -72,7 +77,9 @@ class RunSpec(BaseModel):
     def title(self) -> str:
         """The MLflow run name, e.g. ``recall lstm d=20 s=1`` (``... lr0.003 (tuning)``)."""
         name = f"{self.task.task} {self.model.name} d={self.distance} s={self.seed}"
-        return f"{name} {grid_label(self.grid)} (tuning)" if self.phase == "tuning" else name
+        if self.phase == "evaluation":
+            return name
+        return f"{name} {grid_label(self.grid)} ({self.phase})"
 
     def identity(self) -> dict:
         """Who the run is: the tags every record of it carries (MLflow, result file, report)."""
@@ -103,7 +110,7 @@ class RunSpec(BaseModel):
             **m.options(self.distance),
             "distance": self.distance,
             "seed": self.seed,
-            "phase": self.phase if self.phase == "tuning" else None,
+            "phase": self.phase if self.phase != "evaluation" else None,
             **self.training.model_dump(),
             **self.data.model_dump(),
             **{f"probe_{k}": v for k, v in self.probe.model_dump().items()},
@@ -142,7 +149,7 @@ class RunResult(BaseModel):
     cell: str
     distance: int
     seed: int
-    phase: Literal["evaluation", "tuning"]
+    phase: Literal["evaluation", "tuning", "control"]
     grid: str
     run_key: str
     config_hash: str
@@ -290,7 +297,7 @@ def tuning_runs(exp: Experiment) -> list[RunSpec]:
         return []
     widths = _widths(exp)
     return [
-        _spec(exp, widths, t, m, exp.tuning.distance(t), s, "tuning", point)
+        _spec(exp, widths, t, m, exp.tuning_distance(t), s, "tuning", point)
         for t in exp.tasks
         for m in exp.models
         for point in grid_points(exp)
@@ -299,21 +306,93 @@ def tuning_runs(exp: Experiment) -> list[RunSpec]:
 
 
 Choice = dict[tuple[str, str], GridPoint]  # (task, model) -> the grid point its runs use
+ResultOf = Callable[[RunSpec], "RunResult | None"]  # a run's current result, if it has one
 
 
-def evaluation_runs(exp: Experiment, choice: Choice | None = None) -> list[RunSpec]:
-    """The evaluation runs (task, distance, seed, model order), each variant with the grid point
-    ``choice`` gives it (none: the experiment's own training settings); variants ``choice``
-    lacks are left out (their tuning is unfinished).
+def evaluation_runs(
+    exp: Experiment, choice: Choice | None = None, result_of: ResultOf | None = None
+) -> list[RunSpec]:
+    """The evaluation runs asked for so far, each variant with the grid point ``choice`` gives
+    it (none: the experiment's own training settings; variants ``choice`` lacks are left out:
+    their tuning is unfinished): every run at the fixed distances (task, distance, seed, model
+    order), then each variant's staircase runs (``staircase_walk``), as far as ``result_of``'s
+    results take the rule (without results: its first level). The plan is complete when every
+    run it lists has a result.
     """
-    out, widths = [], _widths(exp)
+    out, widths = {}, _widths(exp)
     for t in exp.tasks:
         for d in t.distances:
             for s in exp.seeds:
                 for m in exp.models:
-                    if choice is None:
-                        out.append(_spec(exp, widths, t, m, d, s))
-                    elif (t.task, m.name) in choice:
-                        point = choice[(t.task, m.name)]
-                        out.append(_spec(exp, widths, t, m, d, s, point=point))
+                    if choice is None or (t.task, m.name) in choice:
+                        point = choice[(t.task, m.name)] if choice else ()
+                        spec = _spec(exp, widths, t, m, d, s, point=point)
+                        out[spec.key] = spec
+    if exp.staircase is not None:
+        for t in exp.tasks:
+            for m in exp.models:
+                if choice is None or (t.task, m.name) in choice:
+                    point = choice[(t.task, m.name)] if choice else ()
+                    for spec in staircase_walk(exp, t, m, point, result_of)[0]:
+                        out.setdefault(spec.key, spec)
+    return list(out.values())
+
+
+def staircase_walk(
+    exp: Experiment, task: TaskConfig, model: ModelConfig, point: GridPoint, result_of
+) -> tuple[list[RunSpec], dict[tuple[int, int], bool], bool]:
+    """One variant's staircase replayed on its results: (the runs it asked for, in order;
+    their outcomes so far, by (distance, seed); whether the rule is done). A pure function of
+    the result files, so an interrupted sweep, a rerun and the report all walk the same way.
+    """
+    rule, low = exp.staircase, exp.shortest(task)
+    widths = {(task.task, model.name): hidden_size(exp, model, task)}
+    asked, outcomes = {}, {}
+    while True:
+        wanted = staircase.next_runs(rule, low, outcomes)
+        if not wanted:
+            return list(asked.values()), outcomes, True
+        waiting = False
+        for d, s in wanted:
+            spec = asked.setdefault((d, s), _spec(exp, widths, task, model, d, s, point=point))
+            result = result_of(spec) if result_of is not None else None
+            if result is None:
+                waiting = True
+            else:
+                outcomes[(d, s)] = staircase.solved_of(result.status)
+        if waiting:
+            return list(asked.values()), outcomes, False
+
+
+def variant_brackets(exp: Experiment, task: TaskConfig, choice: Choice | None, result_of) -> dict:
+    """Per model on ``task``: its staircase's Bracket from ``result_of``'s results, or None while
+    its plan waits for runs (or its tuning is unfinished).
+    """
+    out = {}
+    for model in exp.models:
+        if choice is not None and (task.task, model.name) not in choice:
+            out[model.name] = None
+            continue
+        point = choice[(task.task, model.name)] if choice else ()
+        _, outcomes, done = staircase_walk(exp, task, model, point, result_of)
+        out[model.name] = (
+            staircase.horizon(exp.staircase, exp.shortest(task), outcomes) if done else None
+        )
+    return out
+
+
+def control_runs(exp: Experiment, choice: Choice | None, result_of) -> list[RunSpec]:
+    """The control runs: at the shared settings ``exp.control``, every compared variant at each
+    distance where a family verdict is decided (``control.deciding_cells``), on the evaluation
+    seeds. Empty without a control, or while any variant's staircase is incomplete.
+    """
+    if exp.control is None or exp.staircase is None:
+        return []
+    out, widths = [], _widths(exp)
+    by_name = {m.name: m for m in exp.models}
+    for t in exp.tasks:
+        brackets = variant_brackets(exp, t, choice, result_of)
+        for name, d in control.deciding_cells(exp.models, brackets):
+            for s in exp.seeds:
+                out.append(_spec(exp, widths, t, by_name[name], d, s, "control", exp.control.point))
     return out

@@ -37,7 +37,6 @@ from pipeline.config.training import TrainingConfig
 
 if TYPE_CHECKING:
     from pipeline.config.experiment import Experiment
-    from pipeline.tasks import TaskConfig
 
 TUNABLE = (
     "learning_rate",
@@ -50,9 +49,10 @@ TUNABLE = (
 class TuningConfig(Frozen):
     """The same tuning budget for every model variant: each variant is trained at every point of
     ``grid`` (every combination of the listed training settings) on the ``seeds`` (never the
-    evaluation seeds) at one distance per task (``distances``; default: the task's middle
-    distance), and its evaluation runs use the grid point that did best on validation data
-    (``tuning.select``; test data are never read).
+    evaluation seeds) at one distance per task (``distances``; default: the staircase's first
+    level where the experiment has one, which every variant meets first, else the task's middle
+    distance: ``Experiment.tuning_distance``), and its evaluation runs use the grid point that
+    did best on validation data (``select``; test data are never read).
     """
 
     grid: Annotated[dict[str, Annotated[list, Field(min_length=1)]], Field(min_length=1)]
@@ -79,11 +79,6 @@ class TuningConfig(Frozen):
     @classmethod
     def _seeds(cls, v: list[int]) -> list[int]:
         return check_seeds(v)
-
-    def distance(self, task: TaskConfig) -> int:
-        """The tuning distance of ``task``: as listed, else the middle of its distances."""
-        d = task.distances
-        return self.distances.get(task.task, d[(len(d) - 1) // 2])
 
 
 VALIDATION_FIELDS = ("status", "steps_to_solve", "best_val_accuracy", "best_val_loss")

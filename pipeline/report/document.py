@@ -13,6 +13,7 @@ from pipeline.config import Experiment
 from pipeline.config.runs import grid_label
 from pipeline.decay import GEOMETRIC_R2
 from pipeline.errors import ConfigError
+from pipeline.report import ranking
 from pipeline.report.findings import findings
 from pipeline.report.render import Section
 from pipeline.report.results import (
@@ -158,7 +159,9 @@ def _tuning_method(sweep: Readout) -> str:
             "was tuned, so a variant that needs another learning rate is at a disadvantage."
         )
     grid = "; ".join(f"{field} in {values}" for field, values in tuning.grid.items())
-    where = ", ".join(f"{task.task} at {tuning.distance(task)}" for task in sweep.exp.tasks)
+    where = ", ".join(
+        f"{task.task} at {sweep.exp.tuning_distance(task)}" for task in sweep.exp.tasks
+    )
     return (
         f"Tuning. Every variant had the same budget: each point of the grid ({grid}) trained on "
         f"tuning seed(s) {tuning.seeds}, never the evaluation seeds, at one distance per task "
@@ -186,6 +189,23 @@ def tables(sweep: Readout) -> list:
                 tuning_table(sweep, task),
                 f"{task}: {tuning_caveats(sweep, task)}",
             ]
+        if sweep.brackets:
+            blocks += [
+                f"{task}: memory horizon as the staircase bracketed it (held in at least half "
+                "the seeds at the lower end, failed at the upper end, every seed counted; "
+                "censored ends as bounds), seeds solved at each end, the scaling exponent alpha "
+                "of updates to solve ~ distance^alpha (log-normal accelerated-failure-time fit, "
+                "unsolved and diverged runs censored at the budget) with its 95% interval and "
+                "n, and the horizon the fit predicts at the budget and at ten times it.",
+                ranking.horizon_table(sweep, task),
+            ]
+            contrasts = ranking.contrast_table(sweep, task)
+            if not contrasts.empty:
+                blocks += [
+                    f"{task}: the exponents compared pairwise (Wald test on the difference; "
+                    "p-values Holm-corrected over every pair).",
+                    contrasts,
+                ]
         blocks += [
             f"{task}: memory horizon (held in at least half the seeds at this and every shorter "
             f"distance), fitted horizon d50 with its {LEVEL:.0%} interval, and seeds "

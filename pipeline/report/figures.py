@@ -18,6 +18,7 @@ from pipeline.report.gradient_figures import (
     plot_gradient_curves,
     plot_key_share,
 )
+from pipeline.report.ranking import plot_scaling
 from pipeline.report.results import Readout, baselines_at
 from pipeline.report.stats import LEVEL, fitted_curve, success_counts
 from pipeline.report.style import (
@@ -237,7 +238,7 @@ def plot_sensitivity(sweep: Readout) -> Plot | None:
                 ax.set_xscale("log")
             if column == "steps used":
                 ax.axhline(budget, color="k", ls="--", lw=1, label=f"budget ({budget})")
-            d = tuning.distance(next(t for t in sweep.exp.tasks if t.task == task))
+            d = sweep.exp.tuning_distance(next(t for t in sweep.exp.tasks if t.task == task))
             ax.set(title=f"{task}, tuning distance {d}", xlabel=field, ylabel=label)
     legend(fig, axes)
     fig.suptitle("Sensitivity to the tuned setting (tuning runs, validation data)")
@@ -257,7 +258,8 @@ def plots(sweep: Readout) -> list[Plot]:
     drawn in the report's style.
     """
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.9):
-        drawn = [plot_accuracy(sweep), plot_adding_error(sweep), plot_sensitivity(sweep)]
+        drawn = [plot_accuracy(sweep), plot_scaling(sweep), plot_adding_error(sweep)]
+        drawn.append(plot_sensitivity(sweep))
         drawn += [plot_gradient_curves(sweep, task) for task in sweep.tasks]
         drawn += [
             plot_key_share(sweep),

@@ -12,6 +12,7 @@ import math
 import pandas as pd
 
 from pipeline.decay import GEOMETRIC_R2
+from pipeline.report import ranking
 from pipeline.report.compare import ALPHA, share_against_outcome, smallest_p, stratified
 from pipeline.report.results import (
     FINISHED,
@@ -37,7 +38,10 @@ def findings(sweep: Readout) -> list[str]:
         counts = success_counts(runs)
         prefix = f"{task}: " if len(sweep.tasks) > 1 else ""
         out += [prefix + _model_sentence(counts, model) for model in sweep.models]
-        out.append(prefix + _ranking(counts, task, sweep))
+        if sweep.brackets:
+            out += [prefix + s for s in _staircase_sentences(sweep, task)]
+        else:
+            out.append(prefix + _ranking(counts, task, sweep))
         out += [prefix + s for s in verdicts(sweep, task)]
         out += [prefix + s for s in _gradient_sentences(sweep, task, counts)]
         out += [prefix + s for s in _steps_sentences(sweep, task)]
@@ -82,6 +86,26 @@ def _ranking(counts: pd.DataFrame, task: str, sweep: Readout) -> str:
         "Memory horizon by model (the largest distance held at and below, in at least half the "
         "seeds): " + ", ".join(f"{m} {horizon[m] or 'none'}" for m in order) + "."
     )
+
+
+def _staircase_sentences(sweep: Readout, task: str) -> list[str]:
+    """Each variant's bracket and exponent, then the ranking on whichever separates them."""
+    fits = ranking.fits(sweep, task)
+    parts = []
+    for model in sweep.models:
+        text = f"{model} {ranking.bracket_text(sweep.brackets.get((task, model)))}"
+        fit = fits.get(model)
+        if fit is not None and fit.fitted:
+            text += (
+                f" (alpha {fit.alpha:.2f}, 95% CI {fit.alpha_ci[0]:.2f} to "
+                f"{fit.alpha_ci[1]:.2f}, n={fit.runs})"
+            )
+        parts.append(text)
+    return [
+        "Memory horizon as the staircase bracketed it, and the exponent alpha of updates to "
+        "solve ~ distance^alpha: " + "; ".join(parts) + ".",
+        ranking.ranking(sweep, task),
+    ]
 
 
 # ---- the gradient --------------------------------------------------------------------------

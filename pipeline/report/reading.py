@@ -79,7 +79,22 @@ def collect(exp: Experiment, client) -> Readout:
         selections=selections,
         parent_run=_most_common(p for p in parents if p in sweeps),
         code_version=_most_common(t.get(names.CODE_VERSION) for t in tags),
+        brackets=brackets(exp, selections),
     )
+
+
+def brackets(exp: Experiment, selections: list) -> dict:
+    """Per (task, model): its staircase's ``Bracket`` from the result files, or None while its
+    plan still waits for runs; empty for an experiment without a staircase.
+    """
+    if exp.staircase is None:
+        return {}
+    choice = {(s.task, s.model): s.chosen for s in selections} if exp.tuning else None
+    return {
+        (task.task, model): bracket
+        for task in exp.tasks
+        for model, bracket in runs_module.variant_brackets(exp, task, choice, recorded).items()
+    }
 
 
 def planned(exp: Experiment, mlflow_runs: list | None = None) -> tuple:
@@ -90,15 +105,16 @@ def planned(exp: Experiment, mlflow_runs: list | None = None) -> tuple:
     """
     tuning_specs = runs_module.tuning_runs(exp)
     tuned = _frame([_row(spec, mlflow_runs) for spec in tuning_specs])
-    selections, evaluation = [], runs_module.evaluation_runs(exp)
+    selections, choice = [], None
     if tuning_specs:
         current = tuned[tuned["status"].isin(FINISHED)]["run_key"]
         results = {key: RunResult.read(paths.result_file(exp.name, key)) for key in current}
         choice, selections, _ = tuning.select(exp, results)
-        evaluation = _with_choice(exp, choice)
+    evaluation = _with_choice(exp, choice)
     runs = _frame([_row(spec, mlflow_runs) for spec in evaluation])
     if tuning_specs:
-        untuned = ~runs["run_key"].isin([s.key for s in runs_module.evaluation_runs(exp, choice)])
+        chosen = runs_module.evaluation_runs(exp, choice, recorded)
+        untuned = ~runs["run_key"].isin([s.key for s in chosen])
         runs["note"] = runs["note"].astype(object)
         runs.loc[untuned, "status"] = "missing"
         runs.loc[untuned, "note"] = "its variant's tuning did not finish"
@@ -117,12 +133,23 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     )
 
 
-def _with_choice(exp: Experiment, choice: dict) -> list[RunSpec]:
-    """Every evaluation run: with its variant's chosen settings where tuning finished, else
-    with the untuned ones (listed, then marked missing: they cannot have been trained).
+def recorded(spec: RunSpec) -> RunResult | None:
+    """The result file of ``spec`` when it is of ``spec``'s configuration (of any code version:
+    the report shows what was trained).
     """
-    chosen = {s.key: s for s in runs_module.evaluation_runs(exp, choice)}
-    return [chosen.get(s.key, s) for s in runs_module.evaluation_runs(exp)]
+    result = RunResult.read(result_path(spec))
+    return result if result is not None and result.config_hash == spec.config_hash else None
+
+
+def _with_choice(exp: Experiment, choice: dict | None) -> list[RunSpec]:
+    """Every evaluation run asked for (the staircases as far as the result files take them):
+    with its variant's chosen settings where tuning finished, else with the untuned ones
+    (listed, then marked missing: they cannot have been trained).
+    """
+    chosen = {s.key: s for s in runs_module.evaluation_runs(exp, choice, recorded)}
+    untuned = runs_module.evaluation_runs(exp)  # a variant without a choice: its first level
+    keys = {s.key for s in untuned}
+    return [chosen.get(s.key, s) for s in untuned] + [s for k, s in chosen.items() if k not in keys]
 
 
 def _row(spec: RunSpec, mlflow_runs: list | None) -> dict:

@@ -49,6 +49,9 @@ class Readout:
     # the code version most of them were trained with
     parent_run: str | None = None
     code_version: str | None = None
+    # per (task, model), where its staircase put its memory horizon (``staircase.Bracket``);
+    # None while its plan is incomplete; empty without a staircase
+    brackets: dict = field(default_factory=dict)
 
     @property
     def finished(self) -> pd.DataFrame:

@@ -37,10 +37,13 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from pipeline import paths, stages
+from pipeline import data, paths, stages
 from pipeline.config import Experiment
 from pipeline.config.runs import (
+    Choice,
+    RunResult,
     RunSpec,
+    control_runs,
     evaluation_runs,
     grid_label,
     is_done,
@@ -127,6 +130,11 @@ class Sweep:
         if todo:
             _train_all(self, todo, bar, parent)
 
+    def current(self, spec: RunSpec) -> RunResult | None:
+        """The result of ``spec`` when it is current (its configuration and this code)."""
+        result = read_result(spec)
+        return result if result is not None and result.current(spec, self.version) else None
+
     def open_parent(self, role: str, note: str, parent: str | None = None) -> str:
         """The parent run of ``role`` for this sweep (``sweep_runs.open_parent``), RUNNING."""
         name = f"{role} {self.exp.name}"
@@ -138,24 +146,23 @@ def _run(
     exp: Experiment, runner: Executor, jobs: int, executor: str, version: str, log
 ) -> Progress:
     client = store.connect()
-    from pipeline import data  # verify every data file before any training: fail fast
-
-    data.verify(exp)
+    data.verify(exp)  # every data file the data stage wrote, before any training: fail fast
     with resume.sweep_lock(exp.name):
         exp_id = sweep_runs.experiment_id(client, exp.name)
         closed = sweep_runs.close_stale_runs(client, exp_id)
         if closed:
             log(f"train: closed {len(closed)} run(s) left RUNNING by an interruption (now KILLED)")
         tuning = tuning_runs(exp)
-        progress = Progress(total=len(tuning) + len(evaluation_runs(exp)))
+        progress = Progress(total=len(tuning) + len(evaluation_runs(exp)))  # grows by staircase
         source = {CODE_VERSION: version, **source_tags()}
         sweep = Sweep(exp, jobs, executor, runner, client, exp_id, version, progress, log, source)
         parent = sweep.open_parent(SWEEP, _sweep_note(exp, tuning, None))
         with _closed_on_error(sweep, parent), _system_metrics(sweep, parent):
             ui.save_chart_view(client, exp_id, parent)
             with _progress_bar(sweep) as bar:
-                evaluation = _tune(sweep, tuning, bar, parent) if tuning else evaluation_runs(exp)
-                sweep.train(evaluation, bar, parent)
+                choice = _tune(sweep, tuning, bar, parent) if tuning else None
+                evaluation = _evaluate(sweep, choice, bar, parent)
+                evaluation += _control(sweep, choice, bar, parent)
             if progress.failed:
                 raise SweepError(
                     f"{progress.failed} of {progress.total} runs failed:\n  "
@@ -212,16 +219,16 @@ def _closed_on_error(sweep: Sweep, parent: str) -> Iterator[None]:
         raise
 
 
-def _tune(sweep: Sweep, tuning: list[RunSpec], bar, parent: str) -> list[RunSpec]:
+def _tune(sweep: Sweep, tuning: list[RunSpec], bar, parent: str) -> Choice:
     """Train the tuning runs under their own parent run (under the sweep's ``parent``), end it
-    with the choice as its description, and return the evaluation runs (``_evaluation_runs``).
+    with the choice as its description, and return the choice (``_choose``).
     """
     failed = sweep.progress.failed
     note = f"The tuning runs of experiments/{sweep.exp.name}.yaml. Running."
     own = sweep.open_parent(TUNING, note, parent)
     with _closed_on_error(sweep, own):
         sweep.train(tuning, bar, own)
-        evaluation, chosen = _evaluation_runs(sweep, tuning, bar)
+        choice, chosen = _choose(sweep, tuning)
     status = "FINISHED" if sweep.progress.failed == failed else "FAILED"
     lines = [f"- {c.task} {c.model}: {grid_label(c.chosen)}" for c in chosen]
     note = (
@@ -229,7 +236,32 @@ def _tune(sweep: Sweep, tuning: list[RunSpec], bar, parent: str) -> list[RunSpec
         + ("\n".join(lines) or "nothing: no variant's tuning finished")
     )
     store.close_run(sweep.client, own, status, {NOTE: note})
-    return evaluation
+    return choice
+
+
+def _evaluate(sweep: Sweep, choice: Choice | None, bar, parent: str) -> list[RunSpec]:
+    """Train the evaluation runs under ``parent``: those at the fixed distances and, round by
+    round, each variant's next staircase runs (``evaluation_runs``: a pure function of the
+    result files), until every plan is complete or a round had a failed run. Returns every
+    evaluation run asked for.
+    """
+    progress, counted = sweep.progress, set()
+    # the progress counts each staircase's first level; later levels are added as asked for
+    first, total = len(evaluation_runs(sweep.exp, choice)), progress.total
+    while True:
+        specs = evaluation_runs(sweep.exp, choice, sweep.current)
+        new = [s for s in specs if s.key not in counted]
+        if not new:
+            return specs
+        counted |= {s.key for s in new}
+        if len(counted) > first:
+            progress.total = bar.total = total + len(counted) - first
+            bar.refresh()
+        data.ensure(s for s in new if not is_done(s, sweep.version))
+        failed = progress.failed
+        sweep.train(new, bar, parent)
+        if progress.failed > failed:  # its outcome is unknown: the plan cannot go on
+            return specs
 
 
 def _sweep_note(exp: Experiment, tuning: list, evaluation: list | None) -> str:
@@ -246,10 +278,25 @@ def _sweep_note(exp: Experiment, tuning: list, evaluation: list | None) -> str:
     )
 
 
-def _evaluation_runs(sweep: Sweep, tuning: list[RunSpec], bar) -> tuple[list[RunSpec], list]:
-    """The evaluation runs, each variant with the settings its tuning chose on validation data,
-    and those choices (``tuning.Selection``s). Variants whose tuning did not finish are left out
-    and counted as failed, with the reason.
+def _control(sweep: Sweep, choice: Choice | None, bar, parent: str) -> list[RunSpec]:
+    """Train the control runs (``control_runs``: the shared settings where the family verdicts
+    are decided) once every staircase is complete; returns them.
+    """
+    if sweep.progress.failed:
+        return []
+    specs = control_runs(sweep.exp, choice, sweep.current)
+    if specs:
+        sweep.progress.total = bar.total = sweep.progress.total + len(specs)
+        bar.refresh()
+        data.ensure(s for s in specs if not is_done(s, sweep.version))
+        sweep.train(specs, bar, parent)
+    return specs
+
+
+def _choose(sweep: Sweep, tuning: list[RunSpec]) -> tuple[Choice, list]:
+    """Each variant's settings, chosen by its tuning on validation data, and those choices
+    (``tuning.Selection``s). Variants whose tuning did not finish are left out; their first
+    evaluation runs are counted as failed, with the reason.
     """
     exp = sweep.exp
     results = {s.key: read_result(s) for s in tuning if is_done(s, sweep.version)}
@@ -258,15 +305,14 @@ def _evaluation_runs(sweep: Sweep, tuning: list[RunSpec], bar) -> tuple[list[Run
         sweep.log(
             f"train: tuning chose {grid_label(chosen.chosen)} for {chosen.task} {chosen.model}"
         )
-    evaluation = evaluation_runs(exp, choice)
-    skipped = len(evaluation_runs(exp)) - len(evaluation)
+    skipped = len(evaluation_runs(exp)) - len(evaluation_runs(exp, choice))
     if skipped:
         sweep.progress.failed += skipped
         sweep.progress.failures.append(
             f"{skipped} evaluation run(s) not started: the tuning of their variant did not "
             f"finish ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})"
         )
-    return evaluation, selections
+    return choice, selections
 
 
 @contextmanager

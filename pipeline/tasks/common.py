@@ -64,7 +64,7 @@ class TaskConfig(Frozen):
 
     GENERATOR: ClassVar[type]
     task: str
-    distances: Distances
+    distances: Distances = []  # fixed distances; none where the experiment's staircase finds them
 
     @field_validator("distances")
     @classmethod

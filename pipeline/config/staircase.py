@@ -8,9 +8,9 @@ driven by validation outcomes only (``solved`` is decided on validation accuracy
 never reach it). With ``StaircaseConfig`` (start d0, cap, seeds, extra_seeds):
 
 1. **Ladder.** Run the seeds at d0, then at 2 d0, 4 d0, ... (the cap itself is the last rung)
-   while the variant holds. Stop after two consecutive failing levels, or on holding at the
-   cap. A variant that fails at d0 goes down instead: d0 // 2, d0 // 4, ... (never below the
-   task's minimum distance) until it holds.
+   while the variant holds. Stop after ``failures`` consecutive failing levels (two by default),
+   or on holding at the cap. A variant that fails at d0 goes down instead: d0 // 2, d0 // 4,
+   ... (never below the task's minimum distance) until it holds.
 2. **Bracket.** The last level held (*lower*) and the failing level just above it (*upper*) get
    the extra seeds too, so the claim rests on every seed at both ends. When the extra seeds turn
    a verdict, the ladder is walked again on the new counts (a confirmed failure at *lower* moves
@@ -58,10 +58,9 @@ from typing import Annotated
 
 from pydantic import Field, StrictInt, field_validator, model_validator
 
-from pipeline.bounds import MAX_DISTANCE, Frozen, check_seeds
+from pipeline.bounds import Distance, Frozen, check_seeds
 
 Run = tuple[int, int]  # (distance, seed)
-Distance = Annotated[StrictInt, Field(ge=1, le=MAX_DISTANCE)]
 
 
 class StaircaseConfig(Frozen):
@@ -75,6 +74,10 @@ class StaircaseConfig(Frozen):
     cap: Distance
     seeds: Annotated[tuple[StrictInt, ...], Field(min_length=1)] = (0, 1, 2)
     extra_seeds: tuple[StrictInt, ...] = (3, 4)
+    # consecutive failing levels that end the climb: 2 guards a horizon against one unlucky
+    # level; 1 saves the most expensive level of every variant (twice the longest distance
+    # failed, at the full budget) and leans on the extra seeds at the bracket's upper end instead
+    failures: Annotated[StrictInt, Field(ge=1, le=3)] = 2
 
     @field_validator("seeds", "extra_seeds")
     @classmethod
@@ -232,7 +235,7 @@ def _ladder(
         else:
             upper = upper if fails else d  # the first failure above the last level held
             fails += 1
-            if fails == 2:
+            if fails == rule.failures:
                 break
     if lower is not None:
         return lower, upper
@@ -244,6 +247,13 @@ def _ladder(
             return d, upper
         upper = d
     return None, upper
+
+
+def rungs(rule: StaircaseConfig, min_distance: int) -> list[int]:
+    """Every distance the ladder may visit, ascending: up from ``start`` by doubling to ``cap``,
+    down by halving to ``min_distance`` (a bisection falls between two of them).
+    """
+    return sorted({*_rungs_up(rule.start, rule.cap), *_rungs_down(rule.start, min_distance)})
 
 
 def _rungs_up(start: int, cap: int) -> Iterator[int]:
