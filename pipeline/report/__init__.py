@@ -5,7 +5,8 @@ Reads the per-run result files and the experiment's MLflow runs (never training 
 
     report.html   one self-contained page (figures embedded as PNG): opens offline
     report.md     the same content in Markdown, figures linked from figures/
-    results.csv   one row per planned run of the experiment, unfinished ones included
+    results.csv   one row per planned evaluation run of the experiment, unfinished ones included
+    tuning.csv, control.csv   the same for the tuning runs and the control runs, where there are
     probe.csv     the gradient-norm curves of every probed run: one row per (run, phase, k)
     figures/      every figure as PNG; the gradient curves also as SVG
 
@@ -58,6 +59,9 @@ def write(sweep: Readout, folder: Path, experiment_file: Path) -> None:
     """Write every report file into the (empty) ``folder``."""
     (folder / "figures").mkdir(parents=True)
     sweep.runs.to_csv(folder / "results.csv", index=False)
+    for name, frame in (("tuning", sweep.tuning), ("control", sweep.control)):
+        if frame is not None and not frame.empty:
+            frame.to_csv(folder / f"{name}.csv", index=False)
     sweep.curves.to_csv(folder / "probe.csv", index=False)
     drawn = plots(sweep)
     for plot in drawn:  # PNG for every figure; SVG only where it helps (it costs a second each)

@@ -105,6 +105,7 @@ def _staircase_sentences(sweep: Readout, task: str) -> list[str]:
         "Memory horizon as the staircase bracketed it, and the exponent alpha of updates to "
         "solve ~ distance^alpha: " + "; ".join(parts) + ".",
         ranking.ranking(sweep, task),
+        *ranking.control_sentences(sweep, task),
     ]
 
 

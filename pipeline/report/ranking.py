@@ -21,8 +21,9 @@ import math
 import numpy as np
 import pandas as pd
 
+from pipeline.config import control
 from pipeline.report import scaling
-from pipeline.report.results import Readout, distance_text
+from pipeline.report.results import FINISHED, Readout, distance_text
 from pipeline.report.style import Plot, distance_axis, figure, legend, model_colours
 
 ALPHA = 0.05  # the family-wise level of the exponent comparisons (Holm)
@@ -173,6 +174,62 @@ def ranking(sweep: Readout, task: str) -> str:
         "(brackets, every seed counted), '>>' as time to solve grows more slowly with distance "
         f"(exponents, Holm-corrected p < {ALPHA}), '=' as not separated by either; {how}."
     )
+
+
+def _group_text(group: list[str]) -> str:
+    return " and ".join(group)
+
+
+def control_sentences(sweep: Readout, task: str) -> list[str]:
+    """For every family verdict the brackets decide: where it was decided and whether it holds
+    at the shared settings too (the control runs), with the seeds solved on each side.
+    """
+    if sweep.control is None:
+        return []
+    brackets = {m: sweep.brackets.get((task, m)) for m in sweep.models}
+    shared = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                       for k, v in sweep.exp.control.point)  # fmt: skip
+    if any(b is None for b in brackets.values()):
+        return [f"Control at the shared settings ({shared}): not run, a staircase is incomplete."]
+    runs = sweep.control[sweep.control["task"] == task]
+    out = []
+    for label, groups in zip(
+        ("PyTorch defaults", "each family at its best"),
+        control.comparisons(sweep.exp.models, brackets),
+        strict=False,
+    ):
+        pairs = control.decided(groups, brackets)
+        if not pairs:
+            out.append(f"{label}: the brackets separate no family, so no verdict needed a control.")
+            continue
+        for ahead, behind, d in pairs:
+            at = runs[runs["distance"] == d]
+
+            def counts(group, at=at):
+                mine = at[at["model"].isin(group)]
+                return (
+                    int((mine["status"] == "solved").sum()),
+                    len(mine),
+                    int(mine["status"].isin(FINISHED).sum()),
+                )
+
+            (a_solved, a_n, a_done), (b_solved, b_n, b_done) = counts(ahead), counts(behind)
+            verdict = (
+                f"{_group_text(ahead)} ahead of {_group_text(behind)}, decided at distance {d} "
+                f"(at the tuned settings {_group_text(ahead)} held {brackets[ahead[0]].lower} "
+                f"and {_group_text(behind)} failed at {d})"
+            )
+            if a_done < a_n or b_done < b_n or not a_n or not b_n:
+                out.append(f"{label}: {verdict}; the control runs at {d} are not all finished.")
+                continue
+            holds = 2 * a_solved >= a_n and a_solved > 0 and not 2 * b_solved >= b_n
+            out.append(
+                f"{label}: {verdict}. At the shared settings ({shared}), at distance {d}: "
+                f"{_group_text(ahead)} solved {a_solved}/{a_n} runs, {_group_text(behind)} "
+                f"{b_solved}/{b_n}: the verdict "
+                + ("holds at the shared settings as well." if holds else "does not hold there.")
+            )
+    return out
 
 
 def plot_scaling(sweep: Readout) -> Plot | None:

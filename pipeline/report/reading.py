@@ -80,7 +80,17 @@ def collect(exp: Experiment, client) -> Readout:
         parent_run=_most_common(p for p in parents if p in sweeps),
         code_version=_most_common(t.get(names.CODE_VERSION) for t in tags),
         brackets=brackets(exp, selections),
+        control=_control(exp, selections, mlflow_runs),
     )
+
+
+def _control(exp: Experiment, selections: list, mlflow_runs: list) -> pd.DataFrame | None:
+    """One row per control run the brackets ask for (``runs.control_runs``); None without one."""
+    if exp.control is None:
+        return None
+    choice = {(s.task, s.model): s.chosen for s in selections} if exp.tuning else None
+    specs = runs_module.control_runs(exp, choice, recorded)
+    return _frame([_row(spec, mlflow_runs) for spec in specs])
 
 
 def brackets(exp: Experiment, selections: list) -> dict:

@@ -52,6 +52,9 @@ class Readout:
     # per (task, model), where its staircase put its memory horizon (``staircase.Bracket``);
     # None while its plan is incomplete; empty without a staircase
     brackets: dict = field(default_factory=dict)
+    # rows of the control runs (same columns as ``runs``): the shared settings where the family
+    # verdicts are decided; None without a control
+    control: pd.DataFrame | None = None
 
     @property
     def finished(self) -> pd.DataFrame:
