@@ -142,5 +142,7 @@ def synthetic_result(spec, **fields):
         "environment": {},
         "probe_init": {},
         "probe_final": {},
+        "mech_init": {},
+        "mech_final": {},
     }
     return RunResult(**(defaults | fields))

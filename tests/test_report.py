@@ -350,8 +350,8 @@ def test_report_reads_results_never_training_code(name):
     module = importlib.import_module("pipeline.report" + ("" if name == "__init__" else f".{name}"))
     imported = imports_of(module)
     training = (
-        "torch", "pipeline.train", "pipeline.models", "pipeline.probe", "pipeline.sweep",
-        "pipeline.data",
+        "torch", "pipeline.train", "pipeline.models", "pipeline.probe", "pipeline.mechanism",
+        "pipeline.sweep", "pipeline.data",
     )  # fmt: skip
     for found in imported:
         assert not any(found == t or found.startswith(f"{t}.") for t in training), found

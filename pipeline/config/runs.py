@@ -130,7 +130,10 @@ class RunResult(BaseModel):
     """What a finished run leaves in its result file (``results/<experiment>/<run_key>.json``),
     read by the sweep (is it done?), tuning (validation fields only), the report and the claims.
     ``probe_init`` and ``probe_final`` hold the probe's summaries before and after training
-    (``probe.Profile.summary``; None where not finite).
+    (``probe.Profile.summary``; None where not finite); ``mech_init`` and ``mech_final`` the
+    mechanism's measures on the same probe batch (``mechanism.metrics`` without the ``mech/``
+    prefix: ``W_f_radius``, ``f_tau_median``, ...; None where not finite, such as the time
+    constant of a unit whose gate saturated).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -163,12 +166,17 @@ class RunResult(BaseModel):
     environment: dict[str, str]
     probe_init: dict[str, float | None]
     probe_final: dict[str, float | None]
+    mech_init: dict[str, float | None]
+    mech_final: dict[str, float | None]
 
     def flat(self) -> dict:
-        """The result as one flat row: ``probe_init_<summary>``, ``probe_final_<summary>``."""
-        row = self.model_dump(exclude={"probe_init", "probe_final"})
-        for phase in ("init", "final"):
-            row |= {f"probe_{phase}_{k}": v for k, v in getattr(self, f"probe_{phase}").items()}
+        """The result as one flat row: ``probe_init_<summary>``, ``probe_final_<summary>``,
+        ``mech_init_<measure>``, ``mech_final_<measure>``.
+        """
+        nested = ("probe_init", "probe_final", "mech_init", "mech_final")
+        row = self.model_dump(exclude=set(nested))
+        for name in nested:
+            row |= {f"{name}_{k}": v for k, v in getattr(self, name).items()}
         return row
 
     def current(self, spec: RunSpec, version: str) -> bool:

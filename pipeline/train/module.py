@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from pipeline import mechanism
 from pipeline.config.runs import RunSpec
 from pipeline.config.training import TrainingConfig
 from pipeline.models import SequenceModel
@@ -50,17 +51,22 @@ class LitSequenceModel(pl.LightningModule):
         return self.model(x)
 
     def probe(self, phase: str) -> None:
-        x, y = self.probe_batch
+        """The gradient profile and the mechanism's measures on the probe batch, kept as a
+        ``ProbeRecord`` and logged (finite values only) as ``probe/...`` and ``mech/...`` at
+        this step. The measures see the steps up to the scored one, as the probe's unroll does:
+        later steps cannot reach the output that the gap is measured to.
+        """
+        x, y = (t.to(self.device) for t in self.probe_batch)
+        distance = self.spec.distance
         self.model.eval()
-        profile = gradient_profile(
-            self.model, self.task, x.to(self.device), y.to(self.device), self.spec.distance
-        )
+        profile = gradient_profile(self.model, self.task, x, y, distance)
+        scored = x[:, : self.task.scored_step(distance) + 1]
+        measures = mechanism.metrics(self.model, scored, distance)
         self.model.train()
-        self.probes.append(ProbeRecord(phase, self.global_step, profile))
-        self.run_log.add(
-            self.global_step,
-            **{f"probe/{k}": v for k, v in profile.summary.items() if math.isfinite(v)},
-        )
+        kept = {name.removeprefix(mechanism.PREFIX): v for name, v in measures.items()}
+        self.probes.append(ProbeRecord(phase, self.global_step, profile, kept))
+        logged = {f"probe/{k}": v for k, v in profile.summary.items()} | measures
+        self.run_log.add(self.global_step, **{k: v for k, v in logged.items() if math.isfinite(v)})
 
     def on_train_start(self) -> None:
         self.probe("init")

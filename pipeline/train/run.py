@@ -7,7 +7,8 @@
    splits as dataset inputs;
 2. ``fit`` trains in Lightning until validation accuracy reaches ``solved_accuracy``, the loss or
    the gradient blows up (diverged), or ``max_steps``; the gradient probe runs before the first
-   update, every ``probe.every_evals`` validations and after training;
+   update, every ``probe.every_evals`` validations and after training, and with it the
+   mechanism's measures (``mechanism.metrics``: W's spectrum, the keep gate's time constants);
 3. the test split is scored, and the outcome (final metrics, probe curves, a one-line
    description, artifacts, the logged model) is recorded (``RunLog.outcome``);
 4. the result file is written to a temporary name, the run is marked FINISHED, and the file is
@@ -164,7 +165,7 @@ def _outcome(spec: RunSpec, lit: LitSequenceModel, steps: int) -> dict:
     task = lit.task
     diverged = lit.diverged_step is not None
     solved = lit.steps_to_solve is not None and not diverged
-    init, final = lit.probes[0].profile.summary, lit.probes[-1].profile.summary
+    init, final = lit.probes[0], lit.probes[-1]
     return {
         "status": "diverged" if diverged else "solved" if solved else "unsolved",
         "solved": solved,
@@ -176,8 +177,10 @@ def _outcome(spec: RunSpec, lit: LitSequenceModel, steps: int) -> dict:
         "chance_accuracy": task.chance_accuracy(spec.distance),
         "baseline_loss": task.baseline_loss(spec.distance),
         "mean_grad_norm": _finite_or_none(lit.grad_norm_sum / max(lit.grad_norm_steps, 1)),
-        "probe_init": {k: _finite_or_none(v) for k, v in init.items()},
-        "probe_final": {k: _finite_or_none(v) for k, v in final.items()},
+        "probe_init": _finite_values(init.profile.summary),
+        "probe_final": _finite_values(final.profile.summary),
+        "mech_init": _finite_values(init.mechanism),
+        "mech_final": _finite_values(final.mechanism),
     }
 
 
@@ -190,3 +193,8 @@ def _device(accelerator: str) -> str:
 
 def _finite_or_none(v: float) -> float | None:
     return v if math.isfinite(v) else None
+
+
+def _finite_values(values: dict[str, float]) -> dict[str, float | None]:
+    """``values`` with None for each one that is not finite (JSON has no inf)."""
+    return {k: _finite_or_none(v) for k, v in values.items()}
