@@ -144,5 +144,6 @@ def synthetic_result(spec, **fields):
         "probe_final": {},
         "mech_init": {},
         "mech_final": {},
+        "extrapolation": {},
     }
     return RunResult(**(defaults | fields))

@@ -225,6 +225,27 @@ def test_every_probe_measures_the_mechanism_and_the_result_keeps_the_first_and_l
             assert not any("tau" in name for name in result.mech_final)
 
 
+def test_each_run_is_scored_at_other_distances_in_its_result_file_and_in_mlflow(
+    tiny_sweep, monkeypatch
+):
+    root, exp = tiny_sweep
+    monkeypatch.setenv("PIPELINE_ROOT", str(root))
+    for run in _finished_runs(exp.name):
+        result = RunResult.read(paths.result_file(exp.name, run.data.tags[names.RUN_KEY]))
+        scored = result.extrapolation
+        assert sorted(scored) == ["0.5", "2", "4"]  # TINY's distances 6 and 8: none clamps
+        d = result.distance
+        assert [scored[k].distance for k in ("0.5", "2", "4")] == [d // 2, 2 * d, 4 * d]
+        for label, s in scored.items():
+            assert 0.0 <= s.accuracy <= 1.0 and s.n == exp.data.n_test
+            assert s.chance_accuracy == result.chance_accuracy  # recall: 1 / n_keys anywhere
+            metrics = run.data.metrics
+            assert metrics[f"extrapolation/accuracy_x{label}"] == pytest.approx(s.accuracy)
+            assert metrics[f"extrapolation/loss_x{label}"] == pytest.approx(s.loss)
+            assert f"extrapolation_accuracy_x{label}" not in metrics  # one name in MLflow
+            assert result.flat()[f"extrapolation_accuracy_x{label}"] == s.accuracy
+
+
 def test_the_experiment_is_named_for_the_study_and_opens_on_the_learning_curves(
     tiny_sweep, monkeypatch
 ):

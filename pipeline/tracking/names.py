@@ -40,6 +40,8 @@ VIEW_TAG = "mlflow.sharedViewState."  # an experiment tag holding one saved view
 # ---- metrics and artifacts ---------------------------------------------------------------
 PROBE = "probe/"  # probe summaries during training, e.g. probe/h_key_share
 PROBE_CURVE = "probe_curve/"  # probe_curve/<phase>/<state>: a profile against k as a history
+# the trained model at other distances: extrapolation/accuracy_x2, extrapolation/loss_x0.5
+EXTRAPOLATION = "extrapolation/"
 TEST_SCORES = ("test_accuracy", "test_loss")  # the final metrics measured on the test split
 RESULT_ARTIFACT = "result.json"
 PROBE_SUMMARY_ARTIFACT = "probe_summary.csv"  # one row per probe: summaries and mechanism

@@ -39,6 +39,7 @@ from pipeline.tracking.names import (
     CREATION,
     DATASET_CONTEXT,
     ERROR,
+    EXTRAPOLATION,
     NOTE,
     PARENT_RUN,
     PROBE_CURVE,
@@ -96,14 +97,30 @@ def model_name(run_key: str) -> str:
 
 
 def final_metrics(result) -> dict[str, float]:
-    """The result's numbers as the run's final metrics (its identity left out), finite only."""
+    """The result's numbers as the run's final metrics (its identity left out), finite only;
+    the scores at other distances under their own names (``extrapolation_metrics``).
+    """
+    without = result.model_copy(update={"extrapolation": {}})  # those are named below
     numbers = {
         k: float(v)
-        for k, v in result.flat().items()
+        for k, v in without.flat().items()
         if isinstance(v, int | float) and not isinstance(v, bool) and k not in ("distance", "seed")
     }
     numbers |= {"solved": float(result.solved), "diverged": float(result.diverged_step is not None)}
+    numbers |= extrapolation_metrics(result)
     return {k: v for k, v in numbers.items() if math.isfinite(v)}
+
+
+def extrapolation_metrics(result) -> dict[str, float]:
+    """``extrapolation/accuracy_x2``, ``extrapolation/loss_x2``, ... for each factor the result
+    scored (``RunResult.extrapolation``); a loss that was not finite is left out.
+    """
+    out = {}
+    for label, scored in result.extrapolation.items():
+        out[f"{EXTRAPOLATION}accuracy_x{label}"] = scored.accuracy
+        if scored.loss is not None:
+            out[f"{EXTRAPOLATION}loss_x{label}"] = scored.loss
+    return out
 
 
 def curve_points(probes) -> list[tuple[str, int, float]]:

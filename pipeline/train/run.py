@@ -9,8 +9,10 @@
    the gradient blows up (diverged), or ``max_steps``; the gradient probe runs before the first
    update, every ``probe.every_evals`` validations and after training, and with it the
    mechanism's measures (``mechanism.metrics``: W's spectrum, the keep gate's time constants);
-3. the test split is scored, and the outcome (final metrics, probe curves, a one-line
-   description, artifacts, the logged model) is recorded (``RunLog.outcome``);
+3. the test split is scored, then the trained model, forward only, on fresh sequences at
+   other distances (``extrapolate``: half, twice and four times its own), and the outcome
+   (final metrics, probe curves, a one-line description, artifacts, the logged model) is
+   recorded (``RunLog.outcome``);
 4. the result file is written to a temporary name, the run is marked FINISHED, and the file is
    renamed into place. A run that fails is marked FAILED and leaves no result file; a run that
    is interrupted is marked KILLED.
@@ -32,7 +34,15 @@ import pytorch_lightning as pl
 import torch
 
 from pipeline import data
-from pipeline.config.runs import RunResult, RunSpec, result_path
+from pipeline.config.runs import (
+    EXTRAPOLATION_FACTORS,
+    Extrapolation,
+    RunResult,
+    RunSpec,
+    extrapolation_distance,
+    factor_label,
+    result_path,
+)
 from pipeline.models import SequenceModel
 from pipeline.tracking.names import CODE_VERSION
 from pipeline.tracking.run_log import dataset_name, digest
@@ -52,8 +62,11 @@ def set_deterministic_env() -> None:
 set_deterministic_env()
 
 
-def evaluate(model: SequenceModel, task, split: data.Split, device, batch: int = 1000):
-    """Mean loss and accuracy of ``model`` on a whole split."""
+EVAL_BATCH = 1000  # sequences per forward pass in validation and test
+
+
+def evaluate(model: SequenceModel, task, split: data.Split, device, batch: int = EVAL_BATCH):
+    """Mean loss and accuracy of ``model`` on a whole split, ``batch`` sequences at a time."""
     sums, model_was_training = torch.zeros(3), model.training
     model.eval()
     with torch.inference_mode():
@@ -107,7 +120,7 @@ def fit(
     trainer.fit(
         lit,
         train_dataloaders=train_batches(spec, splits["train"]),
-        val_dataloaders=Chunks(val, 1000),
+        val_dataloaders=Chunks(val, EVAL_BATCH),
     )
     return lit, trainer
 
@@ -138,6 +151,7 @@ def train_run(spec: RunSpec, runs, accelerator: str = "auto") -> RunResult:
             raise KeyboardInterrupt("interrupted during training") from None
         lit.probe("final")
         test_loss, test_accuracy = evaluate(lit.model, lit.task, splits["test"], lit.device)
+        extrapolation = extrapolate(spec, lit.model, lit.device)
         result = RunResult(
             run_id=run_log.run_id,
             **spec.identity(),
@@ -145,6 +159,7 @@ def train_run(spec: RunSpec, runs, accelerator: str = "auto") -> RunResult:
             **_outcome(spec, lit, trainer.global_step),
             test_accuracy=test_accuracy,
             test_loss=_finite_or_none(test_loss),
+            extrapolation=extrapolation,
             wall_time=time.perf_counter() - started,
             environment=environment(_device(accelerator)),
         )
@@ -158,6 +173,36 @@ def train_run(spec: RunSpec, runs, accelerator: str = "auto") -> RunResult:
     except BaseException as e:
         run_log.fail(e, interrupted=isinstance(e, KeyboardInterrupt | SystemExit))
         raise
+
+
+def extrapolate(spec: RunSpec, model, device) -> dict[str, Extrapolation]:
+    """The trained ``model`` scored, forward only, at each of ``EXTRAPOLATION_FACTORS`` times
+    the run's distance (``extrapolation_distance``), keyed by ``factor_label``; a factor whose
+    distance comes out as the run's own is left out (not an extrapolation).
+
+    Each distance gets ``data.n_test`` fresh sequences (``data.extrapolation_split``): as many
+    as the test split, so each factor's accuracy has the sampling error of the test accuracy it
+    is compared with, and no more, since a sequence four times as long costs about four times
+    as much (the three sets together, about 6.5 times the test split's forward pass). They are
+    scored with as many steps per forward pass as the test split was, so a longer sequence
+    takes no more memory.
+    """
+    task, out = spec.task.build(), {}
+    for factor in EXTRAPOLATION_FACTORS:
+        distance = extrapolation_distance(spec.distance, factor, task.min_distance)
+        if distance == spec.distance:
+            continue
+        split = data.extrapolation_split(spec.task, distance, spec.seed, spec.data.n_test)
+        batch = max(1, EVAL_BATCH * task.length(spec.distance) // task.length(distance))
+        loss, accuracy = evaluate(model, task, split, device, batch)
+        out[factor_label(factor)] = Extrapolation(
+            distance=distance,
+            n=len(split.y),
+            accuracy=accuracy,
+            loss=_finite_or_none(loss),
+            chance_accuracy=task.chance_accuracy(distance),
+        )
+    return out
 
 
 def _outcome(spec: RunSpec, lit: LitSequenceModel, steps: int) -> dict:
