@@ -190,6 +190,32 @@ def test_probe_csv_holds_each_runs_curves(clean):
         assert mine["c_median"].notna().all() == (run.cell == "lstm")
 
 
+def test_the_readout_holds_each_runs_probe_summary_mechanism_and_extrapolation(
+    tiny_sweep, monkeypatch
+):
+    root, exp = tiny_sweep  # read only: collect writes nothing
+    monkeypatch.setenv("PIPELINE_ROOT", str(root))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with reading.quiet_artifacts():
+        sweep = reading.collect(exp, store.client())
+    summary, runs = sweep.probe_summary, sweep.finished
+    assert set(summary["run_id"]) == set(runs["run_id"])
+    for run in runs.itertuples(index=False):
+        mine = summary[summary["run_id"] == run.run_id]
+        assert mine["phase"].iloc[0] == "init" and mine["phase"].iloc[-1] == "final"
+        block = "W" if run.cell == "rnn" else "W_f"
+        result = json.loads(result_path(root, exp, run.run_key).read_text())
+        assert mine[f"{block}_radius"].iloc[-1] == pytest.approx(
+            result["mech_final"][f"{block}_radius"]
+        )
+        assert getattr(run, f"mech_final_{block}_radius") == result["mech_final"][f"{block}_radius"]
+        assert mine["h_key_share"].iloc[0] == pytest.approx(result["probe_init"]["h_key_share"])
+    for factor in ("0.5", "2", "4"):
+        accuracy = runs[f"extrapolation_accuracy_x{factor}"]
+        assert accuracy.between(0, 1).all() and len(accuracy) == len(runs)
+        assert (runs[f"extrapolation_distance_x{factor}"] == runs["distance"] * float(factor)).all()
+
+
 def test_page_parses_and_shows_every_figure(clean):
     _, _, folder = clean
     page = Page()
