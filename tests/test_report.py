@@ -216,6 +216,25 @@ def test_the_readout_holds_each_runs_probe_summary_mechanism_and_extrapolation(
         assert (runs[f"extrapolation_distance_x{factor}"] == runs["distance"] * float(factor)).all()
 
 
+def test_the_training_and_extrapolation_figures_draw_from_a_real_sweep(tiny_sweep, monkeypatch):
+    from pipeline.report import extrapolation, over_training
+
+    root, exp = tiny_sweep  # read only
+    monkeypatch.setenv("PIPELINE_ROOT", str(root))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with reading.quiet_artifacts():
+        sweep = reading.collect(exp, store.client())
+    assert over_training.plot_probe_over_training(sweep, "recall") is not None
+    assert over_training.plot_mechanism_over_training(sweep, "recall") is not None
+    assert extrapolation.plot_extrapolation(sweep) is not None
+    table = extrapolation.extrapolation_table(sweep)
+    assert len(table) == len(exp.models) * len(exp.tasks[0].distances)
+    assert (table["n"] == len(exp.seeds)).all()
+    for factor in ("0.5", "1", "2", "4"):
+        assert table[f"accuracy_x{factor}"].between(0, 1).all()
+    assert (table["distance_x4"] == 4 * table["distance"]).all()
+
+
 def test_page_parses_and_shows_every_figure(clean):
     _, _, folder = clean
     page = Page()
