@@ -144,6 +144,21 @@ def _held_out(
             )
 
 
+def extrapolation_split(task: TaskConfig, distance: int, seed: int, n: int) -> Split:
+    """``n`` sequences of ``task`` at ``distance`` for scoring a model trained at another
+    distance: the stream ``stream_seed(task, distance, seed, "extrapolation")``, apart from the
+    train, validation and test streams, drawn in memory and never written. A pure function of
+    its arguments, so every model of a seed is scored on the same sequences at a distance. No
+    row is rejected as ``generate``'s held-out splits reject theirs: every task's sequence length
+    grows with the distance, so no sequence at another distance than the model's own can be one
+    of its training sequences. Rows may repeat where the task has few sequences there.
+    """
+    x, y = task.build().generate(
+        distance, n, stream_seed(task.task, distance, seed, "extrapolation")
+    )
+    return Split(x, y)
+
+
 def write(target: Path, task: TaskConfig, distance: int, seed: int, sizes: dict[str, int]) -> int:
     """Generate and write one folder atomically; returns the number of input tokens written."""
     generator = task.build()

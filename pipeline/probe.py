@@ -66,13 +66,20 @@ class Profile:
 
 @dataclass(frozen=True)
 class ProbeRecord:
-    """A profile taken during a run: its phase (``init``, ``step_<n>``, ``final``) and the
-    training step it was taken at.
+    """A profile taken during a run: its phase (``init``, ``step_<n>``, ``final``), the
+    training step it was taken at, and the mechanism's measures taken on the same batch at the
+    same step (``mechanism.metrics``' names without their ``mech/`` prefix: ``W_f_radius``,
+    ``f_tau_median``, ...; values may be inf).
     """
 
     phase: str
     step: int
     profile: Profile
+    mechanism: dict[str, float] = field(default_factory=dict)
+
+    def row(self) -> dict:
+        """One row for the whole probe: phase, step, the profile's summaries, the measures."""
+        return {"phase": self.phase, "step": self.step, **self.profile.summary, **self.mechanism}
 
 
 def _per_k(grads: list[Tensor], s: int) -> Tensor:

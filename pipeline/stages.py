@@ -2,11 +2,12 @@
 
 ``STAGE_CODE[stage]`` is what Make watches: a change to any of it reruns the stage (for train, the
 sweep then skips every run that is still current). ``OUTCOME_CODE`` is the part of the train
-stage's code that decides a run's outcome (the tasks, the data, the model, the probe, the config
-and ``train/``): a change to what it does makes every finished run stale (``code_version``),
-while a change to the rest (``sweep/``, ``tracking/``) retrains nothing. ``code_version`` hashes
-what the code does, its syntax tree without docstrings, so a comment or a docstring retrains
-nothing either. ``python -m pipeline.stages train`` prints a stage's files for the Makefile.
+stage's code that decides a run's outcome (the tasks, the data, the model, the probe and the
+mechanism's measures, the config and ``train/``): a change to what it does makes every finished
+run stale (``code_version``), while a change to the rest (``sweep/``, ``tracking/``) retrains
+nothing. ``code_version`` hashes what the code does, its syntax tree without docstrings, so a
+comment or a docstring retrains nothing either. ``python -m pipeline.stages train`` prints a
+stage's files for the Makefile.
 Standard library only, so Make can ask before anything is installed.
 """
 
@@ -21,7 +22,7 @@ PACKAGE = "pipeline"
 # an entry is a module, or a package (``name/``: every module in it)
 COMMON = ("__init__.py", "paths.py", "errors.py", "bounds.py", "config/", "tasks/")
 DATA = (*COMMON, "data.py")
-OUTCOME_CODE = (*DATA, "models.py", "probe.py", "decay.py", "train/")
+OUTCOME_CODE = (*DATA, "models.py", "probe.py", "mechanism.py", "decay.py", "train/")
 TRAIN = (*OUTCOME_CODE, "stages.py", "sweep/", "tracking/")
 REPORT = (*COMMON, "decay.py", "tracking/", "report/")
 # python -m pipeline replicate: each claim's data, train and report stages, then the page. Not a

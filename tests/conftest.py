@@ -142,5 +142,8 @@ def synthetic_result(spec, **fields):
         "environment": {},
         "probe_init": {},
         "probe_final": {},
+        "mech_init": {},
+        "mech_final": {},
+        "extrapolation": {},
     }
     return RunResult(**(defaults | fields))

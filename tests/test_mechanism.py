@@ -255,3 +255,17 @@ def test_the_measures_leave_the_model_as_it_was():
     after = m.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(p.grad is None for p in m.parameters())
+
+
+def test_the_reports_names_of_the_measures_are_those_measured():
+    """The report imports no torch, so it writes the measures' names out (``MECH_MEASURES``):
+    every cell's measures are among them, and every one of them is some cell's.
+    """
+    from pipeline.report.results import KEEP_GATES, MECH_MEASURES
+
+    measured = {}
+    for cell in ("rnn", "lstm", "gru"):
+        names = mechanism.metrics(model(cell), tokens(6), distance=3)
+        measured |= dict.fromkeys(name.removeprefix(mechanism.PREFIX) for name in names)
+    assert sorted(measured) == sorted(MECH_MEASURES)
+    assert KEEP_GATES == mechanism.KEEP_GATE

@@ -190,6 +190,51 @@ def test_probe_csv_holds_each_runs_curves(clean):
         assert mine["c_median"].notna().all() == (run.cell == "lstm")
 
 
+def test_the_readout_holds_each_runs_probe_summary_mechanism_and_extrapolation(
+    tiny_sweep, monkeypatch
+):
+    root, exp = tiny_sweep  # read only: collect writes nothing
+    monkeypatch.setenv("PIPELINE_ROOT", str(root))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with reading.quiet_artifacts():
+        sweep = reading.collect(exp, store.client())
+    summary, runs = sweep.probe_summary, sweep.finished
+    assert set(summary["run_id"]) == set(runs["run_id"])
+    for run in runs.itertuples(index=False):
+        mine = summary[summary["run_id"] == run.run_id]
+        assert mine["phase"].iloc[0] == "init" and mine["phase"].iloc[-1] == "final"
+        block = "W" if run.cell == "rnn" else "W_f"
+        result = json.loads(result_path(root, exp, run.run_key).read_text())
+        assert mine[f"{block}_radius"].iloc[-1] == pytest.approx(
+            result["mech_final"][f"{block}_radius"]
+        )
+        assert getattr(run, f"mech_final_{block}_radius") == result["mech_final"][f"{block}_radius"]
+        assert mine["h_key_share"].iloc[0] == pytest.approx(result["probe_init"]["h_key_share"])
+    for factor in ("0.5", "2", "4"):
+        accuracy = runs[f"extrapolation_accuracy_x{factor}"]
+        assert accuracy.between(0, 1).all() and len(accuracy) == len(runs)
+        assert (runs[f"extrapolation_distance_x{factor}"] == runs["distance"] * float(factor)).all()
+
+
+def test_the_training_and_extrapolation_figures_draw_from_a_real_sweep(tiny_sweep, monkeypatch):
+    from pipeline.report import extrapolation, over_training
+
+    root, exp = tiny_sweep  # read only
+    monkeypatch.setenv("PIPELINE_ROOT", str(root))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with reading.quiet_artifacts():
+        sweep = reading.collect(exp, store.client())
+    assert over_training.plot_probe_over_training(sweep, "recall") is not None
+    assert over_training.plot_mechanism_over_training(sweep, "recall") is not None
+    assert extrapolation.plot_extrapolation(sweep) is not None
+    table = extrapolation.extrapolation_table(sweep)
+    assert len(table) == len(exp.models) * len(exp.tasks[0].distances)
+    assert (table["n"] == len(exp.seeds)).all()
+    for factor in ("0.5", "1", "2", "4"):
+        assert table[f"accuracy_x{factor}"].between(0, 1).all()
+    assert (table["distance_x4"] == 4 * table["distance"]).all()
+
+
 def test_page_parses_and_shows_every_figure(clean):
     _, _, folder = clean
     page = Page()
@@ -350,8 +395,8 @@ def test_report_reads_results_never_training_code(name):
     module = importlib.import_module("pipeline.report" + ("" if name == "__init__" else f".{name}"))
     imported = imports_of(module)
     training = (
-        "torch", "pipeline.train", "pipeline.models", "pipeline.probe", "pipeline.sweep",
-        "pipeline.data",
+        "torch", "pipeline.train", "pipeline.models", "pipeline.probe", "pipeline.mechanism",
+        "pipeline.sweep", "pipeline.data",
     )  # fmt: skip
     for found in imported:
         assert not any(found == t or found.startswith(f"{t}.") for t in training), found

@@ -166,6 +166,7 @@ def synthetic_sweep(outcome: dict[tuple[str, int], list[str]], shares=None) -> R
         )
     runs = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     runs = runs.astype({"steps": "Int64", "steps_to_solve": "Int64", "solved": "boolean"})
+    runs = runs.copy()  # one block per type, as reading's frame (no fragmentation warning)
     history = pd.DataFrame(columns=["run_id", "task", "model", "distance", "seed", "metric"])
     curves = pd.DataFrame(columns=["run_id", "task", "model", "distance", "phase", "k"])
     return Readout(exp, "1", "sqlite:///none", runs, curves, history.assign(step=[], value=[]))
@@ -300,7 +301,7 @@ def family_sweep(outcome: dict[str, int]) -> Readout:
                 "run_id": spec.key,
             }
         )
-    runs = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    runs = pd.DataFrame(rows, columns=RESULT_COLUMNS).copy()
     return Readout(exp, "1", "sqlite:///none", runs, base.curves, base.history)
 
 
@@ -394,7 +395,7 @@ def test_adding_sentences_use_the_variants_baselines(variant):
         for spec in evaluation_runs(exp)
     ]
     base = synthetic_sweep(RNN_SHORT)
-    sweep = Readout(exp, "1", "sqlite:///none", pd.DataFrame(rows, columns=RESULT_COLUMNS),
+    sweep = Readout(exp, "1", "sqlite:///none", pd.DataFrame(rows, columns=RESULT_COLUMNS).copy(),
                   base.curves, base.history)  # fmt: skip
     no_memory, one = exp.tasks[0].build().baselines(distance).values()
     sentence = next(s for s in findings.findings(sweep) if s.startswith("Test MSE"))

@@ -143,10 +143,11 @@ FORBIDDEN = {
               "report"),
     "models": ("config", "data", "train", "sweep", "tracking", "report"),
     "probe": ("train", "sweep", "tracking", "report"),
-    "config": ("data", "models", "probe", "train", "sweep", "tracking", "report"),
-    "tracking": ("models", "probe", "train", "sweep", "report"),
+    "mechanism": ("train", "sweep", "tracking", "report"),
+    "config": ("data", "models", "probe", "mechanism", "train", "sweep", "tracking", "report"),
+    "tracking": ("models", "probe", "mechanism", "train", "sweep", "report"),
     "train": ("sweep", "report"),
-    "report": ("models", "probe", "train", "sweep", "data"),
+    "report": ("models", "probe", "mechanism", "train", "sweep", "data"),
 }  # fmt: skip
 
 

@@ -190,6 +190,62 @@ def test_each_run_logs_its_weights_as_a_model_that_loads_without_pickled_code(
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
 
 
+def test_every_probe_measures_the_mechanism_and_the_result_keeps_the_first_and_last(
+    tiny_sweep, monkeypatch, tmp_path
+):
+    import mlflow.artifacts
+    import pandas as pd
+
+    root, exp = tiny_sweep
+    monkeypatch.setenv("PIPELINE_ROOT", str(root))
+    client = store.client()
+    for run in _finished_runs(exp.name):
+        result = RunResult.read(paths.result_file(exp.name, run.data.tags[names.RUN_KEY]))
+        block = "W" if result.cell == "rnn" else "W_f"  # TINY: an RNN and an LSTM
+        history = client.get_metric_history(run.info.run_id, f"mech/{block}_radius")
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path=names.PROBE_SUMMARY_ARTIFACT,
+            dst_path=str(tmp_path / run.info.run_id), tracking_uri=client.tracking_uri,
+        )  # fmt: skip
+        table = pd.read_csv(local)  # one row per probe, in the order taken
+        assert table["phase"].iloc[0] == "init" and table["phase"].iloc[-1] == "final"
+        assert all(p.startswith("step_") for p in table["phase"].iloc[1:-1])
+        assert [m.step for m in history] == table["step"].tolist()
+        assert table["step"].iloc[0] == 0 and table["step"].iloc[-1] == result.steps
+        assert table[f"{block}_radius"].tolist() == pytest.approx([m.value for m in history])
+        assert "h_key_share" in table  # the probe's summaries beside the measures
+        assert result.mech_init[f"{block}_radius"] == pytest.approx(history[0].value)
+        assert result.mech_final[f"{block}_sv"] == pytest.approx(table[f"{block}_sv"].iloc[-1])
+        assert result.mech_final[f"{block}_radius"] <= result.mech_final[f"{block}_sv"] + 1e-9
+        if result.cell == "lstm":  # the forget gate's time constants, for the LSTM only
+            assert set(result.mech_final) >= {"f_tau_median", "f_tau_max", "f_tau_share"}
+            assert table["f_tau_share"].between(0, 1).all()
+            assert (table["f_tau_median"] >= 1).all()  # tau = 1 / (1 - a) with 0 < a < 1
+        else:
+            assert not any("tau" in name for name in result.mech_final)
+
+
+def test_each_run_is_scored_at_other_distances_in_its_result_file_and_in_mlflow(
+    tiny_sweep, monkeypatch
+):
+    root, exp = tiny_sweep
+    monkeypatch.setenv("PIPELINE_ROOT", str(root))
+    for run in _finished_runs(exp.name):
+        result = RunResult.read(paths.result_file(exp.name, run.data.tags[names.RUN_KEY]))
+        scored = result.extrapolation
+        assert sorted(scored) == ["0.5", "2", "4"]  # TINY's distances 6 and 8: none clamps
+        d = result.distance
+        assert [scored[k].distance for k in ("0.5", "2", "4")] == [d // 2, 2 * d, 4 * d]
+        for label, s in scored.items():
+            assert 0.0 <= s.accuracy <= 1.0 and s.n == exp.data.n_test
+            assert s.chance_accuracy == result.chance_accuracy  # recall: 1 / n_keys anywhere
+            metrics = run.data.metrics
+            assert metrics[f"extrapolation/accuracy_x{label}"] == pytest.approx(s.accuracy)
+            assert metrics[f"extrapolation/loss_x{label}"] == pytest.approx(s.loss)
+            assert f"extrapolation_accuracy_x{label}" not in metrics  # one name in MLflow
+            assert result.flat()[f"extrapolation_accuracy_x{label}"] == s.accuracy
+
+
 def test_the_experiment_is_named_for_the_study_and_opens_on_the_learning_curves(
     tiny_sweep, monkeypatch
 ):
@@ -318,12 +374,8 @@ def test_validation_and_metric_writes_keep_their_cadence_with_grouped_steps(pipe
 
     assert steps("val_accuracy") == [20, 40]
     assert steps("train_loss") == steps("grad_norm") == [10, 20, 30, 40]
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "probe/h_key_share")] == [
-        0,
-        20,
-        40,
-        45,
-    ]
+    assert steps("probe/h_key_share") == [0, 20, 40, 45]
+    assert steps("mech/W_radius") == steps("mech/W_sv") == [0, 20, 40, 45]  # with every probe
 
 
 def test_a_large_clipped_gradient_is_not_divergence_a_non_finite_one_is():

@@ -22,9 +22,9 @@ settings of ``experiments/default.yaml`` (recall task, hidden 64, batch 128, Ada
    the sweep's first MLflow run starts (interpreter, imports, store set-up, data checks, worker
    start-up) plus the time after its last run ends, over the sweep's wall time; and the speedup
    of the runs alone (first start to last end), which fixed costs do not dilute;
-3. **probe** (``costs``): one ``gradient_profile`` call against the training step, as a share of
-   a whole run at the default experiment's settings:
-   ``n * probe / (n * probe + max_steps * step)`` with
+3. **probe** (``costs``): one probe (``train.module.probe_measures``: the gradient profile and
+   the mechanism's measures) against the training step, as a share of a whole run at the
+   default experiment's settings: ``n * probe / (n * probe + max_steps * step)`` with
    ``n = 2 + max_steps // (eval_every * every_evals)`` probes and the step time of 1;
 4. **fused** (``costs``): forward and backward through ``nn.LSTM`` against the reference
    ``LSTMCell`` unrolled in Python (``models.unroll``), for the record;

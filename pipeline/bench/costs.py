@@ -20,23 +20,25 @@ from pipeline.bench.overhead import (
 )
 from pipeline.bench.stats import Plan, n_probes, paired_ratios, probe_share
 from pipeline.config.runs import RunSpec
-from pipeline.probe import gradient_profile
 from pipeline.tasks import RecallConfig
+from pipeline.train.module import probe_measures
 from pipeline.train.saved import build_model
 
 
 def probe_seconds(spec: RunSpec, splits: dict, reps: int, device: torch.device) -> list[float]:
-    """Seconds per ``gradient_profile`` call on the probe batch (after one warm-up call)."""
+    """Seconds per ``probe_measures`` call (the gradient profile and the mechanism's measures)
+    on the probe batch (after one warm-up call).
+    """
     model = build_model(spec).to(device).eval()  # as LitSequenceModel.probe runs it
     task = spec.task.build()
     n = spec.probe.batch_size
     x, y = splits["val"].x[:n].to(device), splits["val"].y[:n].to(device)
-    gradient_profile(model, task, x, y, spec.distance)
+    probe_measures(model, task, x, y, spec.distance)
     times = []
     for _ in range(reps):
         sync(device)
         started = time.perf_counter()
-        gradient_profile(model, task, x, y, spec.distance)
+        probe_measures(model, task, x, y, spec.distance)
         sync(device)
         times.append(time.perf_counter() - started)
     return times

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from pipeline.config.experiment import Experiment
 
 GridPoint = tuple[tuple[str, Any], ...]  # (training field, value) pairs, in the grid's order
+# the distances, as factors of its own, that a trained model is scored at after its test split
+EXTRAPOLATION_FACTORS = (0.5, 2.0, 4.0)
 SHORT = {"learning_rate": "lr", "batch_size": "bs", "grad_clip": "clip", "optimizer": "opt"}
 
 
@@ -133,11 +136,44 @@ class RunSpec(BaseModel):
         return {k: v for k, v in self.model.options(self.distance).items() if v is not None}
 
 
+def factor_label(factor: float) -> str:
+    """``0.5``, ``2``, ``4``: an extrapolation factor as result keys and metric names write it."""
+    return f"{factor:g}"
+
+
+def extrapolation_distance(distance: int, factor: float, min_distance: int) -> int:
+    """``factor`` times ``distance``, rounded half up, and at least the task's ``min_distance``
+    (below it a task has no sequence): 0.5 x 5 is 3.
+    """
+    return max(math.floor(distance * factor + 0.5), min_distance)
+
+
+class Extrapolation(BaseModel):
+    """A trained model scored, forward only, at another distance than its own (``distance``):
+    ``n`` sequences, their accuracy and mean loss (None where not finite), and the task's chance
+    accuracy there.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    distance: int
+    n: int
+    accuracy: float
+    loss: float | None
+    chance_accuracy: float
+
+
 class RunResult(BaseModel):
     """What a finished run leaves in its result file (``results/<experiment>/<run_key>.json``),
     read by the sweep (is it done?), tuning (validation fields only), the report and the claims.
     ``probe_init`` and ``probe_final`` hold the probe's summaries before and after training
-    (``probe.Profile.summary``; None where not finite).
+    (``probe.Profile.summary``; None where not finite); ``mech_init`` and ``mech_final`` the
+    mechanism's measures on the same probe batch (``mechanism.metrics`` without the ``mech/``
+    prefix: ``W_f_radius``, ``f_tau_median``, ...; None where not finite, such as the time
+    constant of a unit whose gate saturated). ``extrapolation``: the trained model at other
+    distances, keyed by ``factor_label`` (``0.5``, ``2``, ``4``: ``EXTRAPOLATION_FACTORS``); a
+    factor whose distance comes out as the run's own (clamped to the task's minimum) is left
+    out. At the run's own distance, its score is ``test_accuracy``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -170,12 +206,21 @@ class RunResult(BaseModel):
     environment: dict[str, str]
     probe_init: dict[str, float | None]
     probe_final: dict[str, float | None]
+    mech_init: dict[str, float | None]
+    mech_final: dict[str, float | None]
+    extrapolation: dict[str, Extrapolation]
 
     def flat(self) -> dict:
-        """The result as one flat row: ``probe_init_<summary>``, ``probe_final_<summary>``."""
-        row = self.model_dump(exclude={"probe_init", "probe_final"})
-        for phase in ("init", "final"):
-            row |= {f"probe_{phase}_{k}": v for k, v in getattr(self, f"probe_{phase}").items()}
+        """The result as one flat row: ``probe_init_<summary>``, ``probe_final_<summary>``,
+        ``mech_init_<measure>``, ``mech_final_<measure>``, and ``extrapolation_<field>_x<factor>``
+        (``extrapolation_accuracy_x2``: ``extrapolation_column``).
+        """
+        nested = ("probe_init", "probe_final", "mech_init", "mech_final")
+        row = self.model_dump(exclude={*nested, "extrapolation"})
+        for name in nested:
+            row |= {f"{name}_{k}": v for k, v in getattr(self, name).items()}
+        for label, scored in self.extrapolation.items():
+            row |= {extrapolation_column(k, label): v for k, v in scored.model_dump().items()}
         return row
 
     def current(self, spec: RunSpec, version: str) -> bool:
@@ -193,6 +238,11 @@ class RunResult(BaseModel):
     def stage(self, path: Path) -> Path:
         """Write the result beside ``path`` under a temporary name (``paths.stage_text``)."""
         return paths.stage_text(path, self.model_dump_json(indent=2) + "\n")
+
+
+def extrapolation_column(field: str, label: str) -> str:
+    """``extrapolation_accuracy_x2``: an ``Extrapolation`` field at a factor, as a result column."""
+    return f"extrapolation_{field}_x{label}"
 
 
 def result_path(spec: RunSpec) -> Path:

@@ -18,7 +18,9 @@ the previous report there.
 Where each part lives: ``reading`` reads the runs into a ``results.Readout``; ``stats`` computes
 counts and horizons; ``tables``, ``findings`` and ``figures`` turn them into tables, sentences
 and plots; ``document`` puts them in order and ``render`` writes HTML and Markdown; ``publish``
-swaps the folder into place and attaches it to MLflow. For the replications
+swaps the folder into place and attaches it to MLflow. ``over_training`` (the probes and the
+mechanism's measures against the training step) and ``extrapolation`` (accuracy at other
+distances than the training one) draw from the same ``Readout``. For the replications
 (``experiments/replications/``): ``checks`` decides each claim's verdict from its runs and
 ``replications`` writes ``reports/replications/``.
 """

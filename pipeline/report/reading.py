@@ -19,21 +19,36 @@ import pandas as pd
 from pipeline import paths
 from pipeline.config import Experiment, tuning
 from pipeline.config import runs as runs_module
-from pipeline.config.runs import RunResult, RunSpec, result_path
+from pipeline.config.runs import (
+    EXTRAPOLATION_FACTORS,
+    Extrapolation,
+    RunResult,
+    RunSpec,
+    extrapolation_column,
+    factor_label,
+    result_path,
+)
 from pipeline.decay import efold
 from pipeline.errors import ReportError
-from pipeline.report.results import FINISHED, PHASES, PROBE_STATS, STATES, Readout
+from pipeline.report.results import FINISHED, MECH_MEASURES, PHASES, PROBE_STATS, STATES, Readout
 from pipeline.tracking import names, store
 
 PROBE_COLUMNS = [
     f"probe_{phase}_{state}_{stat}" for phase in PHASES for state in STATES for stat in PROBE_STATS
+]
+MECH_COLUMNS = [f"mech_{phase}_{measure}" for phase in PHASES for measure in MECH_MEASURES]
+EXTRAPOLATION_COLUMNS = [
+    extrapolation_column(field, factor_label(factor))
+    for factor in EXTRAPOLATION_FACTORS
+    for field in Extrapolation.model_fields
 ]
 RESULT_COLUMNS = [
     "task", "model", "cell", "distance", "seed", "phase", "grid", "hidden_size", "batch_size",
     "parameters", "status",
     "test_accuracy", "test_loss", "baseline_loss", "chance_accuracy", "best_val_accuracy",
     "best_val_loss", "steps", "steps_to_solve", "solved", "diverged_step", "mean_grad_norm",
-    "wall_time", "probe_data", *PROBE_COLUMNS, "environment", "run_key", "run_id", "note",
+    "wall_time", "probe_data", *PROBE_COLUMNS, *MECH_COLUMNS, *EXTRAPOLATION_COLUMNS,
+    "environment", "run_key", "run_id", "note",
 ]  # fmt: skip
 IDENTITY = ["run_id", "run_key", "task", "model", "cell", "distance", "seed"]
 HISTORIES = ("grad_norm", "val_accuracy")  # metric histories the figures draw
@@ -65,8 +80,12 @@ def collect(exp: Experiment, client) -> Readout:
     commits = sorted({t.get("code_commit", "unknown") for t in tags})
     parents = [t.get(names.PARENT_RUN) for t in tags]
     sweeps = {r.info.run_id for r in everything if r.data.tags.get(names.ROLE) == names.SWEEP}
+    probed = finished[finished["probe_data"]]
     with quiet_artifacts():
-        curves = _curves(client, finished[finished["probe_data"]])
+        curves = _curves(client, probed)
+        probe_summary = _per_run_csv(
+            client, probed, names.PROBE_SUMMARY_ARTIFACT, ["phase", "step"]
+        )
     return Readout(
         exp=exp,
         experiment_id=found.experiment_id,
@@ -81,6 +100,7 @@ def collect(exp: Experiment, client) -> Readout:
         code_version=_most_common(t.get(names.CODE_VERSION) for t in tags),
         brackets=brackets(exp, selections),
         control=_control(exp, selections, mlflow_runs),
+        probe_summary=probe_summary,
     )
 
 
@@ -138,9 +158,12 @@ def _most_common(values) -> str | None:
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    return frame.astype(
+    frame = frame.astype(
         {"steps": "Int64", "steps_to_solve": "Int64", "diverged_step": "Int64", "solved": "boolean"}
     )
+    # built from dicts, the frame holds one block per column, and pandas warns about every
+    # column added to one with over a hundred: copy() joins them, one block per type
+    return frame.copy()
 
 
 def recorded(spec: RunSpec) -> RunResult | None:
@@ -247,22 +270,32 @@ def quiet_artifacts() -> Iterator[None]:
 
 def _curves(client, probed: pd.DataFrame) -> pd.DataFrame:
     """The probe.csv artifacts of ``probed`` runs, with each run's identity in front."""
+    return _per_run_csv(client, probed, "probe.csv", ["phase", "step", "k"])
+
+
+def _per_run_csv(client, runs: pd.DataFrame, artifact: str, columns: list[str]) -> pd.DataFrame:
+    """The CSV artifact ``artifact`` of each of ``runs``, with the run's identity in front; a
+    run without it is left out (empty: ``IDENTITY`` and ``columns`` only).
+    """
     import mlflow.artifacts
 
     frames = []
-    for run in probed.itertuples(index=False):
+    for run in runs[IDENTITY].itertuples(index=False):
         try:
             local = mlflow.artifacts.download_artifacts(
-                run_id=run.run_id, artifact_path="probe.csv", tracking_uri=client.tracking_uri
+                run_id=run.run_id, artifact_path=artifact, tracking_uri=client.tracking_uri
             )
-        except Exception:  # an artifact lost or never written: the run shows without curves
+        except Exception:  # an artifact lost or never written: the run shows without it
             continue
         frame = pd.read_csv(local)
         for column in reversed(IDENTITY):
             frame.insert(0, column, getattr(run, column))
         frames.append(frame)
-    columns = [*IDENTITY, "phase", "step", "k"]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=[*IDENTITY, *columns])
+    )
 
 
 def _history(client, finished: pd.DataFrame) -> pd.DataFrame:

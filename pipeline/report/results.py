@@ -23,6 +23,16 @@ PROBE_STATS = (
     "key_share", "key_share_q25", "key_share_q75", "rho", "rho_r2", "efold", "jacobian_key",
 )  # fmt: skip
 NO_PROBE = "no probe data"
+# the mechanism's measures (mechanism.metrics without its mech/ prefix), as result-file keys
+# mech_<phase>_* and columns of probe_summary.csv: W's blocks per cell (rnn: W; lstm: W_i, W_f,
+# W_g, W_o; gru: W_r, W_z, W_n), then the keep gate's time constants (lstm: f; gru: z); written
+# out here because the report imports no torch (a test holds them to mechanism.metrics)
+MECH_BLOCKS = ("W", "W_i", "W_f", "W_g", "W_o", "W_r", "W_z", "W_n")
+KEEP_GATES = {"lstm": "f", "gru": "z"}
+MECH_MEASURES = (
+    *(f"{block}_{s}" for block in MECH_BLOCKS for s in ("radius", "sv")),
+    *(f"{gate}_tau_{s}" for gate in KEEP_GATES.values() for s in ("median", "max", "share")),
+)
 
 
 @dataclass
@@ -34,6 +44,9 @@ class Readout:
     without tuning). ``curves``: rows of the runs' ``probe.csv`` artifacts with the run's
     identity. ``history``: long format (identity, metric, step, value) of
     ``reading.HISTORIES``. ``commits``: code commits the finished runs were trained at.
+    ``probe_summary``: rows of the runs' ``probe_summary.csv`` artifacts (one per probe taken:
+    phase, step, the probe's summaries and the mechanism's measures, ``MECH_MEASURES``) with the
+    run's identity; empty where no run has one.
     """
 
     exp: Experiment
@@ -55,6 +68,7 @@ class Readout:
     # rows of the control runs (same columns as ``runs``): the shared settings where the family
     # verdicts are decided; None without a control
     control: pd.DataFrame | None = None
+    probe_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def finished(self) -> pd.DataFrame:

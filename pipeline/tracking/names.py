@@ -40,9 +40,13 @@ VIEW_TAG = "mlflow.sharedViewState."  # an experiment tag holding one saved view
 # ---- metrics and artifacts ---------------------------------------------------------------
 PROBE = "probe/"  # probe summaries during training, e.g. probe/h_key_share
 PROBE_CURVE = "probe_curve/"  # probe_curve/<phase>/<state>: a profile against k as a history
+# the trained model at other distances: extrapolation/accuracy_x2, extrapolation/loss_x0.5
+EXTRAPOLATION = "extrapolation/"
 TEST_SCORES = ("test_accuracy", "test_loss")  # the final metrics measured on the test split
-ARTIFACTS = ("config.yaml", "model.pt", "probe.csv", "result.json")  # each finished run's
 RESULT_ARTIFACT = "result.json"
+PROBE_SUMMARY_ARTIFACT = "probe_summary.csv"  # one row per probe: summaries and mechanism
+# each finished run's
+ARTIFACTS = ("config.yaml", "model.pt", "probe.csv", PROBE_SUMMARY_ARTIFACT, RESULT_ARTIFACT)
 REPORT_FOLDER = "report"  # the report's artifact folder on the sweep's parent run
 
 # ---- the experiment ----------------------------------------------------------------------

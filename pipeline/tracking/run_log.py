@@ -8,7 +8,8 @@ tags and the run's own) and returns its ``RunLog``; the training code then calls
   ``<task>/d<distance>_s<seed>`` with a digest from the data manifest's SHA-256, so two runs on
   the same data show the same digest;
 - ``add`` during training: metric points, buffered and written in batches (``flush``);
-- ``outcome``: the artifacts (``config.yaml``, ``model.pt``, ``probe.csv``, ``result.json``),
+- ``outcome``: the artifacts (``config.yaml``, ``model.pt``, ``probe.csv``,
+  ``probe_summary.csv``, ``result.json``),
   the logged model (MLflow 3: a plain state dict and the run's spec, loaded without unpickling
   code), the final metrics (the test scores linked to that model and the test split), the probe
   curves, the status tag and a one-line description;
@@ -38,9 +39,11 @@ from pipeline.tracking.names import (
     CREATION,
     DATASET_CONTEXT,
     ERROR,
+    EXTRAPOLATION,
     NOTE,
     PARENT_RUN,
     PROBE_CURVE,
+    PROBE_SUMMARY_ARTIFACT,
     RESULT_ARTIFACT,
     RUN_KEY,
     STATUS,
@@ -94,14 +97,30 @@ def model_name(run_key: str) -> str:
 
 
 def final_metrics(result) -> dict[str, float]:
-    """The result's numbers as the run's final metrics (its identity left out), finite only."""
+    """The result's numbers as the run's final metrics (its identity left out), finite only;
+    the scores at other distances under their own names (``extrapolation_metrics``).
+    """
+    without = result.model_copy(update={"extrapolation": {}})  # those are named below
     numbers = {
         k: float(v)
-        for k, v in result.flat().items()
+        for k, v in without.flat().items()
         if isinstance(v, int | float) and not isinstance(v, bool) and k not in ("distance", "seed")
     }
     numbers |= {"solved": float(result.solved), "diverged": float(result.diverged_step is not None)}
+    numbers |= extrapolation_metrics(result)
     return {k: v for k, v in numbers.items() if math.isfinite(v)}
+
+
+def extrapolation_metrics(result) -> dict[str, float]:
+    """``extrapolation/accuracy_x2``, ``extrapolation/loss_x2``, ... for each factor the result
+    scored (``RunResult.extrapolation``); a loss that was not finite is left out.
+    """
+    out = {}
+    for label, scored in result.extrapolation.items():
+        out[f"{EXTRAPOLATION}accuracy_x{label}"] = scored.accuracy
+        if scored.loss is not None:
+            out[f"{EXTRAPOLATION}loss_x{label}"] = scored.loss
+    return out
 
 
 def curve_points(probes) -> list[tuple[str, int, float]]:
@@ -137,11 +156,25 @@ def write_probe_csv(path: Path, probes) -> None:
                 writer.writerow(row)
 
 
+def write_probe_summary_csv(path: Path, probes) -> None:
+    """One row per probe (``ProbeRecord.row``): phase, training step, the probe's summaries
+    (``h_key_share``, ...) and the mechanism's measures (``W_f_radius``, ...), ``inf`` written
+    as such (the result file's null would lose which way a value left the floats).
+    """
+    rows = [probe.row() for probe in probes]
+    columns = list(dict.fromkeys(name for row in rows for name in row))  # first-seen order
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def artifact_files(folder: Path, spec, result, probes, model_folder: Path) -> None:
     """A finished run's artifact files, written into ``folder``."""
     (folder / "config.yaml").write_text(yaml.safe_dump(spec.params(), sort_keys=False))
     shutil.copy(model_folder / "model.pt", folder / "model.pt")
     write_probe_csv(folder / "probe.csv", probes)
+    write_probe_summary_csv(folder / PROBE_SUMMARY_ARTIFACT, probes)
     (folder / RESULT_ARTIFACT).write_text(result.model_dump_json(indent=2))
 
 

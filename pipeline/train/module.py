@@ -12,10 +12,11 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from pipeline import mechanism
 from pipeline.config.runs import RunSpec
 from pipeline.config.training import TrainingConfig
 from pipeline.models import SequenceModel
-from pipeline.probe import ProbeRecord, gradient_profile
+from pipeline.probe import ProbeRecord, Profile, gradient_profile
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +51,17 @@ class LitSequenceModel(pl.LightningModule):
         return self.model(x)
 
     def probe(self, phase: str) -> None:
-        x, y = self.probe_batch
+        """``probe_measures`` on the probe batch, kept as a ``ProbeRecord`` and logged (finite
+        values only) as ``probe/...`` and ``mech/...`` at this step.
+        """
+        x, y = (t.to(self.device) for t in self.probe_batch)
         self.model.eval()
-        profile = gradient_profile(
-            self.model, self.task, x.to(self.device), y.to(self.device), self.spec.distance
-        )
+        profile, measures = probe_measures(self.model, self.task, x, y, self.spec.distance)
         self.model.train()
-        self.probes.append(ProbeRecord(phase, self.global_step, profile))
-        self.run_log.add(
-            self.global_step,
-            **{f"probe/{k}": v for k, v in profile.summary.items() if math.isfinite(v)},
-        )
+        kept = {name.removeprefix(mechanism.PREFIX): v for name, v in measures.items()}
+        self.probes.append(ProbeRecord(phase, self.global_step, profile, kept))
+        logged = {f"probe/{k}": v for k, v in profile.summary.items()} | measures
+        self.run_log.add(self.global_step, **{k: v for k, v in logged.items() if math.isfinite(v)})
 
     def on_train_start(self) -> None:
         self.probe("init")
@@ -129,6 +130,17 @@ class LitSequenceModel(pl.LightningModule):
 
     def configure_optimizers(self):
         return make_optimizer(self.spec.training, self.model.parameters())
+
+
+def probe_measures(model: SequenceModel, task, x, y, distance: int) -> tuple[Profile, dict]:
+    """What a probe measures on the batch ``(x, y)``: the gradient profile, and the mechanism's
+    measures (``mechanism.metrics``, named ``mech/...``). The measures see the steps up to the
+    scored one, as the profile's unroll does: later steps cannot reach the output that the gap
+    is measured to.
+    """
+    profile = gradient_profile(model, task, x, y, distance)
+    scored = x[:, : task.scored_step(distance) + 1]
+    return profile, mechanism.metrics(model, scored, distance)
 
 
 def step_blew_up(loss: float, grad_norm: float) -> str | None:

@@ -7,9 +7,12 @@
    splits as dataset inputs;
 2. ``fit`` trains in Lightning until validation accuracy reaches ``solved_accuracy``, the loss or
    the gradient blows up (diverged), or ``max_steps``; the gradient probe runs before the first
-   update, every ``probe.every_evals`` validations and after training;
-3. the test split is scored, and the outcome (final metrics, probe curves, a one-line
-   description, artifacts, the logged model) is recorded (``RunLog.outcome``);
+   update, every ``probe.every_evals`` validations and after training, and with it the
+   mechanism's measures (``mechanism.metrics``: W's spectrum, the keep gate's time constants);
+3. the test split is scored, then the trained model, forward only, on fresh sequences at
+   other distances (``extrapolate``: half, twice and four times its own), and the outcome
+   (final metrics, probe curves, a one-line description, artifacts, the logged model) is
+   recorded (``RunLog.outcome``);
 4. the result file is written to a temporary name, the run is marked FINISHED, and the file is
    renamed into place. A run that fails is marked FAILED and leaves no result file; a run that
    is interrupted is marked KILLED.
@@ -31,7 +34,15 @@ import pytorch_lightning as pl
 import torch
 
 from pipeline import data
-from pipeline.config.runs import RunResult, RunSpec, result_path
+from pipeline.config.runs import (
+    EXTRAPOLATION_FACTORS,
+    Extrapolation,
+    RunResult,
+    RunSpec,
+    extrapolation_distance,
+    factor_label,
+    result_path,
+)
 from pipeline.models import SequenceModel
 from pipeline.tracking.names import CODE_VERSION
 from pipeline.tracking.run_log import dataset_name, digest
@@ -51,8 +62,11 @@ def set_deterministic_env() -> None:
 set_deterministic_env()
 
 
-def evaluate(model: SequenceModel, task, split: data.Split, device, batch: int = 1000):
-    """Mean loss and accuracy of ``model`` on a whole split."""
+EVAL_BATCH = 1000  # sequences per forward pass in validation and test
+
+
+def evaluate(model: SequenceModel, task, split: data.Split, device, batch: int = EVAL_BATCH):
+    """Mean loss and accuracy of ``model`` on a whole split, ``batch`` sequences at a time."""
     sums, model_was_training = torch.zeros(3), model.training
     model.eval()
     with torch.inference_mode():
@@ -106,7 +120,7 @@ def fit(
     trainer.fit(
         lit,
         train_dataloaders=train_batches(spec, splits["train"]),
-        val_dataloaders=Chunks(val, 1000),
+        val_dataloaders=Chunks(val, EVAL_BATCH),
     )
     return lit, trainer
 
@@ -137,6 +151,7 @@ def train_run(spec: RunSpec, runs, accelerator: str = "auto") -> RunResult:
             raise KeyboardInterrupt("interrupted during training") from None
         lit.probe("final")
         test_loss, test_accuracy = evaluate(lit.model, lit.task, splits["test"], lit.device)
+        extrapolation = extrapolate(spec, lit.model, lit.device)
         result = RunResult(
             run_id=run_log.run_id,
             **spec.identity(),
@@ -144,6 +159,7 @@ def train_run(spec: RunSpec, runs, accelerator: str = "auto") -> RunResult:
             **_outcome(spec, lit, trainer.global_step),
             test_accuracy=test_accuracy,
             test_loss=_finite_or_none(test_loss),
+            extrapolation=extrapolation,
             wall_time=time.perf_counter() - started,
             environment=environment(_device(accelerator)),
         )
@@ -159,12 +175,42 @@ def train_run(spec: RunSpec, runs, accelerator: str = "auto") -> RunResult:
         raise
 
 
+def extrapolate(spec: RunSpec, model, device) -> dict[str, Extrapolation]:
+    """The trained ``model`` scored, forward only, at each of ``EXTRAPOLATION_FACTORS`` times
+    the run's distance (``extrapolation_distance``), keyed by ``factor_label``; a factor whose
+    distance comes out as the run's own is left out (not an extrapolation).
+
+    Each distance gets ``data.n_test`` fresh sequences (``data.extrapolation_split``): as many
+    as the test split, so each factor's accuracy has the sampling error of the test accuracy it
+    is compared with, and no more, since a sequence four times as long costs about four times
+    as much (the three sets together, about 6.5 times the test split's forward pass). They are
+    scored with as many steps per forward pass as the test split was, so a longer sequence
+    takes no more memory.
+    """
+    task, out = spec.task.build(), {}
+    for factor in EXTRAPOLATION_FACTORS:
+        distance = extrapolation_distance(spec.distance, factor, task.min_distance)
+        if distance == spec.distance:
+            continue
+        split = data.extrapolation_split(spec.task, distance, spec.seed, spec.data.n_test)
+        batch = max(1, EVAL_BATCH * task.length(spec.distance) // task.length(distance))
+        loss, accuracy = evaluate(model, task, split, device, batch)
+        out[factor_label(factor)] = Extrapolation(
+            distance=distance,
+            n=len(split.y),
+            accuracy=accuracy,
+            loss=_finite_or_none(loss),
+            chance_accuracy=task.chance_accuracy(distance),
+        )
+    return out
+
+
 def _outcome(spec: RunSpec, lit: LitSequenceModel, steps: int) -> dict:
     """How the trained module's run ended: status, steps, validation and probe summaries."""
     task = lit.task
     diverged = lit.diverged_step is not None
     solved = lit.steps_to_solve is not None and not diverged
-    init, final = lit.probes[0].profile.summary, lit.probes[-1].profile.summary
+    init, final = lit.probes[0], lit.probes[-1]
     return {
         "status": "diverged" if diverged else "solved" if solved else "unsolved",
         "solved": solved,
@@ -176,8 +222,10 @@ def _outcome(spec: RunSpec, lit: LitSequenceModel, steps: int) -> dict:
         "chance_accuracy": task.chance_accuracy(spec.distance),
         "baseline_loss": task.baseline_loss(spec.distance),
         "mean_grad_norm": _finite_or_none(lit.grad_norm_sum / max(lit.grad_norm_steps, 1)),
-        "probe_init": {k: _finite_or_none(v) for k, v in init.items()},
-        "probe_final": {k: _finite_or_none(v) for k, v in final.items()},
+        "probe_init": _finite_values(init.profile.summary),
+        "probe_final": _finite_values(final.profile.summary),
+        "mech_init": _finite_values(init.mechanism),
+        "mech_final": _finite_values(final.mechanism),
     }
 
 
@@ -190,3 +238,8 @@ def _device(accelerator: str) -> str:
 
 def _finite_or_none(v: float) -> float | None:
     return v if math.isfinite(v) else None
+
+
+def _finite_values(values: dict[str, float]) -> dict[str, float | None]:
+    """``values`` with None for each one that is not finite (JSON has no inf)."""
+    return {k: _finite_or_none(v) for k, v in values.items()}
