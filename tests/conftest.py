@@ -147,3 +147,19 @@ def synthetic_result(spec, **fields):
         "extrapolation": {},
     }
     return RunResult(**(defaults | fields))
+
+
+def pipeline_cli(*args: str, root: Path, env: dict | None = None, **kw) -> subprocess.Popen:
+    """``python -m pipeline *args`` started in the background with ``root`` as its
+    PIPELINE_ROOT (and its default store), output captured as text.
+    """
+    environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    environment.update(PIPELINE_ROOT=str(root), **(env or {}))
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *args],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )

@@ -5,11 +5,8 @@ trains where the family verdicts are decided.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,7 +20,7 @@ from pipeline.config.runs import RunResult, evaluation_runs, result_path, varian
 from pipeline.errors import ConfigError
 from pipeline.paths import write_json
 from pipeline.tracking import names, store, sweep_runs
-from tests.conftest import synthetic_result, write_experiment
+from tests.conftest import pipeline_cli, synthetic_result, write_experiment
 
 STAIR = {
     "tasks": [{"task": "recall", "n_keys": 4, "n_filler": 8}],
@@ -137,19 +134,6 @@ def test_a_control_needs_a_staircase_and_shared_settings_within_bounds(tmp_path)
 # ---- a real staircase sweep, killed and resumed ---------------------------------------------
 
 
-def _cli(*args: str, root: Path, **kw) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["PIPELINE_ROOT"] = str(root)
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kw,
-    )
-
-
 def _planned_keys(root: Path, exp, monkeypatch) -> set[str]:
     with monkeypatch.context() as m:
         m.setenv("PIPELINE_ROOT", str(root))
@@ -162,18 +146,18 @@ def test_a_killed_staircase_sweep_resumes_to_the_same_plan(pipeline_root, tmp_pa
     path = write_experiment(pipeline_root / "experiments", "stairkill", settings)
     exp = config.load(path)
     data.run(exp, log=lambda *_: None)
-    proc = _cli("train", "-e", str(path), "--jobs", "2", root=pipeline_root,
+    proc = pipeline_cli("train", "-e", str(path), "--jobs", "2", root=pipeline_root,
                 start_new_session=True)  # fmt: skip
     time.sleep(random.Random(3).uniform(8, 14))  # start-up, or some rounds in
     proc.kill()  # the sweep's process only; its workers die with it
     proc.communicate(timeout=60)
-    final = _cli("train", "-e", str(path), "--jobs", "2", root=pipeline_root)
+    final = pipeline_cli("train", "-e", str(path), "--jobs", "2", root=pipeline_root)
     _, err = final.communicate(timeout=600)
     assert final.returncode == 0, err
     # an uninterrupted sweep of the same experiment elsewhere plans the same runs
     other = tmp_path / "other"
     write_experiment(other / "experiments", "stairkill", settings)
-    once = _cli("train", "-e", str(path), "--jobs", "2", root=other)
+    once = pipeline_cli("train", "-e", str(path), "--jobs", "2", root=other)
     _, err = once.communicate(timeout=600)
     assert once.returncode == 0, err
     planned = _planned_keys(pipeline_root, exp, monkeypatch)

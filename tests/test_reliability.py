@@ -9,7 +9,6 @@ import random
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,7 +22,7 @@ from pipeline.errors import ConfigError, DataError, SweepError, TrackingError, W
 from pipeline.sweep import phases
 from pipeline.tracking import names, store, sweep_runs
 from pipeline.train import saved
-from tests.conftest import TINY, write_experiment
+from tests.conftest import TINY, pipeline_cli, write_experiment
 from tests.team import LostReplies, free_port
 
 QUIET = {"log": lambda *_: None}
@@ -39,19 +38,6 @@ def _runs(exp_name: str, status: str | None = None, parents: bool = False) -> li
     exp_id = sweep_runs.experiment_id(client, exp_name)
     found = store.search(client, exp_id, f"attributes.status = '{status}'" if status else "")
     return [r for r in found if sweep_runs.is_parent(r) == parents]
-
-
-def _cli(*args: str, root: Path, env: dict | None = None, **kw) -> subprocess.Popen:
-    environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    environment.update(PIPELINE_ROOT=str(root), **(env or {}))
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args],
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kw,
-    )
 
 
 # ---- interruption and resume ------------------------------------------------------------------
@@ -102,7 +88,7 @@ def test_killed_sweeps_resume_with_nothing_lost_or_doubled(pipeline_root):
     data.run(exp, **QUIET)
     rng = random.Random(7)
     for how in ("SIGINT", "SIGKILL"):  # each signal once, at a random moment
-        proc = _cli(
+        proc = pipeline_cli(
             "train", "-e", str(path), "--jobs", "2", root=pipeline_root, start_new_session=True
         )
         time.sleep(rng.uniform(6, 14))  # imports take ~5 s: land in start-up or mid-training
@@ -124,7 +110,7 @@ def test_killed_sweeps_resume_with_nothing_lost_or_doubled(pipeline_root):
         assert _group_ended(proc.pid), f"a worker outlived the sweep after {how}"
         _check_invariants(exp, complete=False)
         assert len(_runs(exp.name, parents=True)) <= 1
-    final = _cli("train", "-e", str(path), "--jobs", "2", root=pipeline_root)
+    final = pipeline_cli("train", "-e", str(path), "--jobs", "2", root=pipeline_root)
     _, err = final.communicate(timeout=600)
     assert final.returncode == 0, err
     _check_invariants(exp, complete=True)
@@ -268,7 +254,7 @@ def test_bad_tracking_uri_fails_fast_before_training(pipeline_root, monkeypatch,
     uri = uri.format(port=free_port())
     path = write_experiment(pipeline_root / "experiments", "nouri", _small())
     data.run(config.load(path), **QUIET)
-    proc = _cli(
+    proc = pipeline_cli(
         "train",
         "-e",
         str(path),

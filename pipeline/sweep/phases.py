@@ -13,11 +13,14 @@ sweep of the same experiment out:
   any), and every run of the sweep nests under it in MLflow; it ends FINISHED when every run has
   a result, KILLED when interrupted, FAILED otherwise.
 
-An experiment with ``tuning`` sweeps in two phases: its tuning runs first, then its evaluation
-runs, each variant with the training settings its tuning chose on validation data (``tuning``);
-the choice is recomputed from the tuning result files on every start, so a resumed sweep makes
-the same one. The tuning runs nest under a parent run of their own (under the sweep's), which
-ends with the choice as its description: the evaluation runs stay together, the grid beside them.
+An experiment with ``tuning`` sweeps its tuning runs first, then its evaluation runs, each variant
+with the training settings its tuning chose on validation data (``config.tuning``); the choice is
+recomputed from the tuning result files on every start, so a resumed sweep makes the same one.
+The tuning runs nest under a parent run of their own (under the sweep's), which ends with the
+choice as its description. The evaluation runs train round by round where the experiment has a
+staircase: each round, the runs its rule asks for next, given the result files so far
+(``config.runs.evaluation_runs``), their data written as they are reached; and last, the control
+runs at the shared settings where the family verdicts are decided (``config.control``).
 
 Runs are independent: an executor (``worker.Executor``) trains them in ``jobs`` worker processes
 (one torch thread each) forked from a server that imported torch, Lightning and MLflow once
@@ -87,7 +90,11 @@ def run(exp: Experiment, jobs: int, executor: str = "local", log=print) -> Progr
         from pipeline.sweep.ray_executor import RayExecutor, check_store
 
         check_store(paths.tracking_uri())
-        return _run(exp, RayExecutor(), jobs, executor, stages.code_version(), log)
+        ray = RayExecutor()
+        try:
+            return _run(exp, ray, jobs, executor, stages.code_version(), log)
+        finally:
+            ray.close()
     version = stages.code_version()
     waiting = sum(not is_done(s, version) for s in tuning_runs(exp)) + sum(
         read_result(s) is None

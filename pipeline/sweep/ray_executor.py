@@ -238,7 +238,20 @@ def _cancel(ray, refs: list) -> None:
 
 
 class RayExecutor:
-    """Runs as Ray tasks on the cluster at ``RAY_ADDRESS``, or on a Ray of its own here."""
+    """Runs as Ray tasks on the cluster at ``RAY_ADDRESS``, or on a Ray of its own here, which
+    stays up across the sweep's rounds (a staircase asks for runs round by round) until
+    ``close``.
+    """
+
+    def __init__(self) -> None:
+        self.owned = False  # this executor started Ray (or connected): it shuts it down
+
+    def close(self) -> None:
+        if self.owned:
+            import ray
+
+            ray.shutdown()
+            self.owned = False
 
     def run(self, specs: list[RunSpec], setup: WorkerSetup, on_done: OnDone) -> None:
         """Run every spec as a Ray task; report each through ``on_done`` as it ends, in the
@@ -255,7 +268,7 @@ class RayExecutor:
             ) from None
         address = os.environ.get("RAY_ADDRESS") or None
         check_store(setup.tracking_uri, address)
-        owned = _connect(ray, address)
+        self.owned = _connect(ray, address) or self.owned
         pending: dict = {}
         try:
             _check_nodes(ray, setup.tracking_uri)
@@ -279,7 +292,5 @@ class RayExecutor:
                         on_done(spec, result, None)
         except BaseException:
             _cancel(ray, list(pending))
+            self.close()
             raise
-        finally:
-            if owned:
-                ray.shutdown()
