@@ -46,8 +46,8 @@ def test_the_derived_file_names_its_base_and_each_setting(tmp_path):
     [
         ("training.max_steps=-5", "training.max_steps=-5", "greater than or equal to 1 (got -5)"),
         ("training.optimizer=adamw", "training.optimizer=adamw", "(got 'adamw')"),
-        ("training.max_stepz=500", "training.max_stepz=500", "extra inputs are not permitted"),
-        ("trainin.max_steps=500", "trainin.max_steps=500", "trainin: extra inputs"),
+        ("training.max_stepz=500", "training.max_stepz=500", "did you mean max_steps?"),
+        ("trainin.max_steps=500", "trainin.max_steps=500", "trainin: not a setting; did you"),
         ("tasks[3].distances=[10]", "tasks[3].distances=[10]", "tasks has 1 item in the base"),
         ("hidden_size.x=1", "hidden_size.x=1", "hidden_size is 32 in the base file, not a mapping"),
         ("models.name=x", "models.name=x", "models is [{"),
