@@ -94,6 +94,12 @@ def _derive(args) -> None:
     print(f"{args.output}: {args.experiment} with {text}")
 
 
+def _schema(args) -> None:
+    from pipeline import schema
+
+    print(schema.reference() if args.markdown else schema.schema_text(), end="")
+
+
 def _check(args) -> None:
     _load(args.experiment)
     print(f"{args.experiment}: valid")
@@ -163,6 +169,14 @@ def _parser() -> argparse.ArgumentParser:
         experiment=False,
     )
     links.add_argument("--address", help="where the UI is served (default: http://127.0.0.1:5000)")
+    schema = stage(
+        "schema",
+        _schema,
+        "print the experiment file's JSON Schema (docs/experiment.schema.json), or with "
+        "--markdown its configuration reference (docs/configuration.md)",
+        experiment=False,
+    )
+    schema.add_argument("--markdown", action="store_true", help="the reference page instead")
     bench = stage("bench", _bench, "measure the pipeline against plain PyTorch", experiment=False)
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
     return parser

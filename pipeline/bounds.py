@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, StrictInt
 
@@ -79,7 +79,8 @@ def number_or(word: str, low: float, high: float, integer: bool = False):
             raise ValueError(f"input should be {kind} from {low:g} to {high:g}, or {word!r}")
         return value
 
-    return PlainValidator(check)
+    number = Annotated[StrictInt if integer else float, Field(ge=low, le=high)]
+    return PlainValidator(check, json_schema_input_type=number | Literal[word])
 
 
 Sequences = Annotated[StrictInt, Field(ge=1, le=MAX_SEQUENCES)]

@@ -147,6 +147,7 @@ FORBIDDEN = {
     "tracking": ("models", "probe", "train", "sweep", "report"),
     "train": ("sweep", "report"),
     "report": ("models", "probe", "train", "sweep", "data"),
+    "schema": ("data", "models", "probe", "train", "sweep", "tracking", "report"),
 }  # fmt: skip
 
 

@@ -54,19 +54,36 @@ from pipeline.tasks import TaskConfig, TaskField, capacity
 class Experiment(Frozen):
     """A whole experiment: tasks x models x distances x seeds, and how to train each."""
 
-    name: str = Field(exclude=True)
-    tasks: Annotated[list[TaskField], Field(min_length=1)]
-    models: Annotated[list[ModelConfig], Field(min_length=1)]
-    seeds: Annotated[list[StrictInt], Field(min_length=1)]
-    hidden_size: HiddenSize = 64
-    training: TrainingConfig = TrainingConfig()
-    data: DataConfig = DataConfig()
-    probe: ProbeConfig = ProbeConfig()
-    resources: ResourcesConfig = ResourcesConfig()
-    tuning: TuningConfig | None = None
-    # a published claim this experiment replicates (experiments/replications/); not part of any
-    # run's identity: rewording a claim retrains nothing
-    claim: Claim | None = None
+    name: str = Field(exclude=True)  # the file's stem, never a setting of the file
+    tasks: Annotated[list[TaskField], Field(min_length=1)] = Field(
+        description="the tasks, each with its distances and its generator's parameters"
+    )
+    models: Annotated[list[ModelConfig], Field(min_length=1)] = Field(
+        description="named model variants: a cell, its size and its initialisation"
+    )
+    seeds: Annotated[list[StrictInt], Field(min_length=1)] = Field(
+        description="evaluation seeds: every model trains once per task, distance and seed"
+    )
+    hidden_size: HiddenSize = Field(
+        64, description="every model's width, unless a model sets hidden_size or parameters"
+    )
+    training: TrainingConfig = Field(TrainingConfig(), description="how every run trains")
+    data: DataConfig = Field(DataConfig(), description="sequences per split")
+    probe: ProbeConfig = Field(ProbeConfig(), description="the gradient probe")
+    resources: ResourcesConfig = Field(
+        ResourcesConfig(),
+        description="what each run asks of the machine; not part of a run's identity",
+    )
+    tuning: TuningConfig | None = Field(
+        None,
+        description="the same tuning budget for every variant; null: every run trains with "
+        "training as given",
+    )
+    # not part of any run's identity: rewording a claim retrains nothing
+    claim: Claim | None = Field(
+        None,
+        description="a published claim this experiment replicates (experiments/replications/)",
+    )
 
     @model_validator(mode="before")
     @classmethod

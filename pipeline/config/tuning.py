@@ -34,6 +34,7 @@ from pipeline.config.runs import (
     tuning_runs,
 )
 from pipeline.config.training import TrainingConfig
+from pipeline.tasks import TASKS
 
 if TYPE_CHECKING:
     from pipeline.config.experiment import Experiment
@@ -55,9 +56,19 @@ class TuningConfig(Frozen):
     (``tuning.select``; test data are never read).
     """
 
-    grid: Annotated[dict[str, Annotated[list, Field(min_length=1)]], Field(min_length=1)]
-    seeds: Annotated[list[StrictInt], Field(min_length=1)]
-    distances: dict[str, Annotated[StrictInt, Field(ge=1, le=MAX_DISTANCE)]] = {}
+    grid: Annotated[dict[str, Annotated[list, Field(min_length=1)]], Field(min_length=1)] = Field(
+        description=f"training settings to try ({', '.join(TUNABLE)}), each with its values: "
+        "every combination is a grid point",
+        json_schema_extra={"propertyNames": {"enum": list(TUNABLE)}},
+    )
+    seeds: Annotated[list[StrictInt], Field(min_length=1)] = Field(
+        description="tuning seeds, never evaluation seeds"
+    )
+    distances: dict[str, Annotated[StrictInt, Field(ge=1, le=MAX_DISTANCE)]] = Field(
+        {},
+        description="the tuning distance per task; default: the middle of its distances",
+        json_schema_extra={"propertyNames": {"enum": list(TASKS)}},
+    )
 
     @field_validator("grid")
     @classmethod
