@@ -100,6 +100,16 @@ def _schema(args) -> None:
     print(schema.reference() if args.markdown else schema.schema_text(), end="")
 
 
+def _status(args) -> None:
+    from pipeline import stages, status
+
+    exp = _load(args.experiment)
+    mlflow_runs, source = status.attempts(exp)
+    version = stages.code_version()
+    found = status.survey(exp, mlflow_runs, version, source)
+    print(status.text(found, Path(args.experiment), version))
+
+
 def _check(args) -> None:
     _load(args.experiment)
     print(f"{args.experiment}: valid")
@@ -137,6 +147,12 @@ def _parser() -> argparse.ArgumentParser:
     stage("data", _data, "write the task data of every (task, distance, seed)")
     train = stage("train", _train, "train every run that has no result file yet")
     stage("report", _report, "write reports/<experiment>/ from MLflow and the result files")
+    stage(
+        "status",
+        _status,
+        "say where each planned run stands (finished, stale and why, failed, missing, planned) "
+        "from the result files and MLflow; trains nothing, creates no tracking store",
+    )
     replicate = stage(
         "replicate",
         _replicate,

@@ -148,6 +148,7 @@ FORBIDDEN = {
     "train": ("sweep", "report"),
     "report": ("models", "probe", "train", "sweep", "data"),
     "schema": ("data", "models", "probe", "train", "sweep", "tracking", "report"),
+    "status": ("data", "models", "probe", "train", "sweep", "report"),
 }  # fmt: skip
 
 

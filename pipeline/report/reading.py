@@ -1,10 +1,9 @@
 """Reading one experiment's runs for the report: the result files and the MLflow runs, into a
 ``Readout`` (``collect``). Nothing here draws or writes.
 
-A run's ``status`` in the report: ``solved``, ``unsolved`` or ``diverged`` for a finished run (as
-its result file says); ``failed`` when it has no result file and its last MLflow attempt failed;
-``stale`` when its result file belongs to another configuration of the run (a changed experiment
-file, not yet retrained); ``missing`` otherwise.
+A run's ``status`` is where it stands (``pipeline.status``): ``solved``, ``unsolved`` or
+``diverged`` when finished; ``stale``, ``failed``, ``missing`` or ``planned`` otherwise, with why
+in its ``note``.
 """
 
 from __future__ import annotations
@@ -16,10 +15,8 @@ from contextlib import contextmanager
 
 import pandas as pd
 
-from pipeline import paths
-from pipeline.config import Experiment, tuning
-from pipeline.config import runs as runs_module
-from pipeline.config.runs import RunResult, RunSpec, result_path
+from pipeline import paths, status
+from pipeline.config import Experiment
 from pipeline.decay import efold
 from pipeline.errors import ReportError
 from pipeline.report.results import FINISHED, PHASES, PROBE_STATS, STATES, Readout
@@ -84,25 +81,15 @@ def collect(exp: Experiment, client) -> Readout:
 
 def planned(exp: Experiment, mlflow_runs: list | None = None) -> tuple:
     """``(runs, tuned, selections)``: one row per planned evaluation run and per tuning run of
-    ``exp`` (``RESULT_COLUMNS``), from the result files, and what tuning chose. Without
-    ``mlflow_runs`` (the experiment's MLflow runs), a run with no result file is ``missing``
-    whatever its attempts did.
+    ``exp`` (``RESULT_COLUMNS``), from the result files, where each stands (``status.survey``),
+    and what tuning chose. Without ``mlflow_runs`` (the experiment's MLflow runs), a run with no
+    result file is ``missing`` whatever its attempts did.
     """
-    tuning_specs = runs_module.tuning_runs(exp)
-    tuned = _frame([_row(spec, mlflow_runs) for spec in tuning_specs])
-    selections, evaluation = [], runs_module.evaluation_runs(exp)
-    if tuning_specs:
-        current = tuned[tuned["status"].isin(FINISHED)]["run_key"]
-        results = {key: RunResult.read(paths.result_file(exp.name, key)) for key in current}
-        choice, selections, _ = tuning.select(exp, results)
-        evaluation = _with_choice(exp, choice)
-    runs = _frame([_row(spec, mlflow_runs) for spec in evaluation])
-    if tuning_specs:
-        untuned = ~runs["run_key"].isin([s.key for s in runs_module.evaluation_runs(exp, choice)])
-        runs["note"] = runs["note"].astype(object)
-        runs.loc[untuned, "status"] = "missing"
-        runs.loc[untuned, "note"] = "its variant's tuning did not finish"
-    return runs, tuned, selections
+    found = status.survey(exp, mlflow_runs)
+    known = None if mlflow_runs is None else {r.info.run_id for r in mlflow_runs}
+    tuned = _frame([_row(s, known) for s in found.tuning])
+    runs = _frame([_row(s, known) for s in found.evaluation])
+    return runs, tuned, found.selections
 
 
 def _most_common(values) -> str | None:
@@ -117,18 +104,13 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     )
 
 
-def _with_choice(exp: Experiment, choice: dict) -> list[RunSpec]:
-    """Every evaluation run: with its variant's chosen settings where tuning finished, else
-    with the untuned ones (listed, then marked missing: they cannot have been trained).
+def _row(standing: status.Standing, known: set[str] | None) -> dict:
+    """One run's row: its result file's fields when finished, else its status and why;
+    ``known``: the MLflow run ids there are (None: not read).
     """
-    chosen = {s.key: s for s in runs_module.evaluation_runs(exp, choice)}
-    return [chosen.get(s.key, s) for s in runs_module.evaluation_runs(exp)]
-
-
-def _row(spec: RunSpec, mlflow_runs: list | None) -> dict:
-    """One run's row: from its result file when current, else why it has none."""
+    spec = standing.spec
     task = spec.task.build()
-    identity = {
+    row = {
         **{k: v for k, v in spec.identity().items() if k in RESULT_COLUMNS},
         "hidden_size": spec.hidden_size,
         "batch_size": spec.training.batch_size,
@@ -136,21 +118,14 @@ def _row(spec: RunSpec, mlflow_runs: list | None) -> dict:
         "chance_accuracy": task.chance_accuracy(spec.distance),
         "baseline_loss": task.baseline_loss(spec.distance),
         "probe_data": False,
+        "status": standing.status,
+        "run_id": standing.run_id,
+        "note": standing.note or None,
     }
-    path = result_path(spec)
-    if not path.exists():
-        return identity | _unfinished(spec, mlflow_runs)
-    found = RunResult.read(path)
-    if found is None:
-        return identity | {"status": "missing", "note": "unreadable result file"}
-    if found.config_hash != spec.config_hash:
-        return identity | {
-            "status": "stale",
-            "run_id": found.run_id,
-            "note": "result file is from another configuration of this run; train again",
-        }
-    result = found.flat()
-    row = identity | {k: result.get(k) for k in RESULT_COLUMNS if k in result}
+    if standing.result is None:
+        return row
+    result = standing.result.flat()
+    row |= {k: result.get(k) for k in RESULT_COLUMNS if k in result}
     row["probe_data"] = any(result.get(k) is not None for k in PROBE_COLUMNS)
     row["environment"] = environment_text(result.get("environment") or {})
     for phase in PHASES:
@@ -159,7 +134,7 @@ def _row(spec: RunSpec, mlflow_runs: list | None) -> dict:
             row[f"probe_{phase}_{state}_efold"] = efold(rho) if rho is not None else None
     if row["status"] == "diverged":
         row["note"] = f"diverged at step {result.get('diverged_step')}"
-    if mlflow_runs is not None and result.get("run_id") not in {r.info.run_id for r in mlflow_runs}:
+    if known is not None and result.get("run_id") not in known:
         row["note"] = "no MLflow run with this id (training curves unavailable)"
     return row
 
@@ -173,24 +148,6 @@ def environment_text(env: dict) -> str:
     parts += [f"{label} {env[key]}" for key, label in names.items() if key in env]
     parts += [f"Python {env['env.python']}"] if "env.python" in env else []
     return "; ".join(parts)
-
-
-def _unfinished(spec: RunSpec, mlflow_runs: list | None) -> dict:
-    """Status and note of a run without a result file, from its latest MLflow attempt."""
-    if mlflow_runs is None:
-        return {"status": "missing", "note": "no result file"}
-    attempts = [r for r in mlflow_runs if r.data.tags.get(names.RUN_KEY) == spec.key]
-    if not attempts:
-        return {"status": "missing", "note": "never trained"}
-    last = max(attempts, key=lambda r: r.info.start_time or 0)
-    if last.info.status == "FAILED":
-        error = last.data.tags.get(names.ERROR, "no error recorded")
-        return {"status": "failed", "run_id": last.info.run_id, "note": error[:300]}
-    return {
-        "status": "missing",
-        "run_id": last.info.run_id,
-        "note": f"last attempt {last.info.status} without a result file",
-    }
 
 
 @contextmanager
