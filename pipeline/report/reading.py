@@ -9,13 +9,15 @@ in its ``note``.
 from __future__ import annotations
 
 import os
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pandas as pd
 
-from pipeline import paths, status
+from pipeline import config, paths, status
 from pipeline.config import Experiment
 from pipeline.decay import efold
 from pipeline.errors import ReportError
@@ -33,6 +35,10 @@ RESULT_COLUMNS = [
     "wall_time", "probe_data", *PROBE_COLUMNS, "environment", "run_key", "run_id", "note",
 ]  # fmt: skip
 IDENTITY = ["run_id", "run_key", "task", "model", "cell", "distance", "seed"]
+# probe.csv's columns (tracking.run_log.write_probe_csv), with each run's identity in front;
+# the c_ columns are an LSTM's only
+CURVE_COLUMNS = [*IDENTITY, "phase", "step", "k", *(f"{state}_{stat}" for state in STATES
+                 for stat in ("median", "q25", "q75", "jacobian"))]  # fmt: skip
 HISTORIES = ("grad_norm", "val_accuracy")  # metric histories the figures draw
 
 
@@ -63,7 +69,7 @@ def collect(exp: Experiment, client) -> Readout:
     parents = [t.get(names.PARENT_RUN) for t in tags]
     sweeps = {r.info.run_id for r in everything if r.data.tags.get(names.ROLE) == names.SWEEP}
     with quiet_artifacts():
-        curves = _curves(client, finished[finished["probe_data"]])
+        curves = _curves(client.tracking_uri, finished[finished["probe_data"]])
     return Readout(
         exp=exp,
         experiment_id=found.experiment_id,
@@ -90,6 +96,23 @@ def planned(exp: Experiment, mlflow_runs: list | None = None) -> tuple:
     tuned = _frame([_row(s, known) for s in found.tuning])
     runs = _frame([_row(s, known) for s in found.evaluation])
     return runs, tuned, found.selections
+
+
+def tables(experiment: str | Path, curves: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``pipeline.results``: (runs, curves) of the experiment file or name ``experiment``."""
+    exp = config.load(paths.experiment_path(experiment))
+    mlflow_runs, source = status.attempts(exp)
+    runs, tuned, _ = planned(exp, mlflow_runs)
+    if not tuned.empty:
+        runs = pd.concat([runs, tuned], ignore_index=True)
+    probed = runs[runs["status"].isin(FINISHED) & runs["probe_data"]]
+    if not curves or probed.empty:
+        return runs, pd.DataFrame(columns=CURVE_COLUMNS)
+    if not mlflow_runs:
+        warnings.warn(f"probe curves not read: {source}", stacklevel=3)
+        return runs, pd.DataFrame(columns=CURVE_COLUMNS)
+    with quiet_artifacts():
+        return runs, _curves(paths.tracking_uri(), probed)
 
 
 def _most_common(values) -> str | None:
@@ -165,7 +188,7 @@ def quiet_artifacts() -> Iterator[None]:
             os.environ[key] = saved
 
 
-def _curves(client, probed: pd.DataFrame) -> pd.DataFrame:
+def _curves(tracking_uri: str, probed: pd.DataFrame) -> pd.DataFrame:
     """The probe.csv artifacts of ``probed`` runs, with each run's identity in front."""
     import mlflow.artifacts
 
@@ -173,7 +196,7 @@ def _curves(client, probed: pd.DataFrame) -> pd.DataFrame:
     for run in probed.itertuples(index=False):
         try:
             local = mlflow.artifacts.download_artifacts(
-                run_id=run.run_id, artifact_path="probe.csv", tracking_uri=client.tracking_uri
+                run_id=run.run_id, artifact_path="probe.csv", tracking_uri=tracking_uri
             )
         except Exception:  # an artifact lost or never written: the run shows without curves
             continue
@@ -181,8 +204,7 @@ def _curves(client, probed: pd.DataFrame) -> pd.DataFrame:
         for column in reversed(IDENTITY):
             frame.insert(0, column, getattr(run, column))
         frames.append(frame)
-    columns = [*IDENTITY, "phase", "step", "k"]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CURVE_COLUMNS)
 
 
 def _history(client, finished: pd.DataFrame) -> pd.DataFrame:
