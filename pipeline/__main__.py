@@ -1,7 +1,9 @@
 """Command line: ``python -m pipeline <stage> --experiment experiments/<name>.yaml``,
-``python -m pipeline replicate [--claim NAME] [--all]`` for the published claims, and
+``python -m pipeline replicate [--claim NAME] [--all]`` for the published claims,
 ``python -m pipeline derive -e BASE --set "path=value ..." --output FILE`` for an experiment file
-that changes some settings of another (what ``make run-all SET=...`` runs).
+that changes some settings of another (what ``make run-all SET=...`` runs), and the questions
+``status -e FILE`` (where each run stands), ``compare A B`` (two experiments side by side) and
+``schema`` (the experiment file's JSON Schema).
 
 Exit codes: 0 done; 1 a stage failed (bad data, failed runs, unusable tracking store);
 2 a bad experiment file or bad arguments; 130 interrupted (rerun the same command to resume).
@@ -110,6 +112,12 @@ def _status(args) -> None:
     print(status.text(found, Path(args.experiment), version))
 
 
+def _compare(args) -> None:
+    from pipeline.report import side_by_side
+
+    print(side_by_side.compare(args.first, args.second))
+
+
 def _check(args) -> None:
     _load(args.experiment)
     print(f"{args.experiment}: valid")
@@ -185,6 +193,15 @@ def _parser() -> argparse.ArgumentParser:
         experiment=False,
     )
     links.add_argument("--address", help="where the UI is served (default: http://127.0.0.1:5000)")
+    compare = stage(
+        "compare",
+        _compare,
+        "two experiments side by side: seeds solved per distance and memory horizon, per task "
+        "and model, from their result files",
+        experiment=False,
+    )
+    for which in ("first", "second"):
+        compare.add_argument(which, help="an experiment name (quick) or file (experiments/x.yaml)")
     schema = stage(
         "schema",
         _schema,
