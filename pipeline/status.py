@@ -29,7 +29,6 @@ from pipeline import paths
 from pipeline.config import Experiment
 from pipeline.config.runs import RunResult, RunSpec, evaluation_runs, result_path, tuning_runs
 from pipeline.config.tuning import select
-from pipeline.errors import TrackingError
 from pipeline.tracking import names, store
 
 FINISHED = ("solved", "unsolved", "diverged")
@@ -136,10 +135,16 @@ def _why_stale(spec: RunSpec, found: RunResult, attempts: list | None, version: 
     reasons = []
     if found.config_hash != spec.config_hash:
         trained = next((r for r in attempts or () if r.info.run_id == found.run_id), None)
-        if trained is not None:
-            reasons.append("settings changed: " + changed_settings(trained.data.params, spec))
+        changed = changed_settings(trained.data.params, spec) if trained is not None else ""
+        if changed:
+            reasons.append(f"settings changed: {changed}")
         else:
-            where = "MLflow not read" if attempts is None else "its MLflow run is gone"
+            if attempts is None:
+                where = "MLflow not read"
+            elif trained is None:
+                where = "its MLflow run is gone"
+            else:
+                where = "its MLflow params read the same as text"
             reasons.append(
                 f"configuration changed (config hash {found.config_hash} -> {spec.config_hash}; "
                 f"{where}, so which setting is unknown)"
@@ -176,9 +181,8 @@ def attempts(exp: Experiment) -> tuple[list | None, str]:
         if found is None or found.lifecycle_stage == "deleted":
             return [], f"no MLflow experiment {names.mlflow_name(exp.name)!r} in {shown}"
         runs = store.search(client, found.experiment_id)
-    except (TrackingError, Exception) as e:  # an unreachable server, a store of another schema
-        reason = e if isinstance(e, TrackingError) else store.first_line(e)
-        return None, f"tracking store not read ({reason}): failed runs cannot be told apart"
+    except Exception as e:  # unreachable (TrackingError), a server error, an older schema
+        return None, f"tracking store not read ({store.first_line(e)}): failed runs show as missing"
     mine = [r for r in runs if names.RUN_KEY in r.data.tags]
     return mine, f"MLflow experiment {names.mlflow_name(exp.name)!r} in {shown}"
 
