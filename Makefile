@@ -1,6 +1,7 @@
 # The pipeline's stages as real file targets: each reruns only when its inputs changed.
 #   make run-all            data -> train (with gradient probes) -> report, for EXP (default)
 #   make run-all EXP=quick  the same for experiments/quick.yaml
+#   make status EXP=quick   where each run of quick stands (finished, stale, failed, ...)
 #   make run-all EXP=default SET="training.max_steps=500 seeds=[0]"
 #                           the same for default.yaml with those settings, written to its own
 #                           file experiments/default-set-<checksum of SET>.yaml and run by name
@@ -103,8 +104,8 @@ TRAIN_CODE  := $(call stage_code,train)
 REPORT_CODE := $(call stage_code,report)
 
 .DEFAULT_GOAL := help
-.PHONY: FORCE help install data train probe report run-all replicate test test-fast lint bench \
-        mlflow-ui mlflow-server clean
+.PHONY: FORCE help install data train probe report run-all status replicate test test-fast lint \
+        bench mlflow-ui mlflow-server clean
 
 help: ## list the targets and the variables make takes
 	@echo "usage: make <target> [VARIABLE=value ...]   (EXP=name picks experiments/<name>.yaml)"
@@ -192,6 +193,10 @@ $(REPORT): $(RESULTS) $(REPORT_CODE) | $(STAMP)
 
 run-all: $(REPORT) ## every stage for EXP: data, train, report (SET="path=value ...": EXP's file with those settings)
 	@echo "report: $(abspath $(REPORT))"
+
+# a question, not a stage: it reads the result files and the tracking store (never creating one)
+status: $(EXP_FILE) | $(STAMP) ## say where each run of EXP stands: finished, stale (and why), failed, missing or planned; trains nothing
+	$(PY) -m pipeline status --experiment $(EXP_FILE)
 
 # each claim's stages skip finished work (data folders, runs), so a rerun resumes; the claims'
 # files are validated before any work starts

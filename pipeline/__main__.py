@@ -1,7 +1,9 @@
 """Command line: ``python -m pipeline <stage> --experiment experiments/<name>.yaml``,
-``python -m pipeline replicate [--claim NAME] [--all]`` for the published claims, and
+``python -m pipeline replicate [--claim NAME] [--all]`` for the published claims,
 ``python -m pipeline derive -e BASE --set "path=value ..." --output FILE`` for an experiment file
-that changes some settings of another (what ``make run-all SET=...`` runs).
+that changes some settings of another (what ``make run-all SET=...`` runs), and the questions
+``status -e FILE`` (where each run stands), ``compare A B`` (two experiments side by side) and
+``schema`` (the experiment file's JSON Schema).
 
 Exit codes: 0 done; 1 a stage failed (bad data, failed runs, unusable tracking store);
 2 a bad experiment file or bad arguments; 130 interrupted (rerun the same command to resume).
@@ -94,6 +96,28 @@ def _derive(args) -> None:
     print(f"{args.output}: {args.experiment} with {text}")
 
 
+def _schema(args) -> None:
+    from pipeline import schema
+
+    print(schema.reference() if args.markdown else schema.schema_text(), end="")
+
+
+def _status(args) -> None:
+    from pipeline import stages, status
+
+    exp = _load(args.experiment)
+    mlflow_runs, source = status.attempts(exp)
+    version = stages.code_version()
+    found = status.survey(exp, mlflow_runs, version, source)
+    print(status.text(found, Path(args.experiment), version))
+
+
+def _compare(args) -> None:
+    from pipeline.report import side_by_side
+
+    print(side_by_side.compare(args.first, args.second))
+
+
 def _check(args) -> None:
     _load(args.experiment)
     print(f"{args.experiment}: valid")
@@ -131,6 +155,12 @@ def _parser() -> argparse.ArgumentParser:
     stage("data", _data, "write the task data of every (task, distance, seed)")
     train = stage("train", _train, "train every run that has no result file yet")
     stage("report", _report, "write reports/<experiment>/ from MLflow and the result files")
+    stage(
+        "status",
+        _status,
+        "say where each planned run stands (finished, stale and why, failed, missing, planned) "
+        "from the result files and MLflow; trains nothing, creates no tracking store",
+    )
     replicate = stage(
         "replicate",
         _replicate,
@@ -163,6 +193,23 @@ def _parser() -> argparse.ArgumentParser:
         experiment=False,
     )
     links.add_argument("--address", help="where the UI is served (default: http://127.0.0.1:5000)")
+    compare = stage(
+        "compare",
+        _compare,
+        "two experiments side by side: seeds solved per distance and memory horizon, per task "
+        "and model, from their result files",
+        experiment=False,
+    )
+    for which in ("first", "second"):
+        compare.add_argument(which, help="an experiment name (quick) or file (experiments/x.yaml)")
+    schema = stage(
+        "schema",
+        _schema,
+        "print the experiment file's JSON Schema (docs/experiment.schema.json), or with "
+        "--markdown its configuration reference (docs/configuration.md)",
+        experiment=False,
+    )
+    schema.add_argument("--markdown", action="store_true", help="the reference page instead")
     bench = stage("bench", _bench, "measure the pipeline against plain PyTorch", experiment=False)
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
     return parser

@@ -5,8 +5,9 @@ also accepts YAML's numeric strings.
 
 from __future__ import annotations
 
+import difflib
 import math
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, StrictInt
 
@@ -45,6 +46,12 @@ MAX_PARAMETERS = 100_000_000  # a parameter budget: an LSTM of width MAX_HIDDEN 
 MAX_CPUS = 256
 MAX_GPUS = 8  # per run: the GPUs of one large node; Ray cannot spread a task across nodes
 MAX_NAME = 64  # model names go into file names (255 bytes at most) and figure legends
+# an experiment file lists settings, never data: the shipped ones hold a few KiB, and a file of
+# many MiB is a mistake that YAML would take many seconds to read
+MAX_FILE_BYTES = 2**20
+# runs in one experiment, tuning included: 40 times full.yaml's 2464; each run leaves a result
+# file and an MLflow run, and the report reads every one. Counted before any run is built
+MAX_RUNS = 100_000
 
 
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
@@ -73,17 +80,36 @@ def number_or(word: str, low: float, high: float, integer: bool = False):
             raise ValueError(f"input should be {kind} from {low:g} to {high:g}, or {word!r}")
         return value
 
-    return PlainValidator(check)
+    number = Annotated[StrictInt if integer else float, Field(ge=low, le=high)]
+    return PlainValidator(check, json_schema_input_type=number | Literal[word])
 
 
 Sequences = Annotated[StrictInt, Field(ge=1, le=MAX_SEQUENCES)]
 
 
 def unique(values: list, what: str) -> list:
-    seen = [v for i, v in enumerate(values) if v in values[:i]]
-    if seen:
-        raise ValueError(f"duplicate {what} {seen[0]!r}")
+    """``values``, unless one repeats (ValueError naming the first that does); linear in the
+    number of values where they can be hashed, so a long list is checked at once.
+    """
+    try:
+        seen: set = set()
+        for v in values:
+            if v in seen:
+                raise ValueError(f"duplicate {what} {v!r}")
+            seen.add(v)
+    except TypeError:  # an unhashable value (a list in a tuning grid): compare pairwise
+        repeated = [v for i, v in enumerate(values) if v in values[:i]]
+        if repeated:
+            raise ValueError(f"duplicate {what} {repeated[0]!r}") from None
     return values
+
+
+def did_you_mean(word: str, choices) -> str:
+    """`` did you mean learning_rate?`` for the choice closest to a misspelt ``word``, or ``""``
+    where none is close.
+    """
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f" did you mean {close[0]}?" if close else ""
 
 
 def check_seeds(v: list[int]) -> list[int]:

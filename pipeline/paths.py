@@ -30,6 +30,14 @@ def experiment_file(name: str) -> Path:
     return experiments_dir() / f"{name}.yaml"
 
 
+def experiment_path(experiment: str | os.PathLike) -> Path:
+    """The experiment file ``experiment`` names: a path to a YAML file as given, else a name
+    under ``experiments/`` (``default``, ``replications/le2015-adding``).
+    """
+    path = Path(experiment)
+    return path if path.suffix in (".yaml", ".yml") else experiment_file(str(experiment))
+
+
 def data_dir(experiment: str) -> Path:
     return root() / "data" / experiment
 

@@ -24,7 +24,7 @@ COMMON = ("__init__.py", "paths.py", "errors.py", "bounds.py", "config/", "tasks
 DATA = (*COMMON, "data.py")
 OUTCOME_CODE = (*DATA, "models.py", "probe.py", "mechanism.py", "decay.py", "train/")
 TRAIN = (*OUTCOME_CODE, "stages.py", "sweep/", "tracking/")
-REPORT = (*COMMON, "decay.py", "tracking/", "report/")
+REPORT = (*COMMON, "decay.py", "status.py", "tracking/", "report/")
 # python -m pipeline replicate: each claim's data, train and report stages, then the page. Not a
 # file target (its stages skip finished work themselves); listed so that every stage's code is here
 REPLICATE = (*dict.fromkeys((*TRAIN, *REPORT)), "replication.py")

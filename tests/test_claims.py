@@ -57,7 +57,7 @@ def claim(s: dict) -> dict:
 
 BAD = [
     ("unknown key in the claim", lambda s: claim(s).update(doi="x"), "claim.doi", "'x'"),
-    ("no citation", lambda s: claim(s).pop("citation"), "claim.citation", "field required"),
+    ("no citation", lambda s: claim(s).pop("citation"), "claim.citation", "required but not given"),
     ("empty statement", lambda s: claim(s).update(statement=""), "claim.statement", "''"),
     ("compute of a kind", lambda s: claim(s).update(compute="tpu"), "claim.compute", "'tpu'"),
     ("verified as text", lambda s: claim(s).update(verified="yes"), "claim.verified", "'yes'"),
@@ -114,7 +114,7 @@ BAD = [
         "a check without a threshold",
         lambda s: claim(s)["expect"][0].pop("value"),
         "claim.expect[0].value",
-        "field required",
+        "required but not given",
     ),
     (
         "a distance the task lacks",

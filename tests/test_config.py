@@ -200,7 +200,7 @@ BAD = [
     (
         "unknown task",
         lambda s: s.update(tasks=[{"task": "sort", "distances": [10]}]),
-        "tasks[0]",
+        "tasks[0].task",
         "'sort'",
     ),
     (
@@ -441,9 +441,10 @@ def test_bad_config_names_file_field_and_value(tmp_path, edit, field, value):
         ("models:\n  - name: rnn\n   cell: rnn\n", "malformed YAML"),
         ("- recall\n- copy\n", "got list"),
         ("just text\n", "got str"),
-        ("", "got NoneType"),
+        ("", "the file is empty"),
+        ("# only a comment\n\n", "holds no settings, only comments"),
         ("1: 2\n", "1: not a setting"),
-        ("a: " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply"),
+        ("a: " + "[" * 3000 + "]" * 3000 + "\n", "nest(ed|ing)"),
     ],
     ids=[
         "unclosed list",
@@ -451,6 +452,7 @@ def test_bad_config_names_file_field_and_value(tmp_path, edit, field, value):
         "top-level list",
         "top-level scalar",
         "empty file",
+        "comments only",
         "number as a key",
         "deep nesting",
     ],
@@ -556,6 +558,221 @@ def test_yaml_is_read_safely(tmp_path):
         config.load(path)
 
 
+# --- plain words for the mistakes people make ---
+
+GOOD_TEXT = """\
+tasks:
+  - {task: recall, distances: [6, 8]}
+models:
+  - {name: rnn, cell: rnn}
+seeds: [0, 1]
+"""
+
+
+def refusal(folder: Path, text: str) -> tuple[Path, str]:
+    """(the file, its one-line refusal) for an experiment file holding ``text``."""
+    path = write(folder, text)
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith(f"{path}: ")
+    return path, message.removeprefix(f"{path}: ")
+
+
+def test_a_second_block_of_one_setting_is_refused_naming_both_lines(tmp_path):
+    text = (
+        GOOD_TEXT
+        + "training: {max_steps: 100}\nprobe: {batch_size: 8}\ntraining:\n  eval_every: 5\n"
+    )
+    _, message = refusal(tmp_path, text)
+    assert message.startswith("line 8: training is given twice in one mapping (first at line 6)")
+
+
+def test_a_key_given_twice_inside_a_section_is_refused_too(tmp_path):
+    text = GOOD_TEXT.replace("{name: rnn, cell: rnn}", "{name: rnn, cell: rnn, cell: lstm}")
+    _, message = refusal(tmp_path, text)
+    assert message.startswith("line 4: cell is given twice in one mapping (first at line 4)")
+
+
+def test_a_merge_key_may_repeat_what_it_merges(tmp_path):
+    text = GOOD_TEXT + "base: &b {max_steps: 100, eval_every: 50}\n"
+    path = write(tmp_path, text.replace("base: &b", "training: &b"))
+    assert config.load(path).training.max_steps == 100
+    merged = GOOD_TEXT.replace("{name: rnn, cell: rnn}", "&m {name: rnn, cell: rnn}")
+    merged += "  - {<<: *m, name: rnn2}\n"
+    exp = config.load(write(tmp_path, merged.replace("seeds: [0, 1]\n", "") + "seeds: [0]\n"))
+    assert [m.name for m in exp.models] == ["rnn", "rnn2"]
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "closest", "valid"),
+    [
+        ("seed: [3]\n", "seed", "seeds", "an experiment file takes tasks, models, seeds,"),
+        ("training: {learnin_rate: 0.1}\n", "training.learnin_rate", "learning_rate",
+         "training takes optimizer, learning_rate,"),
+        ("tuning: {grid: {learning_rate: [0.1]}, seeds: [4], distance: {recall: 6}}\n",
+         "tuning.distance", "distances", "tuning takes grid, seeds, distances"),
+    ],
+    ids=["top level", "a section", "an optional section"],
+)  # fmt: skip
+def test_an_unknown_key_is_named_with_the_closest_and_the_valid_keys(
+    tmp_path, text, field, closest, valid
+):
+    _, message = refusal(tmp_path, GOOD_TEXT + text)
+    assert message.startswith(f"{field}: not a setting; did you mean {closest}? {valid}")
+    assert "extra inputs" not in message.lower()
+
+
+def test_an_unknown_key_of_a_task_or_a_model_lists_that_sections_keys(tmp_path):
+    text = GOOD_TEXT.replace("distances: [6, 8]", "distances: [6, 8], n_kyes: 4")
+    _, message = refusal(tmp_path, text)
+    assert message == (
+        "tasks[0].n_kyes: not a setting; did you mean n_keys? tasks[0] takes task, distances, "
+        "n_keys, n_filler (got 4)"
+    )
+    text = GOOD_TEXT.replace("cell: rnn}", "cell: rnn, hiden_size: 8}")
+    _, message = refusal(tmp_path, text)
+    assert message.startswith("models[0].hiden_size: not a setting; did you mean hidden_size?")
+    assert "models[0] takes name, cell, hidden_size, parameters," in message
+
+
+def test_a_key_nothing_resembles_gets_no_suggestion(tmp_path):
+    _, message = refusal(tmp_path, GOOD_TEXT + "zzzz: 1\n")
+    assert message.startswith("zzzz: not a setting; an experiment file takes tasks,")
+    assert "did you mean" not in message
+
+
+def test_an_unknown_task_is_named_in_plain_words_with_the_closest(tmp_path):
+    _, message = refusal(tmp_path, GOOD_TEXT.replace("task: recall", "task: recal"))
+    assert message == (
+        "tasks[0].task: no task 'recal'; did you mean recall? the tasks are recall, copy, adding"
+    )
+    _, message = refusal(tmp_path, GOOD_TEXT.replace("task: recall, ", ""))
+    assert message == "tasks[0].task: missing; name the task (recall, copy, adding)"
+
+
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        ("training: {max_steps: 2e3}", "training.max_steps: `2e3` is text to YAML, not a number; "
+         "write 2000"),
+        ("training: {max_steps: 2.0e3}", "`2.0e3` is text to YAML, not a number; write 2000"),
+        ("training: {eval_every: 1E2}", "`1E2` is text to YAML, not a number; write 100"),
+        ("training: {max_steps: 2.5e0}", "`2.5e0` is text to YAML, not a number; it takes an "
+         "integer"),
+        ("training: {max_steps: 2.0e+3}", "training.max_steps: input should be an integer: write "
+         "2000, without a dot (got 2000.0)"),
+    ],
+    ids=["exponent", "exponent with a dot", "capital E", "not a whole number", "a float"],
+)  # fmt: skip
+def test_a_number_yaml_reads_as_text_says_so_and_how_to_write_it(tmp_path, setting, says):
+    _, message = refusal(tmp_path, GOOD_TEXT + setting + "\n")
+    assert says in message
+
+
+def test_a_number_yaml_reads_as_text_is_a_number_where_a_real_number_is_expected(tmp_path):
+    text = GOOD_TEXT + "training: {learning_rate: 3e-3}\n"
+    assert yaml.safe_load(text)["training"]["learning_rate"] == "3e-3"
+    assert config.load(write(tmp_path, text)).training.learning_rate == 0.003
+
+
+def test_text_numbers_in_a_tuning_grid_become_the_numbers_their_runs_train_with(tmp_path):
+    from pipeline.config.runs import tuning_runs
+
+    text = GOOD_TEXT + "tuning: {grid: {learning_rate: [3e-3, 1.0e-2]}, seeds: [9]}\n"
+    exp = config.load(write(tmp_path, text))
+    assert exp.tuning.grid == {"learning_rate": [0.003, 0.01]}
+    runs = tuning_runs(exp)
+    assert {r.training.learning_rate for r in runs} == {0.003, 0.01}
+    assert runs[0].key == "recall/tuning/rnn_lr0.003_d6_s9"
+
+
+def test_the_same_grid_value_written_two_ways_is_a_duplicate(tmp_path):
+    text = GOOD_TEXT + "tuning: {grid: {learning_rate: [3e-3, 0.003]}, seeds: [9]}\n"
+    _, message = refusal(tmp_path, text)
+    assert message.startswith("tuning.grid: duplicate learning_rate value 0.003")
+
+
+def test_malformed_yaml_names_the_file_and_line_not_a_unicode_string(tmp_path):
+    path, message = refusal(tmp_path, GOOD_TEXT + "training: {max_steps: 10\n")
+    assert message.startswith("line 7, column 1: malformed YAML: ")
+    assert "while parsing a flow mapping from line 6" in message
+    assert "<unicode string>" not in message
+
+
+def test_a_budget_no_width_meets_is_refused_naming_the_model_and_the_smallest_count(tmp_path):
+    from pipeline.config.runs import count_parameters
+
+    text = GOOD_TEXT.replace("{name: rnn, cell: rnn}", "{name: tiny, cell: lstm, parameters: 10}")
+    _, message = refusal(tmp_path, text)
+    t = RecallConfig(task="recall", distances=[6]).build()
+    smallest = count_parameters("lstm", t.n_inputs, t.n_outputs, 1, t.tokens)
+    assert message == (
+        "models[0].parameters: model 'tiny' on the recall task: no width fits 10 parameters: even "
+        f"hidden size 1 has {smallest}"
+    )
+    fits = text.replace("parameters: 10}", f"parameters: {smallest}}}")
+    assert config.load(write(tmp_path, fits, "fits")).models[0].parameters == smallest
+
+
+def test_a_budget_wider_than_a_width_may_be_is_refused(tmp_path):
+    text = GOOD_TEXT.replace("cell: rnn}", "cell: rnn, parameters: 90000000}")
+    _, message = refusal(tmp_path, text)
+    assert message.startswith("models[0].parameters: 90000000 gives model 'rnn' hidden size ")
+    assert message.endswith("on the recall task, over the 4096 a width may be")
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path, monkeypatch):
+    from pipeline.bounds import MAX_FILE_BYTES
+
+    monkeypatch.setattr(yaml, "load", lambda *a, **k: pytest.fail("parsed"))
+    text = GOOD_TEXT + "#" * (MAX_FILE_BYTES - len(GOOD_TEXT)) + "\n"
+    _, message = refusal(tmp_path, text)
+    assert (
+        message
+        == "1.0 MiB, over the 1.0 MiB an experiment file may hold (it lists settings, never data)"
+    )
+    monkeypatch.undo()
+    assert config.load(write(tmp_path, text[:-2] + "\n", "fits")).seeds == [0, 1]
+
+
+def test_an_experiment_past_the_run_limit_is_refused_before_any_run_is_checked(
+    tmp_path, monkeypatch
+):
+    from pipeline.bounds import MAX_RUNS
+
+    monkeypatch.setattr(capacity, "held_out_problem", lambda *a: pytest.fail("checked"))
+    seeds = list(range(MAX_RUNS // 4 + 1))  # 2 distances x 2 models
+    text = GOOD_TEXT.replace("seeds: [0, 1]", f"seeds: {seeds}")
+    text = text.replace(
+        "{name: rnn, cell: rnn}", "{name: rnn, cell: rnn}\n  - {name: b, cell: gru}"
+    )
+    _, message = refusal(tmp_path, text)
+    assert message == (
+        f"the experiment plans {len(seeds) * 4} runs ({len(seeds) * 4} evaluation, 0 tuning), "
+        f"over the {MAX_RUNS} one experiment may hold: split it into several experiment files"
+    )
+    grid = "{learning_rate: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], batch_size: [1, 2, 3, 4, 5, 6, 7, 8]}"
+    text = GOOD_TEXT + f"tuning: {{grid: {grid}, seeds: {list(range(100, 1351))}}}\n"
+    _, message = refusal(tmp_path, text)
+    assert "(4 evaluation, 100080 tuning)" in message
+
+
+def test_a_long_seed_list_is_checked_once_per_task_and_distance(tmp_path, monkeypatch):
+    """The data's checks depend on (task, distance) only: a long list of seeds adds none, and its
+    duplicates are found in one pass (pairwise, 10**5 seeds took minutes).
+    """
+    calls = []
+    check = capacity.held_out_problem
+    monkeypatch.setattr(capacity, "held_out_problem", lambda *a: calls.append(a[1]) or check(*a))
+    text = GOOD_TEXT.replace("seeds: [0, 1]", f"seeds: {list(range(20_000))}")
+    exp = config.load(write(tmp_path, text))
+    assert len(exp.seeds) == 20_000 and sorted(calls) == [6, 8]
+    _, message = refusal(tmp_path, text.replace("seeds: [0,", "seeds: [19999, 0,"))
+    assert message == "seeds: duplicate seed 19999"
+
+
 def cli_data_stage(tmp_path: Path, path: Path) -> tuple[subprocess.CompletedProcess, Path]:
     """``python -m pipeline data -e path`` with its outputs under a fresh root."""
     root = tmp_path / "root"
@@ -655,7 +872,8 @@ def test_shipped_experiments_load(name):
     path = Path(pipeline.__file__).resolve().parent.parent / "experiments" / f"{name}.yaml"
     exp = config.load(path)
     assert exp.name == Path(name).name
-    n_cells = sum(len(t.distances) for t in exp.tasks) * len(exp.seeds) * len(exp.models)
+    levels = sum(len(t.distances) + (exp.staircase is not None) for t in exp.tasks)
+    n_cells = levels * len(exp.seeds) * len(exp.models)  # a staircase's first level, no results
     assert len(evaluation_runs(exp)) == n_cells
     assert len({r.key for r in evaluation_runs(exp)}) == n_cells
 

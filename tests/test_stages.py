@@ -54,16 +54,45 @@ def pipeline_imports(path: Path, top_level_only: bool = False) -> set[str]:
     return found
 
 
+def runs_on_import(path: Path, top_level_only: bool) -> list[tuple[str, bool]]:
+    """(module, whole) for each pipeline module ``path`` imports: ``whole`` where the importer
+    may use anything in it, not where a package only holds the submodule imported from it
+    (``from pipeline import paths`` runs ``pipeline/__init__.py``'s top level only; ``from
+    pipeline import results`` may call the function there).
+    """
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found = []
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found += [(alias.name, True) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                found += (
+                    [(sub, True), (node.module, False)]
+                    if module_file(sub).exists()
+                    else [(node.module, True)]
+                )
+    return [(n, w) for n, w in found if n.startswith("pipeline") and module_file(n).exists()]
+
+
 def closure(entries: list[str]) -> set[Path]:
-    seen, todo = set(), list(entries)
+    """Every module the ``entries`` may run: what each imports at any depth, and the packages
+    above each. A package reached only as the holder of a module imported from it runs its
+    top-level imports (importing ``pipeline.config`` runs ``pipeline/__init__.py``, not the
+    functions there; ``runs_on_import``).
+    """
+    seen: dict[str, bool] = {}  # module -> walked whole (else only its top level)
+    todo = [(name, True) for name in entries]
     while todo:
-        name = todo.pop()
-        if name in seen:
+        name, whole = todo.pop()
+        if name in seen and (seen[name] or not whole):
             continue
-        seen.add(name)
-        todo += pipeline_imports(module_file(name))
+        seen[name] = whole
+        todo += runs_on_import(module_file(name), top_level_only=not whole)
         if "." in name:  # a subpackage's module runs the subpackage's __init__ too
-            todo.append(name.rsplit(".", 1)[0])
+            todo.append((name.rsplit(".", 1)[0], False))
     return {module_file(name).relative_to(paths.SOURCE_ROOT) for name in seen}
 
 
@@ -79,6 +108,17 @@ def test_each_stage_lists_every_module_it_runs(stage):
     needed = closure(ENTRIES[stage])
     assert Path("pipeline/config/experiment.py") in needed  # the walk follows imports
     assert needed <= listed(stage), sorted(needed - listed(stage))
+
+
+def test_a_package_counts_whole_only_where_something_of_its_own_is_imported(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("from pipeline import paths\nfrom pipeline import results\n")
+    assert runs_on_import(module, top_level_only=False) == [
+        ("pipeline.paths", True), ("pipeline", False), ("pipeline", True)
+    ]  # fmt: skip
+    reading = Path("pipeline/report/reading.py")
+    assert reading in closure(["pipeline"])  # pipeline.results reads through the report
+    assert reading not in closure(["pipeline.data"])  # which no data module calls
 
 
 def test_the_outcome_code_is_part_of_the_train_stage_and_the_sweep_and_tracking_are_not():
@@ -148,6 +188,8 @@ FORBIDDEN = {
     "tracking": ("models", "probe", "mechanism", "train", "sweep", "report"),
     "train": ("sweep", "report"),
     "report": ("models", "probe", "mechanism", "train", "sweep", "data"),
+    "schema": ("data", "models", "probe", "mechanism", "train", "sweep", "tracking", "report"),
+    "status": ("data", "models", "probe", "mechanism", "train", "sweep", "report"),
 }  # fmt: skip
 
 

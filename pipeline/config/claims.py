@@ -62,11 +62,12 @@ Text = Annotated[str, Field(min_length=1, max_length=2000)]
 class Observation(Frozen):
     """A metric measured on one model's runs and shown beside the published number."""
 
-    model: Annotated[str, Field(min_length=1)]
-    metric: Literal[tuple(METRICS)]
-    # default: every distance of the claim's task
-    distances: Annotated[list[StrictInt], Field(min_length=1)] | None = None
-    published: Text  # the published number or words this stands beside
+    model: Annotated[str, Field(min_length=1)] = Field(description="a model of the experiment")
+    metric: Literal[tuple(METRICS)] = Field(description="a result-file field, measured per run")
+    distances: Annotated[list[StrictInt], Field(min_length=1)] | None = Field(
+        None, description="the distances to measure at; null: every distance of the claim's task"
+    )
+    published: Text = Field(description="the published number or words this stands beside")
 
     def label(self) -> str:
         """``lstm: updates to solve``."""
@@ -76,9 +77,13 @@ class Observation(Frozen):
 class Expectation(Observation):
     """A check: the metric, combined ``over`` the seeds, compared with ``value`` by ``op``."""
 
-    op: Literal[OPS]
-    value: Number
-    over: Literal[OVER] = "median"
+    op: Literal[OPS] = Field(description="how the combined value compares with value")
+    value: Number = Field(description="the threshold")
+    over: Literal[OVER] = Field(
+        "median",
+        description="how the seeds' values combine: median (the median seed), all (the worst "
+        "seed decides) or any (the best seed decides)",
+    )
 
     def label(self) -> str:
         """``lstm: test loss < 0.01 (median over seeds)``."""
@@ -110,21 +115,42 @@ class Expectation(Observation):
 class Claim(Frozen):
     """A published claim, where it comes from, and how a replication decides it."""
 
-    citation: Text
-    statement: Text  # the published claim, in the paper's words where they could be confirmed
-    setting: Text  # the paper's own setting, as exactly as it could be established
-    differences: list[Text] = []  # where this replication's setting differs from the paper's
-    verified: StrictBool  # whether the claim's numbers were confirmed from the paper itself
-    unverified: list[Text] = []  # what could not be confirmed from the paper itself
-    compute: Literal["cpu", "gpu"]  # what the file is sized for (``make replicate`` reads it)
-    # where our training budget is smaller than the paper's: by how much; every verdict of the
-    # claim carries it, since a claim that a model fails to learn is weaker on a smaller budget
-    budget: Text | None = None
-    # what is known outside the checks that weakens their verdict (a longer run, a variant that
-    # failed where the checked one passed): every verdict of the claim carries it
-    caveats: list[Text] = []
-    expect: Annotated[list[Expectation], Field(min_length=1)]
-    observe: list[Observation] = []
+    citation: Text = Field(description="the paper: authors, year, title")
+    statement: Text = Field(
+        description="the published claim, in the paper's words where they could be confirmed"
+    )
+    setting: Text = Field(
+        description="the paper's own setting, as exactly as it could be established"
+    )
+    differences: list[Text] = Field(
+        [], description="where this replication's setting differs from the paper's"
+    )
+    verified: StrictBool = Field(
+        description="whether the claim's numbers were confirmed from the paper itself"
+    )
+    unverified: list[Text] = Field(
+        [], description="what could not be confirmed from the paper itself"
+    )
+    compute: Literal["cpu", "gpu"] = Field(
+        description="what the file is sized for: make replicate runs a gpu claim only where a "
+        "GPU is, or with ALL=1"
+    )
+    # every verdict carries it: a claim that a model fails to learn is weaker on a smaller budget
+    budget: Text | None = Field(
+        None,
+        description="where this training budget is smaller than the paper's: by how much",
+    )
+    caveats: list[Text] = Field(
+        [],
+        description="what is known outside the checks that weakens their verdict (a longer run, "
+        "a variant that failed where the checked one passed); every verdict carries it",
+    )
+    expect: Annotated[list[Expectation], Field(min_length=1)] = Field(
+        description="the checks that decide the verdict, each per distance"
+    )
+    observe: list[Observation] = Field(
+        [], description="metrics measured and shown beside the published number, never checked"
+    )
 
     @property
     def authors(self) -> str:

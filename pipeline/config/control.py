@@ -27,10 +27,14 @@ class ControlConfig(Frozen):
     decided: any of the training fields a tuning grid may vary, one value each.
     """
 
-    learning_rate: Number | None = None
-    optimizer: Literal["adam", "sgd", "rmsprop"] | None = None
-    batch_size: Annotated[StrictInt, Field(ge=1)] | None = None
-    grad_clip: Number | None = None
+    learning_rate: Number | None = Field(None, description="the shared learning rate")
+    optimizer: Literal["adam", "sgd", "rmsprop"] | None = Field(
+        None, description="the shared optimizer"
+    )
+    batch_size: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        None, description="the shared batch size"
+    )
+    grad_clip: Number | None = Field(None, description="the shared gradient clip")
 
     @model_validator(mode="after")
     def _some(self):

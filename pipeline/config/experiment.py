@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
+import types
+import typing
 from pathlib import Path
 from typing import Annotated
 
 import yaml
 from pydantic import (
+    BaseModel,
     Field,
     StrictInt,
     ValidationError,
@@ -29,7 +33,17 @@ from pydantic import (
 )
 
 from pipeline import tasks
-from pipeline.bounds import MAX_DISTANCE, Frozen, HiddenSize, check_seeds, unique
+from pipeline.bounds import (
+    MAX_DISTANCE,
+    MAX_FILE_BYTES,
+    MAX_HIDDEN,
+    MAX_RUNS,
+    Frozen,
+    HiddenSize,
+    check_seeds,
+    did_you_mean,
+    unique,
+)
 from pipeline.config.claims import Claim
 from pipeline.config.control import ControlConfig
 from pipeline.config.model import ModelConfig
@@ -43,24 +57,61 @@ from pipeline.tasks import TaskConfig, TaskField, capacity
 class Experiment(Frozen):
     """A whole experiment: tasks x models x distances x seeds, and how to train each."""
 
-    name: str = Field(exclude=True)
-    tasks: Annotated[list[TaskField], Field(min_length=1)]
-    models: Annotated[list[ModelConfig], Field(min_length=1)]
-    seeds: Annotated[list[StrictInt], Field(min_length=1)]
-    hidden_size: HiddenSize = 64
-    training: TrainingConfig = TrainingConfig()
-    data: DataConfig = DataConfig()
-    probe: ProbeConfig = ProbeConfig()
-    resources: ResourcesConfig = ResourcesConfig()
-    tuning: TuningConfig | None = None
-    # an adaptive distance design: the same rule finds every variant's horizon (staircase.py);
-    # its seeds are the experiment's ``seeds`` (its ``extra_seeds`` join at the bracket)
-    staircase: StaircaseConfig | None = None
-    # shared settings every variant also trains at where the family verdicts are decided
-    control: ControlConfig | None = None
-    # a published claim this experiment replicates (experiments/replications/); not part of any
-    # run's identity: rewording a claim retrains nothing
-    claim: Claim | None = None
+    name: str = Field(exclude=True)  # the file's stem, never a setting of the file
+    tasks: Annotated[list[TaskField], Field(min_length=1)] = Field(
+        description="the tasks, each with its distances and its generator's parameters"
+    )
+    models: Annotated[list[ModelConfig], Field(min_length=1)] = Field(
+        description="named model variants: a cell, its size and its initialisation"
+    )
+    seeds: Annotated[list[StrictInt], Field(min_length=1)] = Field(
+        description="evaluation seeds: every model trains once per task, distance and seed"
+    )
+    hidden_size: HiddenSize = Field(
+        64, description="every model's width, unless a model sets hidden_size or parameters"
+    )
+    training: TrainingConfig = Field(TrainingConfig(), description="how every run trains")
+    data: DataConfig = Field(DataConfig(), description="sequences per split")
+    probe: ProbeConfig = Field(ProbeConfig(), description="the gradient probe")
+    resources: ResourcesConfig = Field(
+        ResourcesConfig(),
+        description="what each run asks of the machine; not part of a run's identity",
+    )
+    tuning: TuningConfig | None = Field(
+        None,
+        description="the same tuning budget for every variant; null: every run trains with "
+        "training as given",
+    )
+    staircase: StaircaseConfig | None = Field(
+        None,
+        description="an adaptive distance design: the same rule finds every variant's horizon "
+        "(its seeds are the experiment's seeds, its extra seeds join at the bracket)",
+    )
+    control: ControlConfig | None = Field(
+        None,
+        description="shared settings every compared variant also trains at where the family "
+        "verdicts are decided (needs a staircase)",
+    )
+    # not part of any run's identity: rewording a claim retrains nothing
+    claim: Claim | None = Field(
+        None,
+        description="a published claim this experiment replicates (experiments/replications/)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _runs_fit(cls, raw: object) -> object:
+        """At most ``MAX_RUNS`` runs, counted from the lists' lengths before anything is built
+        (a list of 10**5 seeds would otherwise be expanded and checked run by run).
+        """
+        evaluation, tuning = _count_runs(raw)
+        if evaluation + tuning > MAX_RUNS:
+            raise ValueError(
+                f"the experiment plans {evaluation + tuning} runs ({evaluation} evaluation, "
+                f"{tuning} tuning), over the {MAX_RUNS} one experiment may hold: split it into "
+                "several experiment files"
+            )
+        return raw
 
     @field_validator("seeds")
     @classmethod
@@ -136,6 +187,27 @@ class Experiment(Frozen):
                     f"name of another model with a size of its own (one of {others})"
                 )
         return v
+
+    @model_validator(mode="after")
+    def _budgets_fit(self):
+        """Every parameter budget leaves some width, within ``MAX_HIDDEN``, on every task."""
+        from pipeline.config.runs import hidden_size  # it reads a validated Experiment
+
+        for i, m in enumerate(self.models):
+            if m.parameters is None:
+                continue
+            for task in self.tasks:
+                try:
+                    width = hidden_size(self, m, task)
+                except ValueError as e:
+                    raise ValueError(f"models[{i}].parameters: {e}") from None
+                if width > MAX_HIDDEN:
+                    raise ValueError(
+                        f"models[{i}].parameters: {m.parameters!r} gives model {m.name!r} hidden "
+                        f"size {width} on the {task.task} task, over the {MAX_HIDDEN} a width may "
+                        "be"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _tuning_fits(self):
@@ -293,11 +365,140 @@ class Experiment(Frozen):
         return self
 
 
+def _count_runs(raw: object) -> tuple[int, int]:
+    """(evaluation, tuning) runs an experiment's raw settings plan, from its lists' lengths: a
+    duplicate counts twice (validation refuses it later), a malformed section counts none.
+    """
+
+    def size(value: object) -> int:
+        return len(value) if isinstance(value, list | dict) else 0
+
+    if not isinstance(raw, dict):
+        return 0, 0
+    task_list = raw.get("tasks") if isinstance(raw.get("tasks"), list) else []
+    distances = sum(size(t.get("distances")) for t in task_list if isinstance(t, dict))
+    models, seeds = size(raw.get("models")), size(raw.get("seeds"))
+    tuning = raw.get("tuning") if isinstance(raw.get("tuning"), dict) else {}
+    grid = tuning.get("grid") if isinstance(tuning.get("grid"), dict) else {}
+    points = math.prod(size(values) for values in grid.values()) if grid else 0
+    return distances * seeds * models, len(task_list) * models * points * size(tuning.get("seeds"))
+
+
 def _bytes(n: float) -> str:
     """``1.5 GiB``: a memory size for a message."""
     units = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
     power = min(int(math.log(max(n, 1), 1024)), len(units) - 1)
     return f"{n / 1024**power:.1f} {units[power]}" if power else f"{n:.0f} bytes"
+
+
+# ---- reading a file, and saying what is wrong with it in plain words ------------------------
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: object, first: int, second: int) -> None:
+        super().__init__(f"line {second}: {key} appears twice in one mapping")
+        self.key, self.first, self.second = key, first, second
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """PyYAML's safe loader, refusing a key given twice in one mapping: PyYAML keeps the last
+    silently, so a second ``training:`` block would replace the first one whole.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        lines: dict = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue  # a merge key (<<) overrides on purpose; a collection as a key fails
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in lines:
+                    raise _DuplicateKey(key, lines[key], line)
+                lines[key] = line
+            except TypeError:  # unhashable: PyYAML's own error follows
+                pass
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read(path: Path) -> str:
+    """The text of ``path``: at most ``MAX_FILE_BYTES`` of UTF-8 without NUL bytes."""
+    try:
+        with open(path, "rb") as f:
+            blob = f.read(MAX_FILE_BYTES + 1)  # never more: a file may be endless (/dev/zero)
+            if len(blob) > MAX_FILE_BYTES:
+                size = max(len(blob), _size(f))
+                raise ConfigError(
+                    f"{path}: {_bytes(size)}, over the {_bytes(MAX_FILE_BYTES)} an experiment "
+                    "file may hold (it lists settings, never data)"
+                )
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read experiment file ({e.strerror})") from None
+    try:
+        if b"\0" in blob:  # valid UTF-8, but no text file holds a NUL byte
+            raise ValueError("it holds a NUL byte")
+        return blob.decode("utf-8")  # the same on every machine, whatever its locale
+    except ValueError as e:
+        raise ConfigError(
+            f"{path}: not a text file ({e}); an experiment file is UTF-8 YAML"
+        ) from None
+
+
+def _size(f) -> int:
+    """The size of the open file ``f`` (0 where it has none, a pipe)."""
+    try:
+        return os.fstat(f.fileno()).st_size
+    except OSError:
+        return 0
+
+
+def _parse(path: Path, text: str) -> dict:
+    """The settings mapping of the YAML ``text``; ConfigError naming the file and line."""
+    if not text.strip():
+        raise ConfigError(
+            f"{path}: the file is empty; an experiment file sets at least tasks, models and seeds"
+        )
+    try:
+        raw = yaml.load(text, Loader=_Loader)  # a SafeLoader
+    except _DuplicateKey as e:
+        raise ConfigError(
+            f"{path}: line {e.second}: {e.key} is given twice in one mapping (first at line "
+            f"{e.first}); give each setting once, merging the two"
+        ) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: {_yaml_problem(e)}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError(f"{path}: malformed YAML: collections nested too deeply") from None
+    if raw is None:
+        raise ConfigError(
+            f"{path}: holds no settings, only comments; an experiment file sets at least tasks, "
+            "models and seeds"
+        )
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
+    for key in raw:
+        if not isinstance(key, str):
+            raise ConfigError(f"{path}: {key!r}: not a setting (settings are named by words)")
+    if "name" in raw:
+        raise ConfigError(f"{path}: name: not a setting; the experiment is named by its file")
+    return raw
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """``line 2, column 1: malformed YAML: expected ',' or ']', but got '<stream end>' (while
+    parsing a flow sequence from line 1, column 8)``: PyYAML's error, placed in the file.
+    """
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None)
+    if mark is None or problem is None:
+        return f"malformed YAML: {e}"
+    text = f"line {mark.line + 1}, column {mark.column + 1}: malformed YAML: {problem}"
+    context, start = getattr(e, "context", None), getattr(e, "context_mark", None)
+    if context and start is not None:
+        text += f" ({context} from line {start.line + 1}, column {start.column + 1})"
+    elif context:
+        text += f" ({context})"
+    return text
 
 
 def _location(loc: tuple) -> str:
@@ -313,53 +514,104 @@ def _location(loc: tuple) -> str:
     return out or "(top level)"
 
 
+def _section(loc: tuple) -> type[BaseModel] | None:
+    """The model whose fields a mapping at ``loc`` holds (``("training",)``: TrainingConfig;
+    ``("tasks", 0, "recall")``: RecallConfig), or None where ``loc`` is no such mapping.
+    """
+    kind: object = Experiment
+    for part in loc:
+        kind = _inner(kind, part)
+    while typing.get_origin(kind) in (Annotated, typing.Union, types.UnionType):  # X | None
+        kind = next((a for a in typing.get_args(kind) if a is not type(None)), None)
+    return kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
+
+
+def _inner(kind: object, part: str | int) -> object:
+    """The type of ``part`` (a field name, a list index, a task's tag) inside ``kind``."""
+    while typing.get_origin(kind) is Annotated:
+        kind = typing.get_args(kind)[0]
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if part in tasks.TASKS:  # a task section, picked by its tag
+            return next(c for c in tasks.CONFIGS if c.GENERATOR.name == part)
+        found = [_inner(a, part) for a in args if a is not type(None)]
+        return next((f for f in found if f is not None), None)
+    if isinstance(kind, type) and issubclass(kind, BaseModel) and isinstance(part, str):
+        field = kind.model_fields.get(part)
+        return None if field is None else field.annotation
+    if origin is list and isinstance(part, int):
+        return args[0]
+    if origin is dict and isinstance(part, str):
+        return args[1]
+    return None
+
+
+def _unknown_key(loc: tuple) -> str:
+    """``not a setting; did you mean learning_rate? training takes optimizer, ...``."""
+    section = _section(loc[:-1])
+    if section is None:
+        return "not a setting"
+    known = [name for name, f in section.model_fields.items() if not f.exclude]
+    where = _location(loc[:-1])
+    owner = "an experiment file" if where == "(top level)" else where
+    return f"not a setting;{did_you_mean(loc[-1], known)} {owner} takes {', '.join(known)}"
+
+
+# a number in exponent form that YAML 1.1 (PyYAML) reads as text: it wants a dot and a signed
+# exponent (2.0e+3); YAML 1.2 and most editors read 2e3 as a number
+_EXPONENT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def _explain(e: dict) -> tuple[str, bool]:
+    """Pydantic's error ``e`` in plain words, and whether the bad value should follow it."""
+    kind, value = e["type"], e.get("input")
+    if kind == "extra_forbidden":
+        return _unknown_key(e["loc"]), True
+    if kind == "union_tag_invalid":
+        names = list(tasks.TASKS)
+        tag = e["ctx"]["tag"]
+        return (
+            f"task: no task {tag!r};{did_you_mean(tag, names)} the tasks are {', '.join(names)}",
+            False,
+        )
+    if kind == "union_tag_not_found":
+        return f"task: missing; name the task ({', '.join(tasks.TASKS)})", False
+    if kind == "missing":
+        return "required but not given", False
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        if isinstance(value, str) and _EXPONENT.match(value.strip()):
+            number = float(value)
+            write = f"write {int(number)}" if number == int(number) else "it takes an integer"
+            return f"`{value}` is text to YAML, not a number; {write}", False
+        if isinstance(value, float) and math.isfinite(value) and value == int(value):
+            return f"input should be an integer: write {int(value)}, without a dot", True
+    return e["msg"].removeprefix("Value error, "), True
+
+
 def _describe(path: Path, error: ValidationError) -> str:
     lines = []
     for e in error.errors():
-        where, msg = _location(e["loc"]), e["msg"].removeprefix("Value error, ")
+        where, (msg, show) = _location(e["loc"]), _explain(e)
         own = re.match(r"^([a-z_]+(?:\[\d+\]|\.[a-z_]+)*): (.*)$", msg, re.S)
         if own:  # a cross-field check that names its own field: "distances: ..."
             sub, msg = own.groups()
             where = sub if where == "(top level)" else f"{where}.{sub}"
-            shown = ""
-        else:
-            value = e.get("input")
-            shown = "" if isinstance(value, dict | list) else f" (got {value!r})"
-        lines.append(f"{path}: {where}: {msg[0].lower() + msg[1:]}{shown}")
+            show = False
+        value = e.get("input")
+        shown = f" (got {value!r})" if show and not isinstance(value, dict | list) else ""
+        text = f"{msg[0].lower() + msg[1:]}{shown}"
+        lines.append(f"{path}: {text}" if where == "(top level)" else f"{path}: {where}: {text}")
     return "\n".join(lines)
 
 
 def load(path: str | Path) -> Experiment:
     """Read and validate ``path``; the experiment's name is the file's stem.
 
-    Raises ConfigError for a missing file, malformed YAML or any invalid field.
+    Raises ConfigError for a missing, oversized or empty file, malformed YAML, a key given
+    twice, or any invalid field.
     """
     path = Path(path)
-    try:
-        blob = path.read_bytes()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read experiment file ({e.strerror})") from None
-    try:
-        if b"\0" in blob:  # valid UTF-8, but no text file holds a NUL byte
-            raise ValueError("it holds a NUL byte")
-        text = blob.decode("utf-8")  # the same on every machine, whatever its locale
-    except ValueError as e:
-        raise ConfigError(
-            f"{path}: not a text file ({e}); an experiment file is UTF-8 YAML"
-        ) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: malformed YAML: {e}") from None
-    except RecursionError:  # PyYAML composes nested collections recursively
-        raise ConfigError(f"{path}: malformed YAML: collections nested too deeply") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
-    for key in raw:
-        if not isinstance(key, str):
-            raise ConfigError(f"{path}: {key!r}: not a setting (settings are named by words)")
-    if "name" in raw:
-        raise ConfigError(f"{path}: name: not a setting; the experiment is named by its file")
+    raw = _parse(path, _read(path))
     try:
         return Experiment(name=path.stem, **raw)
     except ValidationError as e:

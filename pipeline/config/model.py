@@ -31,47 +31,64 @@ OPTIONS = {  # which init option applies to which cell (a model naming another i
 class ModelConfig(Frozen):
     """A named model variant: a cell, its size (``hidden_size`` or a ``parameters`` budget) and
     its initialisation. Unset options keep PyTorch's own init, except an LSTM's forget-gate bias,
-    which is ``LSTM_FORGET_BIAS`` unless ``forget_bias: pytorch`` asks for PyTorch's (about 0).
-
-    - ``nonlinearity`` (rnn): ``tanh`` (default) or ``relu``;
-    - ``recurrent_init``: ``pytorch`` (default), ``orthogonal`` or ``glorot`` (Glorot-uniform)
-      W per gate block, or ``identity`` (rnn only: W = I, zero biases; with ``relu``, the IRNN
-      of Le et al. 2015);
-    - ``forget_bias`` (lstm): a number, or ``pytorch``; ``update_bias`` (gru): a number;
-    - ``chrono_t_max`` (lstm, gru): chrono init (Tallec & Ollivier 2018) with this t_max, or
-      ``auto`` for ``CHRONO_AUTO`` x each run's distance;
-    - ``input_layer``: true (default) reads inputs through an embedding (or a linear map) of
-      the hidden width; false feeds them straight into the cell (token ids one-hot), as most
-      papers' models do (their parameter counts need it);
-    - ``input_init``: ``pytorch`` (default) or ``glorot``: the cell's input matrix U per gate
-      block from Glorot & Bengio's uniform (fan-in: the cell's input width).
+    which is 1 unless ``forget_bias: pytorch`` asks for PyTorch's (about 0). An option is refused
+    on a cell it does not apply to; each field's description says what it does.
     """
 
-    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=r"^[A-Za-z0-9_.-]+$")]
-    cell: Literal["rnn", "lstm", "gru"]
-    hidden_size: HiddenSize | None = None  # None: the experiment's hidden_size
-    # a parameter budget: the largest hidden size within it, per task (bounded as a width is);
-    # or another model's name: within that model's count on each task (Experiment checks it)
+    # the name goes into file names and figure legends
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=r"^[A-Za-z0-9_.-]+$")] = (
+        Field(description="the variant's name in file names, MLflow and the report")
+    )
+    cell: Literal["rnn", "lstm", "gru"] = Field(description="the recurrent cell")
+    hidden_size: HiddenSize | None = Field(
+        None, description="this model's width; null: the experiment's hidden_size"
+    )
+    # Experiment checks that a budget leaves some width, and that a named model has a size
     parameters: (
         Annotated[StrictInt, Field(ge=1, le=MAX_PARAMETERS)]
         | Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
         | None
-    ) = None
-    nonlinearity: Literal["tanh", "relu"] | None = None
-    recurrent_init: Literal["pytorch", "orthogonal", "glorot", "identity"] = "pytorch"
-    # None: LSTM_FORGET_BIAS; pytorch: PyTorch's own init (about 0)
+    ) = Field(
+        None,
+        description="a parameter budget instead of a width: the largest hidden size within it, "
+        "per task; or another model's name: within that model's count on each task",
+    )
+    nonlinearity: Literal["tanh", "relu"] | None = Field(
+        None, description="rnn only: tanh (null: tanh) or relu"
+    )
+    recurrent_init: Literal["pytorch", "orthogonal", "glorot", "identity"] = Field(
+        "pytorch",
+        description="W per gate block: PyTorch's init, orthogonal, Glorot-uniform, or (rnn only) "
+        "identity with zero biases (with relu: the IRNN of Le et al. 2015)",
+    )
     forget_bias: (
         Annotated[float | str, number_or("pytorch", -MAX_FORGET_BIAS, MAX_FORGET_BIAS)] | None
-    ) = None
-    update_bias: GateBias | None = None
-    # Tallec & Ollivier 2018; time scales past the longest distance have nothing to span
-    chrono_t_max: Annotated[int | str, number_or("auto", 2, MAX_DISTANCE, integer=True)] | None = (
-        None
+    ) = Field(
+        None,
+        description=f"lstm only: the forget-gate bias; pytorch: PyTorch's own init (about 0); "
+        f"null: {LSTM_FORGET_BIAS:g}",
     )
-    # false: inputs go straight into the cell (token ids one-hot), no layer of the hidden width
-    input_layer: StrictBool = True
-    # the cell's input matrix U, per gate block: PyTorch's init, or Glorot-uniform
-    input_init: Literal["pytorch", "glorot"] = "pytorch"
+    update_bias: GateBias | None = Field(
+        None, description="gru only: the update-gate bias; null: PyTorch's own init"
+    )
+    # time scales past the longest distance have nothing to span
+    chrono_t_max: Annotated[int | str, number_or("auto", 2, MAX_DISTANCE, integer=True)] | None = (
+        Field(
+            None,
+            description=f"lstm and gru: chrono init of the gate bias (Tallec & Ollivier 2018) "
+            f"with this t_max; auto: {CHRONO_AUTO:g} x each run's distance",
+        )
+    )
+    input_layer: StrictBool = Field(
+        True,
+        description="true: inputs reach the cell through an embedding (or a linear map) of the "
+        "hidden width; false: straight into the cell (token ids one-hot), as most papers' models",
+    )
+    input_init: Literal["pytorch", "glorot"] = Field(
+        "pytorch",
+        description="the cell's input matrix U per gate block: PyTorch's init, or Glorot-uniform "
+        "(fan-in: the cell's input width)",
+    )
 
     @model_validator(mode="after")
     def _options_fit_the_cell(self):

@@ -287,7 +287,12 @@ def _count(model: ModelConfig, t, hidden: int) -> int:
 def hidden_for_budget(
     cell: str, n_inputs: int, n_outputs: int, tokens: bool, budget: int, input_layer: bool = True
 ) -> int:
-    """The largest hidden size whose model has at most ``budget`` parameters (at least 1)."""
+    """The largest hidden size whose model has at most ``budget`` parameters. Raises
+    ValueError where even hidden size 1 has more.
+    """
+    smallest = count_parameters(cell, n_inputs, n_outputs, 1, tokens, input_layer)
+    if smallest > budget:
+        raise ValueError(f"no width fits {budget} parameters: even hidden size 1 has {smallest}")
     hidden = 1
     while count_parameters(cell, n_inputs, n_outputs, hidden + 1, tokens, input_layer) <= budget:
         hidden += 1
@@ -301,12 +306,15 @@ def hidden_size(exp: Experiment, model: ModelConfig, task: TaskConfig) -> int:
     if model.parameters is None:
         return model.hidden_size or exp.hidden_size
     t = task.build()
-    budget = model.parameters
+    budget, whose = model.parameters, ""
     if isinstance(budget, str):  # another model's count on this task
         other = next(m for m in exp.models if m.name == budget)
-        budget = _count(other, t, hidden_size(exp, other, task))
-    return hidden_for_budget(model.cell, t.n_inputs, t.n_outputs, t.tokens, budget,
-                             model.input_layer)  # fmt: skip
+        budget, whose = _count(other, t, hidden_size(exp, other, task)), f" ({other.name}'s)"
+    try:
+        return hidden_for_budget(model.cell, t.n_inputs, t.n_outputs, t.tokens, budget,
+                                 model.input_layer)  # fmt: skip
+    except ValueError as e:
+        raise ValueError(f"model {model.name!r} on the {task.task} task{whose}: {e}") from None
 
 
 def _widths(exp: Experiment) -> dict[tuple[str, str], int]:

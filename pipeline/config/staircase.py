@@ -70,14 +70,23 @@ class StaircaseConfig(Frozen):
     ``len(seeds) + len(extra_seeds)`` seeds at a level; the defaults give 3, then 5).
     """
 
-    start: Distance
-    cap: Distance
-    seeds: Annotated[tuple[StrictInt, ...], Field(min_length=1)] = (0, 1, 2)
-    extra_seeds: tuple[StrictInt, ...] = (3, 4)
-    # consecutive failing levels that end the climb: 2 guards a horizon against one unlucky
-    # level; 1 saves the most expensive level of every variant (twice the longest distance
-    # failed, at the full budget) and leans on the extra seeds at the bracket's upper end instead
-    failures: Annotated[StrictInt, Field(ge=1, le=3)] = 2
+    start: Distance = Field(description="the first distance every variant trains at")
+    cap: Distance = Field(
+        description="the longest distance asked for: a variant holding there is beyond the cap"
+    )
+    seeds: Annotated[tuple[StrictInt, ...], Field(min_length=1)] = Field(
+        (0, 1, 2),
+        description="the seeds every visited level runs; in an experiment file, its seeds",
+    )
+    extra_seeds: tuple[StrictInt, ...] = Field(
+        (3, 4), description="seeds added at both ends of the bracket and at its bisection"
+    )
+    # 2 guards a horizon against one unlucky level; 1 saves the most expensive level of every
+    # variant (twice the longest distance failed, at the full budget) and leans on the extra
+    # seeds at the bracket's upper end instead
+    failures: Annotated[StrictInt, Field(ge=1, le=3)] = Field(
+        2, description="failed levels in a row that end the climb"
+    )
 
     @field_validator("seeds", "extra_seeds")
     @classmethod

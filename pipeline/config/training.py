@@ -22,24 +22,46 @@ from pipeline.bounds import (
 
 
 class TrainingConfig(Frozen):
-    optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
-    learning_rate: Annotated[Number, Field(gt=0, le=MAX_LEARNING_RATE)] = 3e-3
-    batch_size: PositiveInt = 128  # at most data.n_train (Experiment)
-    max_steps: Annotated[StrictInt, Field(ge=1, le=MAX_STEPS)] = 2000
-    # clip at this bound; None: never
-    grad_clip: Annotated[Number, Field(gt=0, le=MAX_GRAD_CLIP)] | None = 1.0
-    # norm: scale the whole gradient down to global L2 norm grad_clip; value: clamp each element
-    # to [-grad_clip, grad_clip] (Arjovsky et al. 2016's code). The pre-clip norm is recorded
-    clip_mode: Literal["norm", "value"] = "norm"
-    # RMSprop's moving-average decay of squared gradients (PyTorch's alpha; None: its 0.99)
-    rmsprop_decay: Annotated[Number, Field(gt=0, lt=1)] | None = None
-    eval_every: PositiveInt = 100  # steps between validations
-    solved_accuracy: Annotated[Number, Field(gt=0, le=1)] = 0.99  # validation accuracy to stop at
-    log_every: PositiveInt = 25  # steps between training-metric writes to MLflow
-    # a run diverges on a non-finite loss or gradient, or when a log_every window's mean training
-    # loss exceeds this multiple of the task's memoryless baseline loss (an explosion that
-    # clipping did not contain); a large pre-clip gradient norm alone is what clipping handles
-    diverge_loss_factor: Annotated[Number, Field(gt=1)] = 100.0
+    """How every run trains: the ``training`` section (a tuning grid varies some of it)."""
+
+    optimizer: Literal["adam", "sgd", "rmsprop"] = Field("adam", description="the optimizer")
+    learning_rate: Annotated[Number, Field(gt=0, le=MAX_LEARNING_RATE)] = Field(
+        3e-3, description="the optimizer's learning rate"
+    )
+    batch_size: PositiveInt = Field(  # at most data.n_train (Experiment checks it)
+        128, description="training sequences per update; at most data.n_train"
+    )
+    max_steps: Annotated[StrictInt, Field(ge=1, le=MAX_STEPS)] = Field(
+        2000, description="the training budget: a run stops after this many updates"
+    )
+    grad_clip: Annotated[Number, Field(gt=0, le=MAX_GRAD_CLIP)] | None = Field(
+        1.0, description="clip the gradient at this bound (clip_mode says how); null: never"
+    )
+    clip_mode: Literal["norm", "value"] = Field(
+        "norm",
+        description="norm: scale the whole gradient down to global L2 norm grad_clip; value: "
+        "clamp each element to [-grad_clip, grad_clip] (Arjovsky et al. 2016's code). The "
+        "gradient norm recorded is the one before clipping",
+    )
+    rmsprop_decay: Annotated[Number, Field(gt=0, lt=1)] | None = Field(
+        None,
+        description="RMSprop's moving-average decay of squared gradients (PyTorch's alpha; "
+        "null: its 0.99); only with optimizer rmsprop",
+    )
+    eval_every: PositiveInt = Field(100, description="updates between validations")
+    solved_accuracy: Annotated[Number, Field(gt=0, le=1)] = Field(
+        0.99, description="the validation accuracy at which a run counts as solved and stops"
+    )
+    log_every: PositiveInt = Field(
+        25, description="updates between writes of the training metrics to MLflow"
+    )
+    # a large pre-clip gradient norm alone is what clipping handles, not a divergence
+    diverge_loss_factor: Annotated[Number, Field(gt=1)] = Field(
+        100.0,
+        description="a run diverges on a non-finite loss or gradient, or when a log_every "
+        "window's mean training loss exceeds this multiple of the task's memoryless baseline "
+        "loss (an explosion that clipping did not contain)",
+    )
 
     @model_validator(mode="after")
     def _options_fit(self):
@@ -68,9 +90,13 @@ class TrainingConfig(Frozen):
 
 
 class DataConfig(Frozen):
-    n_train: Sequences = 20_000
-    n_val: Sequences = 1_000
-    n_test: Sequences = 2_000
+    """Sequences per split of every (task, distance, seed) data folder."""
+
+    n_train: Sequences = Field(20_000, description="training sequences")
+    n_val: Sequences = Field(
+        1_000, description="validation sequences, none of them a training sequence"
+    )
+    n_test: Sequences = Field(2_000, description="test sequences, none of them a training sequence")
 
     def sizes(self) -> dict[str, int]:
         """Sequences per split, by split name (the data stage's file names)."""
@@ -78,9 +104,17 @@ class DataConfig(Frozen):
 
 
 class ProbeConfig(Frozen):
-    batch_size: PositiveInt = 128  # probe samples, from the validation split (at most n_val)
-    # also probe every N validations; 0: never. A run validates at most MAX_STEPS times.
-    every_evals: Annotated[StrictInt, Field(ge=0, le=MAX_STEPS)] = 5
+    """The gradient probe: how much of the loss's gradient reaches the key step, measured before
+    training, every so many validations and after training.
+    """
+
+    batch_size: PositiveInt = Field(
+        128, description="probe samples, from the validation split (at most data.n_val)"
+    )
+    # a run validates at most MAX_STEPS times
+    every_evals: Annotated[StrictInt, Field(ge=0, le=MAX_STEPS)] = Field(
+        5, description="also probe every this many validations; 0: only before and after"
+    )
 
 
 class ResourcesConfig(Frozen):
@@ -88,10 +122,14 @@ class ResourcesConfig(Frozen):
     retrain finished runs.
     """
 
-    # CPUs (and torch threads) per run, locally and on Ray
-    cpus_per_run: Annotated[StrictInt, Field(ge=1, le=MAX_CPUS)] = 1
-    # Ray: 0.25 lets 4 runs share a GPU
-    gpus_per_run: Annotated[Number, Field(ge=0, le=MAX_GPUS)] = 0
+    cpus_per_run: Annotated[StrictInt, Field(ge=1, le=MAX_CPUS)] = Field(
+        1, description="CPUs (and torch threads) per run, locally and on Ray"
+    )
+    gpus_per_run: Annotated[Number, Field(ge=0, le=MAX_GPUS)] = Field(
+        0,
+        description="GPUs per run on Ray; a fraction below 1 shares one (0.25: four runs a GPU), "
+        "above 1 whole GPUs",
+    )
 
     @field_validator("gpus_per_run")
     @classmethod

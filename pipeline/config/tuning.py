@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field, StrictInt, ValidationError, field_validator
 
-from pipeline.bounds import MAX_DISTANCE, Frozen, check_seeds, unique
+from pipeline.bounds import MAX_DISTANCE, Frozen, check_seeds, did_you_mean, unique
 from pipeline.config.runs import (
     Choice,
     GridPoint,
@@ -34,6 +34,7 @@ from pipeline.config.runs import (
     tuning_runs,
 )
 from pipeline.config.training import TrainingConfig
+from pipeline.tasks import TASKS
 
 if TYPE_CHECKING:
     from pipeline.config.experiment import Experiment
@@ -55,25 +56,42 @@ class TuningConfig(Frozen):
     did best on validation data (``select``; test data are never read).
     """
 
-    grid: Annotated[dict[str, Annotated[list, Field(min_length=1)]], Field(min_length=1)]
-    seeds: Annotated[list[StrictInt], Field(min_length=1)]
-    distances: dict[str, Annotated[StrictInt, Field(ge=1, le=MAX_DISTANCE)]] = {}
+    grid: Annotated[dict[str, Annotated[list, Field(min_length=1)]], Field(min_length=1)] = Field(
+        description=f"training settings to try ({', '.join(TUNABLE)}), each with its values: "
+        "every combination is a grid point",
+        json_schema_extra={"propertyNames": {"enum": list(TUNABLE)}},
+    )
+    seeds: Annotated[list[StrictInt], Field(min_length=1)] = Field(
+        description="tuning seeds, never evaluation seeds"
+    )
+    distances: dict[str, Annotated[StrictInt, Field(ge=1, le=MAX_DISTANCE)]] = Field(
+        {},
+        description="the tuning distance per task; default: the middle of its distances",
+        json_schema_extra={"propertyNames": {"enum": list(TASKS)}},
+    )
 
     @field_validator("grid")
     @classmethod
     def _grid(cls, v: dict) -> dict:
+        """Each value validated as its training setting, and kept as that setting reads it (YAML
+        reads ``3e-3`` as text; the learning rate is the number 0.003).
+        """
+        out = {}
         for field, values in v.items():
             if field not in TUNABLE:
+                hint = did_you_mean(field, TUNABLE)
                 raise ValueError(
-                    f"{field}: not a setting tuning can vary (one of {', '.join(TUNABLE)})"
+                    f"{field}: not a setting tuning can vary{';' if hint else ''}{hint} (one of "
+                    f"{', '.join(TUNABLE)})"
                 )
-            unique(values, f"{field} value")
+            out[field] = []
             for value in values:  # each value must be a valid setting on its own
                 try:
-                    TrainingConfig(**{field: value})
+                    out[field].append(getattr(TrainingConfig(**{field: value}), field))
                 except ValidationError as e:
                     raise ValueError(f"{field}: {e.errors()[0]['msg']} (got {value!r})") from None
-        return v
+            unique(out[field], f"{field} value")
+        return out
 
     @field_validator("seeds")
     @classmethod

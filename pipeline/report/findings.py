@@ -28,6 +28,7 @@ from pipeline.report.stats import fit_d50, horizons, parting_distances, success_
 from pipeline.report.survival import survival_table
 from pipeline.report.tables import count_text, d50_text, horizon_text, survival_text
 from pipeline.report.verdict import verdicts
+from pipeline.status import UNFINISHED
 
 
 def findings(sweep: Readout) -> list[str]:
@@ -57,7 +58,7 @@ def _outcome_counts(runs: pd.DataFrame) -> str:
         f"{finished} of {len(runs)} planned runs finished: {n.get('solved', 0)} solved, "
         f"{n.get('unsolved', 0)} unsolved, {n.get('diverged', 0)} diverged."
     )
-    other = {s: int(n[s]) for s in ("failed", "stale", "missing") if n.get(s, 0)}
+    other = {s: int(n[s]) for s in UNFINISHED if n.get(s, 0)}
     if other:
         text += " Not finished: " + ", ".join(f"{c} {s}" for s, c in other.items())
         text += " (listed under Problem runs)."

@@ -1,32 +1,30 @@
 """Reading one experiment's runs for the report: the result files and the MLflow runs, into a
 ``Readout`` (``collect``). Nothing here draws or writes.
 
-A run's ``status`` in the report: ``solved``, ``unsolved`` or ``diverged`` for a finished run (as
-its result file says); ``failed`` when it has no result file and its last MLflow attempt failed;
-``stale`` when its result file belongs to another configuration of the run (a changed experiment
-file, not yet retrained); ``missing`` otherwise.
+A run's ``status`` is where it stands (``pipeline.status``): ``solved``, ``unsolved`` or
+``diverged`` when finished; ``stale``, ``failed``, ``missing`` or ``planned`` otherwise, with why
+in its ``note``.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pandas as pd
 
-from pipeline import paths
-from pipeline.config import Experiment, tuning
+from pipeline import config, paths, status
+from pipeline.config import Experiment
 from pipeline.config import runs as runs_module
 from pipeline.config.runs import (
     EXTRAPOLATION_FACTORS,
     Extrapolation,
-    RunResult,
-    RunSpec,
     extrapolation_column,
     factor_label,
-    result_path,
 )
 from pipeline.decay import efold
 from pipeline.errors import ReportError
@@ -51,6 +49,10 @@ RESULT_COLUMNS = [
     "environment", "run_key", "run_id", "note",
 ]  # fmt: skip
 IDENTITY = ["run_id", "run_key", "task", "model", "cell", "distance", "seed"]
+# probe.csv's columns (tracking.run_log.write_probe_csv), with each run's identity in front;
+# the c_ columns are an LSTM's only
+CURVE_COLUMNS = [*IDENTITY, "phase", "step", "k", *(f"{state}_{stat}" for state in STATES
+                 for stat in ("median", "q25", "q75", "jacobian"))]  # fmt: skip
 HISTORIES = ("grad_norm", "val_accuracy")  # metric histories the figures draw
 
 
@@ -68,7 +70,9 @@ def collect(exp: Experiment, client) -> Readout:
     everything = store.search(client, found.experiment_id)
     # the sweep's runs, not its parent runs
     mlflow_runs = [r for r in everything if names.RUN_KEY in r.data.tags]
-    runs, tuned, selections = planned(exp, mlflow_runs)
+    found_runs = status.survey(exp, mlflow_runs)
+    known_ids = {r.info.run_id for r in mlflow_runs}
+    runs, tuned, selections = _frames(found_runs, known_ids)
     if not runs["status"].isin(FINISHED).any():
         raise ReportError(
             f"experiment {exp.name!r} has no finished runs (no current result files under "
@@ -82,9 +86,9 @@ def collect(exp: Experiment, client) -> Readout:
     sweeps = {r.info.run_id for r in everything if r.data.tags.get(names.ROLE) == names.SWEEP}
     probed = finished[finished["probe_data"]]
     with quiet_artifacts():
-        curves = _curves(client, probed)
+        curves = _curves(client.tracking_uri, probed)
         probe_summary = _per_run_csv(
-            client, probed, names.PROBE_SUMMARY_ARTIFACT, ["phase", "step"]
+            client.tracking_uri, probed, names.PROBE_SUMMARY_ARTIFACT, ["phase", "step"]
         )
     return Readout(
         exp=exp,
@@ -98,57 +102,61 @@ def collect(exp: Experiment, client) -> Readout:
         selections=selections,
         parent_run=_most_common(p for p in parents if p in sweeps),
         code_version=_most_common(t.get(names.CODE_VERSION) for t in tags),
-        brackets=brackets(exp, selections),
-        control=_control(exp, selections, mlflow_runs),
+        brackets=brackets(exp, found_runs.choice),
+        control=_frame([_row(s, known_ids) for s in found_runs.control])
+        if exp.control is not None
+        else None,
         probe_summary=probe_summary,
     )
 
 
-def _control(exp: Experiment, selections: list, mlflow_runs: list) -> pd.DataFrame | None:
-    """One row per control run the brackets ask for (``runs.control_runs``); None without one."""
-    if exp.control is None:
-        return None
-    choice = {(s.task, s.model): s.chosen for s in selections} if exp.tuning else None
-    specs = runs_module.control_runs(exp, choice, recorded)
-    return _frame([_row(spec, mlflow_runs) for spec in specs])
-
-
-def brackets(exp: Experiment, selections: list) -> dict:
+def brackets(exp: Experiment, choice: dict | None) -> dict:
     """Per (task, model): its staircase's ``Bracket`` from the result files, or None while its
     plan still waits for runs; empty for an experiment without a staircase.
     """
     if exp.staircase is None:
         return {}
-    choice = {(s.task, s.model): s.chosen for s in selections} if exp.tuning else None
     return {
         (task.task, model): bracket
         for task in exp.tasks
-        for model, bracket in runs_module.variant_brackets(exp, task, choice, recorded).items()
+        for model, bracket in runs_module.variant_brackets(
+            exp, task, choice, status.recorded
+        ).items()
     }
 
 
 def planned(exp: Experiment, mlflow_runs: list | None = None) -> tuple:
     """``(runs, tuned, selections)``: one row per planned evaluation run and per tuning run of
-    ``exp`` (``RESULT_COLUMNS``), from the result files, and what tuning chose. Without
-    ``mlflow_runs`` (the experiment's MLflow runs), a run with no result file is ``missing``
-    whatever its attempts did.
+    ``exp`` (``RESULT_COLUMNS``), from the result files, where each stands (``status.survey``),
+    and what tuning chose. Without ``mlflow_runs`` (the experiment's MLflow runs), a run with no
+    result file is ``missing`` whatever its attempts did.
     """
-    tuning_specs = runs_module.tuning_runs(exp)
-    tuned = _frame([_row(spec, mlflow_runs) for spec in tuning_specs])
-    selections, choice = [], None
-    if tuning_specs:
-        current = tuned[tuned["status"].isin(FINISHED)]["run_key"]
-        results = {key: RunResult.read(paths.result_file(exp.name, key)) for key in current}
-        choice, selections, _ = tuning.select(exp, results)
-    evaluation = _with_choice(exp, choice)
-    runs = _frame([_row(spec, mlflow_runs) for spec in evaluation])
-    if tuning_specs:
-        chosen = runs_module.evaluation_runs(exp, choice, recorded)
-        untuned = ~runs["run_key"].isin([s.key for s in chosen])
-        runs["note"] = runs["note"].astype(object)
-        runs.loc[untuned, "status"] = "missing"
-        runs.loc[untuned, "note"] = "its variant's tuning did not finish"
-    return runs, tuned, selections
+    known = None if mlflow_runs is None else {r.info.run_id for r in mlflow_runs}
+    return _frames(status.survey(exp, mlflow_runs), known)
+
+
+def _frames(found: status.Survey, known: set[str] | None) -> tuple:
+    """(runs, tuned, selections) of a survey: its evaluation and tuning runs as rows."""
+    tuned = _frame([_row(s, known) for s in found.tuning])
+    runs = _frame([_row(s, known) for s in found.evaluation])
+    return runs, tuned, found.selections
+
+
+def tables(experiment: str | Path, curves: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``pipeline.results``: (runs, curves) of the experiment file or name ``experiment``."""
+    exp = config.load(paths.experiment_path(experiment))
+    mlflow_runs, source = status.attempts(exp)
+    runs, tuned, _ = planned(exp, mlflow_runs)
+    if not tuned.empty:
+        runs = pd.concat([runs, tuned], ignore_index=True)
+    probed = runs[runs["status"].isin(FINISHED) & runs["probe_data"]]
+    if not curves or probed.empty:
+        return runs, pd.DataFrame(columns=CURVE_COLUMNS)
+    if not mlflow_runs:
+        warnings.warn(f"probe curves not read: {source}", stacklevel=3)
+        return runs, pd.DataFrame(columns=CURVE_COLUMNS)
+    with quiet_artifacts():
+        return runs, _curves(paths.tracking_uri(), probed)
 
 
 def _most_common(values) -> str | None:
@@ -166,29 +174,13 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
     return frame.copy()
 
 
-def recorded(spec: RunSpec) -> RunResult | None:
-    """The result file of ``spec`` when it is of ``spec``'s configuration (of any code version:
-    the report shows what was trained).
+def _row(standing: status.Standing, known: set[str] | None) -> dict:
+    """One run's row: its result file's fields when finished, else its status and why;
+    ``known``: the MLflow run ids there are (None: not read).
     """
-    result = RunResult.read(result_path(spec))
-    return result if result is not None and result.config_hash == spec.config_hash else None
-
-
-def _with_choice(exp: Experiment, choice: dict | None) -> list[RunSpec]:
-    """Every evaluation run asked for (the staircases as far as the result files take them):
-    with its variant's chosen settings where tuning finished, else with the untuned ones
-    (listed, then marked missing: they cannot have been trained).
-    """
-    chosen = {s.key: s for s in runs_module.evaluation_runs(exp, choice, recorded)}
-    untuned = runs_module.evaluation_runs(exp)  # a variant without a choice: its first level
-    keys = {s.key for s in untuned}
-    return [chosen.get(s.key, s) for s in untuned] + [s for k, s in chosen.items() if k not in keys]
-
-
-def _row(spec: RunSpec, mlflow_runs: list | None) -> dict:
-    """One run's row: from its result file when current, else why it has none."""
+    spec = standing.spec
     task = spec.task.build()
-    identity = {
+    row = {
         **{k: v for k, v in spec.identity().items() if k in RESULT_COLUMNS},
         "hidden_size": spec.hidden_size,
         "batch_size": spec.training.batch_size,
@@ -196,21 +188,14 @@ def _row(spec: RunSpec, mlflow_runs: list | None) -> dict:
         "chance_accuracy": task.chance_accuracy(spec.distance),
         "baseline_loss": task.baseline_loss(spec.distance),
         "probe_data": False,
+        "status": standing.status,
+        "run_id": standing.run_id,
+        "note": standing.note or None,
     }
-    path = result_path(spec)
-    if not path.exists():
-        return identity | _unfinished(spec, mlflow_runs)
-    found = RunResult.read(path)
-    if found is None:
-        return identity | {"status": "missing", "note": "unreadable result file"}
-    if found.config_hash != spec.config_hash:
-        return identity | {
-            "status": "stale",
-            "run_id": found.run_id,
-            "note": "result file is from another configuration of this run; train again",
-        }
-    result = found.flat()
-    row = identity | {k: result.get(k) for k in RESULT_COLUMNS if k in result}
+    if standing.result is None:
+        return row
+    result = standing.result.flat()
+    row |= {k: result.get(k) for k in RESULT_COLUMNS if k in result}
     row["probe_data"] = any(result.get(k) is not None for k in PROBE_COLUMNS)
     row["environment"] = environment_text(result.get("environment") or {})
     for phase in PHASES:
@@ -219,7 +204,7 @@ def _row(spec: RunSpec, mlflow_runs: list | None) -> dict:
             row[f"probe_{phase}_{state}_efold"] = efold(rho) if rho is not None else None
     if row["status"] == "diverged":
         row["note"] = f"diverged at step {result.get('diverged_step')}"
-    if mlflow_runs is not None and result.get("run_id") not in {r.info.run_id for r in mlflow_runs}:
+    if known is not None and result.get("run_id") not in known:
         row["note"] = "no MLflow run with this id (training curves unavailable)"
     return row
 
@@ -233,24 +218,6 @@ def environment_text(env: dict) -> str:
     parts += [f"{label} {env[key]}" for key, label in names.items() if key in env]
     parts += [f"Python {env['env.python']}"] if "env.python" in env else []
     return "; ".join(parts)
-
-
-def _unfinished(spec: RunSpec, mlflow_runs: list | None) -> dict:
-    """Status and note of a run without a result file, from its latest MLflow attempt."""
-    if mlflow_runs is None:
-        return {"status": "missing", "note": "no result file"}
-    attempts = [r for r in mlflow_runs if r.data.tags.get(names.RUN_KEY) == spec.key]
-    if not attempts:
-        return {"status": "missing", "note": "never trained"}
-    last = max(attempts, key=lambda r: r.info.start_time or 0)
-    if last.info.status == "FAILED":
-        error = last.data.tags.get(names.ERROR, "no error recorded")
-        return {"status": "failed", "run_id": last.info.run_id, "note": error[:300]}
-    return {
-        "status": "missing",
-        "run_id": last.info.run_id,
-        "note": f"last attempt {last.info.status} without a result file",
-    }
 
 
 @contextmanager
@@ -268,12 +235,15 @@ def quiet_artifacts() -> Iterator[None]:
             os.environ[key] = saved
 
 
-def _curves(client, probed: pd.DataFrame) -> pd.DataFrame:
+def _curves(tracking_uri: str, probed: pd.DataFrame) -> pd.DataFrame:
     """The probe.csv artifacts of ``probed`` runs, with each run's identity in front."""
-    return _per_run_csv(client, probed, "probe.csv", ["phase", "step", "k"])
+    found = _per_run_csv(tracking_uri, probed, "probe.csv", ["phase", "step", "k"])
+    return found if not found.empty else pd.DataFrame(columns=CURVE_COLUMNS)
 
 
-def _per_run_csv(client, runs: pd.DataFrame, artifact: str, columns: list[str]) -> pd.DataFrame:
+def _per_run_csv(
+    tracking_uri: str, runs: pd.DataFrame, artifact: str, columns: list[str]
+) -> pd.DataFrame:
     """The CSV artifact ``artifact`` of each of ``runs``, with the run's identity in front; a
     run without it is left out (empty: ``IDENTITY`` and ``columns`` only).
     """
@@ -283,7 +253,7 @@ def _per_run_csv(client, runs: pd.DataFrame, artifact: str, columns: list[str]) 
     for run in runs[IDENTITY].itertuples(index=False):
         try:
             local = mlflow.artifacts.download_artifacts(
-                run_id=run.run_id, artifact_path=artifact, tracking_uri=client.tracking_uri
+                run_id=run.run_id, artifact_path=artifact, tracking_uri=tracking_uri
             )
         except Exception:  # an artifact lost or never written: the run shows without it
             continue

@@ -14,9 +14,9 @@ import pandas as pd
 
 from pipeline.config import Experiment
 from pipeline.decay import GEOMETRIC_R2, efold
+from pipeline.status import FINISHED
 from pipeline.tasks import TASKS
 
-FINISHED = ("solved", "unsolved", "diverged")
 PHASES, STATES = ("init", "final"), ("h", "c")
 # the probe's summaries per phase and state (probe.py), as result-file keys probe_<phase>_<state>_*
 PROBE_STATS = (

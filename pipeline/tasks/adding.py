@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor
 
 from pipeline.bounds import Number
@@ -234,7 +235,13 @@ class AddingConfig(TaskConfig):
     """The adding task's section of an experiment file."""
 
     GENERATOR: ClassVar[type] = Adding
-    task: Literal["adding"]
-    tolerance: parameter(Adding, "tolerance", Number) = Adding.tolerance
-    # where the markers sit and how the target is scaled: Adding says what each means
-    variant: Literal[ADDING_VARIANTS] = Adding.variant
+    task: Literal["adding"] = Field(description="the task")
+    tolerance: parameter(
+        Adding, "tolerance", "a sequence is correct when its absolute error is below this", Number
+    ) = Adding.tolerance
+    # Adding's docstring says what each variant means
+    variant: Literal[ADDING_VARIANTS] = Field(
+        Adding.variant,
+        description="where the markers sit and how the target is scaled: fixed, halves "
+        "(Arjovsky et al. 2016's code) or hochreiter (Hochreiter & Schmidhuber 1997)",
+    )

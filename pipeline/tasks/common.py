@@ -63,8 +63,13 @@ class TaskConfig(Frozen):
     """
 
     GENERATOR: ClassVar[type]
-    task: str
-    distances: Distances = []  # fixed distances; none where the experiment's staircase finds them
+    task: str = Field(description="the task's name")
+    distances: Distances = Field(
+        default=[],
+        description="steps from the input that carries the needed information to the output "
+        "scored on it: each is a run per model and seed (none: the experiment's staircase finds "
+        "them)",
+    )
 
     @field_validator("distances")
     @classmethod
@@ -90,6 +95,8 @@ class TaskConfig(Frozen):
         return self.GENERATOR(**self.params())
 
 
-def parameter(task: type, name: str, kind=StrictInt):
-    """A task parameter's type and bounds in the config, as the generator's ``LIMITS`` say."""
-    return Annotated[kind, Field(**task.LIMITS[name])]
+def parameter(task: type, name: str, description: str, kind=StrictInt):
+    """A task parameter's type, bounds and description in the config, the bounds as the
+    generator's ``LIMITS`` say.
+    """
+    return Annotated[kind, Field(**task.LIMITS[name], description=description)]

@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor
 
 from pipeline.tasks.common import TaskConfig, check_limits, generator, parameter, power
@@ -131,6 +132,10 @@ class CopyConfig(TaskConfig):
     """The copy task's section of an experiment file."""
 
     GENERATOR: ClassVar[type] = Copy
-    task: Literal["copy"]
-    n_symbols: parameter(Copy, "n_symbols") = Copy.n_symbols
-    copy_length: parameter(Copy, "copy_length") = Copy.copy_length
+    task: Literal["copy"] = Field(description="the task")
+    n_symbols: parameter(Copy, "n_symbols", "symbols to copy from: chance 1/n_symbols") = (
+        Copy.n_symbols
+    )
+    copy_length: parameter(
+        Copy, "copy_length", "symbols to copy; distance = T + copy_length (T blanks before)"
+    ) = Copy.copy_length

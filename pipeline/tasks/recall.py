@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor
 
 from pipeline.tasks.common import TaskConfig, check_limits, generator, parameter, power
@@ -176,6 +177,10 @@ class RecallConfig(TaskConfig):
     """The recall task's section of an experiment file."""
 
     GENERATOR: ClassVar[type] = Recall
-    task: Literal["recall"]
-    n_keys: parameter(Recall, "n_keys") = Recall.n_keys
-    n_filler: parameter(Recall, "n_filler") = Recall.n_filler
+    task: Literal["recall"] = Field(description="the task")
+    n_keys: parameter(Recall, "n_keys", "countries to recall: classes, chance 1/n_keys") = (
+        Recall.n_keys
+    )
+    n_filler: parameter(Recall, "n_filler", "filler words between the key and the question") = (
+        Recall.n_filler
+    )

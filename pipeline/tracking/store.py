@@ -119,6 +119,13 @@ def is_local_sqlite(uri: str) -> bool:
     return uri.startswith("sqlite:")
 
 
+def local_store_missing(uri: str) -> bool:
+    """Whether ``uri`` is a local SQLite store that does not exist yet: reading it would create
+    it (``connect`` does, as the pipeline's first store).
+    """
+    return is_local_sqlite(uri) and not Path(uri.removeprefix("sqlite:///")).exists()
+
+
 class _RetryNotice(logging.Handler):
     """urllib3's notice of each HTTP retry after a broken connection, as one redacted line on
     stderr: urllib3 sends it to a null handler, and an outage the retries ride out would go

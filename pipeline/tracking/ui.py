@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from pipeline import paths
 from pipeline.tracking.names import PARENT_RUN, RUN_NAME, STUDY, VIEW_TAG
-from pipeline.tracking.store import connect, is_local_sqlite, retry
+from pipeline.tracking.store import connect, local_store_missing, retry
 
 # the address of `make mlflow-ui`, for a store that is not a server itself
 UI_ADDRESS = "http://127.0.0.1:5000"
@@ -47,7 +46,7 @@ def ui_links(address: str, uri: str | None = None) -> list[str]:
     A local store that does not exist yet is left uncreated.
     """
     uri = uri or paths.tracking_uri()
-    if is_local_sqlite(uri) and not Path(uri.removeprefix("sqlite:///")).exists():
+    if local_store_missing(uri):
         return [f"no tracking store yet ({uri}): `make run-all` trains the default experiment"]
     c = connect(uri)
     ours = [
