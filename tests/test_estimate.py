@@ -1,11 +1,16 @@
-"""The estimate of a sweep's training time on this machine: the arithmetic on made-up speeds."""
+"""The estimate of a sweep's training time on this machine: the arithmetic on made-up speeds, and
+a tiny claim estimated, trained and compared (slow).
+"""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from pipeline import config, estimate
-from pipeline.config.runs import evaluation_runs
+from pipeline import config, data, estimate, replication
+from pipeline.config.runs import evaluation_runs, read_result
+from pipeline.sweep import phases
 from tests.conftest import write_experiment
 
 SWEEP = {
@@ -57,3 +62,43 @@ def test_the_speed_key_ignores_seed_and_initialisation_but_not_length_width_or_b
     wider = runs_of(tmp_path, hidden_size=16)[0]
     batch = runs_of(tmp_path, training={**SWEEP["training"], "batch_size": 64})[0]
     assert len({estimate.speed_key(s) for s in (a, wider, batch)}) == 3
+
+
+# A claim whose two runs train long enough for their updates to outweigh the sweep's fixed costs
+# (the store, each run's records), and cannot stop early: every validation sum within 0.001
+TIMED = {
+    "tasks": [{"task": "adding", "variant": "halves", "distances": [49], "tolerance": 0.001}],
+    "models": [{"name": "lstm", "cell": "lstm"}, {"name": "rnn", "cell": "rnn"}],
+    "seeds": [0],
+    "hidden_size": 32,
+    "training": {"max_steps": 1500, "eval_every": 250, "log_every": 50, "batch_size": 32,
+                 "solved_accuracy": 1.0},
+    "data": {"n_train": 4096, "n_val": 256, "n_test": 512},
+    "probe": {"batch_size": 32, "every_evals": 2},
+    "claim": {
+        "citation": "Somebody (2024). A timed claim.",
+        "statement": "the LSTM's test loss is finite",
+        "setting": "tiny",
+        "verified": True,
+        "expect": [
+            {"model": "lstm", "metric": "test_loss", "op": "<", "value": 1e6, "published": "x"}
+        ],
+    },
+}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_estimate_is_within_a_factor_of_2_of_a_tiny_claims_training(pipeline_root):
+    path = write_experiment(pipeline_root / "experiments" / "replications", "timed", TIMED)
+    items = replication.load_claims([path])
+    estimated = replication.estimates(items, jobs=1, log=lambda *_: None)["timed"]
+    assert estimated.runs == 2
+    exp = items["timed"].exp
+    data.run(exp, log=lambda *_: None)
+    started = time.perf_counter()
+    phases.run(exp, jobs=1, log=lambda *_: None)
+    measured = time.perf_counter() - started
+    assert measured / 2 <= estimated.seconds <= measured * 2, (estimated.seconds, measured)
+    # the runs trained to their last update, as the estimate has them (one that stops early
+    # would make any estimate look long)
+    assert [read_result(s).steps for s in evaluation_runs(exp)] == [1500, 1500]

@@ -268,7 +268,14 @@ def load(path: str | Path) -> Experiment:
             raise ConfigError(f"{path}: {key!r}: not a setting (settings are named by words)")
     if "name" in raw:
         raise ConfigError(f"{path}: name: not a setting; the experiment is named by its file")
+    return validated(path, path.stem, raw)
+
+
+def validated(path: Path, name: str, raw: dict) -> Experiment:
+    """The experiment ``name`` of the settings ``raw``, read from ``path``. Raises ConfigError,
+    naming ``path``, the field and the value, for any invalid field.
+    """
     try:
-        return Experiment(name=path.stem, **raw)
+        return Experiment(name=name, **raw)
     except ValidationError as e:
         raise ConfigError(_describe(path, e)) from None
