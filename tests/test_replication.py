@@ -135,9 +135,16 @@ def test_a_replication_file_needs_a_claim(tmp_path):
         replication.load_claims([plain])
 
 
-def test_shipped_claims_load_with_distinct_names():
+def test_shipped_claims_load_with_distinct_names_and_parts_for_the_long_ones():
     files = replication.claim_files()
     items = replication.load_claims(files)
     claims = {name: item for name, item in items.items() if item.part_of is None}
     assert len(claims) == len(files) == 6
     assert config.load(files[0]).claim == items[files[0].stem].exp.claim
+    # a claim too long for 2 cores has a part sized for them; the two CPU-sized claims have none
+    with_parts = {item.part_of for item in items.values() if item.part_of}
+    assert with_parts == set(claims) - {"arjovsky2016-adding", "hochreiter1997-adding"}
+    for name, item in items.items():
+        if item.part_of:
+            assert name.startswith(item.part_of + ".")
+            assert item.exp.claim.verified == claims[item.part_of].exp.claim.verified
