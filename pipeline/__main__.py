@@ -145,8 +145,9 @@ def _parser() -> argparse.ArgumentParser:
     replicate = stage(
         "replicate",
         _replicate,
-        "run the published claims of experiments/replications/ (data, train, report each) and "
-        "write reports/replications/",
+        "estimate the published claims of experiments/replications/ and their parts on this "
+        "machine, run those that fit the budget (data, train, report each) and write "
+        "reports/replications/",
         experiment=False,
     )
     replicate.add_argument(

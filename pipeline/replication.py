@@ -148,7 +148,8 @@ def plan(
                 left -= costs[name].seconds
             else:
                 skipped[name] = (
-                    f"estimated {duration(costs[name].seconds)} here, over what was left of the "
+                    f"estimated {duration(costs[name].seconds)} of training on this machine, "
+                    "over what was left of the "
                     f"{budget:g}-minute budget; make replicate CLAIM={name} runs it (or BUDGET="
                     "minutes, ALL=1 for every claim and part)"
                 )

@@ -282,7 +282,9 @@ def test_the_page_has_one_row_per_claim_with_its_verdict(pipeline_root):
     folder = pipeline_root / "experiments"
     empty = write_experiment(folder, "empty", CLAIMED)
     claims = replication.load_claims([folder / "claimed.yaml", empty])
-    page = replication.write_page(claims, {"empty": "estimated 9.6 h here, over the budget"})
+    page = replication.write_page(
+        claims, {"empty": "estimated 9.6 h on this machine, over the budget"}
+    )
     md = (page.parent / "report.md").read_text()
     rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
     assert (
@@ -291,7 +293,7 @@ def test_the_page_has_one_row_per_claim_with_its_verdict(pipeline_root):
     )
     assert "lstm at 19: 0.004 (seeds 0: 0.004, 1: 0.004, 2: 0.004)" in rows["claimed"]
     assert "| none yet |" in rows["claimed"]  # no report folder for it was written
-    assert "not run: estimated 9.6 h here, over the budget" in rows["empty"]
+    assert "not run: estimated 9.6 h on this machine, over the budget" in rows["empty"]
     assert "smaller budget" not in rows["empty"]  # nothing ran, on any budget
     assert "known against it, outside the checks: A longer run beat" in rows["claimed"]
     assert "known against it" not in rows["empty"]

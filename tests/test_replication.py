@@ -103,7 +103,9 @@ def test_the_claims_run_cheapest_first_within_the_budget_then_parts_of_those_lef
     # a and b fit (11 minutes); c does not, its part does; b's part is not needed
     assert run == ["a", "b", "c.p"]
     assert skipped["b.p"] == "its claim b ran in this call"
-    assert skipped["c"].startswith("estimated 1.7 h here, over what was left of the 15-minute")
+    assert skipped["c"].startswith(
+        "estimated 1.7 h of training on this machine, over what was left of the 15-minute"
+    )
     assert "make replicate CLAIM=c runs it" in skipped["c"]
     run, skipped = replication.plan(items, cost, None, everything=False, budget=6)
     assert run == ["a", "b.p", "c.p"]  # b does not fit; then the parts, cheapest first

@@ -49,8 +49,8 @@ class Entry:
 
 
 def verdict_text(entry: Entry, verdict: Verdict) -> str:
-    """``reproduced``, ``not run: estimated 9.6 h here ...``, with ``(published claim
-    unverified)`` and the budget where it is smaller than the paper's.
+    """``reproduced``, ``not run: estimated 9.6 h of training on this machine ...``, with
+    ``(published claim unverified)`` and the budget where it is smaller than the paper's.
     """
     text = verdict.verdict + _qualifiers(entry.exp.claim, verdict)
     if verdict.verdict == "not run" and entry.why_not_run:
