@@ -21,8 +21,8 @@
 ## CLAIM=name                  make replicate: this claim (or part, claim.part) only, whatever its
 ##                             estimated time
 ## ALL=1                       make replicate: every claim and part, whatever its estimated time
-## BUDGET=minutes              make replicate: the claims, then the parts, that fit this many
-##                             minutes of estimated training here, cheapest first (default: 15)
+## BUDGET=minutes              make replicate: minutes of training (default: 15) for the claims,
+##                             then the parts, cheapest first, each whose estimate here fits
 ## PLAN=1                      make replicate: print the estimates and what would run; run nothing
 ## TORCH=cpu|cuda              make install: PyTorch's CPU build (default) or its CUDA build (Linux)
 ## TORCH_INDEX=url             make install: the index to take that build from (default: PyTorch's

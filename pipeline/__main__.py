@@ -162,8 +162,8 @@ def _parser() -> argparse.ArgumentParser:
         "--budget",
         type=float,
         metavar="MINUTES",
-        help="run the claims, then the parts, that fit this many minutes of estimated training "
-        "here, cheapest first (default: replication.BUDGET_MINUTES, 15)",
+        help="minutes of training for the claims, then the parts, cheapest first, each whose "
+        "estimate here fits what is left (default: replication.BUDGET_MINUTES, 15)",
     )
     replicate.add_argument(
         "--plan", action="store_true", help="print the estimates and what would run; run nothing"

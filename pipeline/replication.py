@@ -13,14 +13,17 @@ Which run: with ``claim``, that one (a claim or a part), whatever its size; with
 all; otherwise those that fit ``budget`` minutes here. Before any work, ``estimate`` measures
 how fast this machine trains each model at each length and prints every claim's and part's
 estimated time (its runs without a result, each to its last update, on ``jobs`` workers); then
-the claims run, cheapest first, each while what is left of the budget holds it, and then the
-parts of the claims left out, the same way. A claim or part left out is "not run" on the page,
-with its estimate, unless result files of an earlier run exist (they are checked as they stand).
+the claims run, cheapest first, each whose estimate fits what is left of the budget, and then
+the parts of the claims left out, the same way (``plan``). What comes off the budget is the
+time a claim trained, not its estimate: one whose runs solve early leaves the rest to the next.
+A claim or part left out is "not run" on the page, with its estimate, unless result files of
+an earlier run exist (they are checked as they stand).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,24 +121,29 @@ def plan(
     claim: str | None,
     everything: bool,
     budget: float,
+    take: Callable[[str], float] | None = None,
 ) -> tuple[list[str], dict[str, str]]:
-    """``(to run, {left out: why})`` for ``budget`` minutes. Raises ConfigError for an unknown
-    ``claim``.
+    """``(to run, {left out: why})`` for ``budget`` minutes of training: ``claim`` alone, or
+    every one with ``everything``; otherwise the claims, cheapest first, each whose estimate
+    fits what is left of the budget, then the same way the parts of the claims left out.
+
+    ``take(name)``, where given, runs each one as it is picked and returns the seconds it
+    trained, which come off the budget in place of its estimate: a claim whose runs solve early
+    leaves the rest to the next. Without it nothing runs and the estimates come off: the
+    forecast. Raises ConfigError for an unknown ``claim``.
     """
     if claim is not None and claim not in items:
         known = ", ".join(items) or "none"
         raise ConfigError(
             f"no claim or part {claim!r} in {paths.experiments_dir() / FOLDER} (these: {known})"
         )
-    if claim is not None:
-        skipped = {
-            name: f"this call ran {claim} only (make replicate CLAIM={name} runs it)"
-            for name in items
-            if name != claim
-        }
-        return [claim], skipped
-    if everything:
-        return list(items), {}
+    take = take or (lambda name: costs[name].seconds)
+    if claim is not None or everything:
+        run = [claim] if claim is not None else list(items)
+        for name in run:
+            take(name)
+        why = "this call ran {claim} only (make replicate CLAIM={name} runs it)"
+        return run, {n: why.format(claim=claim, name=n) for n in items if n not in run}
     run, skipped, left = [], {}, budget * 60
     claims = [name for name, item in items.items() if item.part_of is None]
     parts = [name for name, item in items.items() if item.part_of is not None]
@@ -145,16 +153,14 @@ def plan(
                 skipped[name] = f"its claim {items[name].part_of} ran in this call"
             elif costs[name].seconds <= left:
                 run.append(name)
-                left -= costs[name].seconds
+                left -= take(name)
             else:
                 skipped[name] = (
                     f"estimated {duration(costs[name].seconds)} of training on this machine, "
-                    "over what was left of the "
-                    f"{budget:g}-minute budget; make replicate CLAIM={name} runs it (or BUDGET="
-                    "minutes, ALL=1 for every claim and part)"
+                    f"over what was left of the {budget:g}-minute budget; make replicate "
+                    f"CLAIM={name} runs it (or BUDGET=minutes, ALL=1 for every claim and part)"
                 )
-    order = list(items)
-    return sorted(run, key=order.index), skipped
+    return run, skipped
 
 
 def duration(seconds: float) -> str:
@@ -206,18 +212,21 @@ def run(
     timed = {claim: items[claim]} if claim is not None else items
     costs = estimates(timed, jobs, log)
     costs |= {name: Estimate(0, 0.0) for name in items if name not in costs}
-    todo, skipped = plan(items, costs, claim, everything, budget)
-    total = sum(costs[name].seconds for name in todo)
+    forecast, _ = plan(items, costs, claim, everything, budget)
+    total = sum(costs[name].seconds for name in forecast)
     log(
         f"replicate: estimated training here on {jobs} worker(s), every run to its last update "
         f"(a run that solves stops sooner); budget {budget:g} min\n"
-        + estimate_table(timed, costs, todo)
-        + f"\nreplicate: {len(todo)} to run, estimated at most {duration(total)} of training"
+        + estimate_table(timed, costs, forecast)
+        + f"\nreplicate: {len(forecast)} to run, estimated at most {duration(total)} of training"
+        + ("" if claim or everything else "; what one leaves unused goes to the next in line")
     )
     if dry_run:
         return None
     failed = {}
-    for name in todo:
+
+    def take(name: str) -> float:
+        """Run ``name``'s stages; the seconds it trained."""
         item = items[name]
         log(f"replicate: {name} ({item.path}), estimated at most {duration(costs[name].seconds)}")
         data.run(item.exp, log=log)
@@ -227,13 +236,17 @@ def run(
         except SweepError as e:
             failed[name] = str(e)
             log(f"replicate: {name}: {e}")
-        log(f"replicate: {name} trained in {duration(time.perf_counter() - started)}")
+        trained = time.perf_counter() - started
+        log(f"replicate: {name} trained in {duration(trained)}")
         try:
             report.run(item.exp, experiment_file=item.path)
         except ReportError as e:  # no run finished: the page says not run
             log(f"replicate: {name}: no report ({e})")
+        return trained
+
+    ran, skipped = plan(items, costs, claim, everything, budget, take)
     page = write_page(items, skipped)
-    log(f"replicate: {len(todo)} run, {len(skipped)} left out; report: {page}")
+    log(f"replicate: {len(ran)} run, {len(skipped)} left out; report: {page}")
     if failed:
         raise SweepError(
             "runs failed in " + "; ".join(f"{name}: {why}" for name, why in failed.items())

@@ -123,6 +123,29 @@ def test_the_claims_run_cheapest_first_within_the_budget_then_parts_of_those_lef
         replication.plan(items, cost, "huge", everything=False, budget=15)
 
 
+def test_what_a_claim_trained_comes_off_the_budget_so_an_early_finish_leaves_room(tmp_path):
+    folder = tmp_path / "replications"
+    items = replication.load_claims(
+        [claim_file(folder, "a"), write_experiment(folder, "b", PARTED),
+         write_experiment(folder, "c", PARTED)]
+    )  # fmt: skip
+    cost = costs(a=1, b=10, b_p=2, c=100, c_p=3)
+    forecast, _ = replication.plan(items, cost, None, everything=False, budget=12)
+    assert forecast == ["a", "b"]  # 1 minute left: c.p's 3 do not fit
+    taken = []
+
+    def half(name):  # each trains in half its estimate (its runs solved early)
+        taken.append(name)
+        return cost[name].seconds / 2
+
+    run, skipped = replication.plan(items, cost, None, everything=False, budget=12, take=half)
+    assert run == taken == ["a", "b", "c.p"]  # run as picked: claims cheapest first, then parts
+    assert "c" in skipped and "b.p" in skipped
+    taken.clear()
+    assert replication.plan(items, cost, "c.p", everything=False, budget=0, take=half)[0] == ["c.p"]
+    assert taken == ["c.p"]
+
+
 def test_durations_read_in_seconds_minutes_or_hours():
     assert [replication.duration(s) for s in (0, 40, 89, 90, 600, 5399, 5400, 34560)] == [
         "0 s", "40 s", "89 s", "2 min", "10 min", "90 min", "1.5 h", "9.6 h"

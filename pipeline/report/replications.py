@@ -157,8 +157,9 @@ def method() -> list[str]:
         "the claim itself runs; its section says what it can and cannot show of the claim.",
         "make replicate first times a few dozen updates of each model at each length on its "
         "machine and estimates each claim's and part's training time (every run to its last "
-        "update); then it runs the claims, cheapest first, while they fit its budget (BUDGET, "
-        "in minutes), and then, the same way, the parts of the claims left out. ALL=1 runs "
+        "update); then it runs the claims, cheapest first, each whose estimate fits what is "
+        "left of its budget (BUDGET, in minutes of training, of which each claim takes what it "
+        "trained), and then, the same way, the parts of the claims left out. ALL=1 runs "
         "every claim and part, CLAIM=name one (whatever its size). One left out stays 'not "
         "run' with its estimate, unless result files from an earlier run exist: they are "
         "checked as they stand.",
