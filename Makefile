@@ -19,8 +19,12 @@
 ##                             settings, written to experiments/<EXP>-set-<checksum of SET>.yaml
 ## JOBS=n                      worker processes of train and replicate (default: the cores)
 ## EXECUTOR=local|ray          where runs execute (default: local)
-## CLAIM=name                  make replicate: this claim only
-## ALL=1                       make replicate: the claims sized for a GPU too
+## CLAIM=name                  make replicate: this claim (or part, claim.part) only, whatever its
+##                             estimated time
+## ALL=1                       make replicate: every claim and part, whatever its estimated time
+## BUDGET=minutes              make replicate: minutes of training (default: 15) for the claims,
+##                             then the parts, cheapest first, each whose estimate here fits
+## PLAN=1                      make replicate: print the estimates and what would run; run nothing
 ## TORCH=cpu|cuda              make install: PyTorch's CPU build (default) or its CUDA build (Linux)
 ## TORCH_INDEX=url             make install: the index to take that build from (default: PyTorch's
 ##                             https://download.pytorch.org/whl/cpu, or .../cu130 with TORCH=cuda)
@@ -49,6 +53,8 @@ endif
 EXP      ?= default
 CLAIM    ?=
 ALL      ?=
+BUDGET   ?=
+PLAN     ?=
 JOBS     ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 EXECUTOR ?= local
 HOST     ?= 127.0.0.1
@@ -199,11 +205,12 @@ status: $(EXP_FILE) | $(STAMP) ## say where each run of EXP stands: finished, st
 	$(PY) -m pipeline status --experiment $(EXP_FILE)
 
 # each claim's stages skip finished work (data folders, runs), so a rerun resumes; the claims'
-# files are validated before any work starts
-replicate: | $(STAMP) $(if $(filter ray,$(EXECUTOR)),$(RAY)) ## run the published claims in experiments/replications/ (CLAIM=name: one; ALL=1: GPU-sized too)
+# files are validated before any work starts, and every claim's time here is estimated and
+# printed before any runs
+replicate: | $(STAMP) $(if $(filter ray,$(EXECUTOR)),$(RAY)) ## estimate the published claims in experiments/replications/ and their parts here, run those that fit BUDGET (CLAIM=name: one; ALL=1: all; PLAN=1: estimates only)
 	$(PY) -m pipeline replicate $(if $(CLAIM),--claim $(CLAIM)) $(if $(ALL),--all) \
-		--jobs $(JOBS) --executor $(EXECUTOR)
-	@echo "report: $(abspath reports/replications/report.html)"
+		$(if $(BUDGET),--budget $(BUDGET)) $(if $(PLAN),--plan) --jobs $(JOBS) --executor $(EXECUTOR)
+	$(if $(PLAN),,@echo "report: $(abspath reports/replications/report.html)")
 
 # the optional extras: Ray for EXECUTOR=ray, the PostgreSQL driver for a tracking server on
 # PostgreSQL, and both for the complete test suite, which covers them

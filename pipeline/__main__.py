@@ -1,5 +1,6 @@
 """Command line: ``python -m pipeline <stage> --experiment experiments/<name>.yaml``,
-``python -m pipeline replicate [--claim NAME] [--all]`` for the published claims,
+``python -m pipeline replicate [--claim NAME] [--all] [--budget MINUTES] [--plan]`` for the
+published claims, and
 ``python -m pipeline derive -e BASE --set "path=value ..." --output FILE`` for an experiment file
 that changes some settings of another (what ``make run-all SET=...`` runs), and the questions
 ``status -e FILE`` (where each run stands), ``compare A B`` (two experiments side by side) and
@@ -56,13 +57,23 @@ def _train(args) -> None:
 def _replicate(args) -> None:
     from pipeline.sweep import forkserver  # neither torch nor MLflow: it starts at once
 
-    early = args.executor == "local" and args.jobs > 1
-    if early:  # the workers' imports overlap this process's own set-up
+    # the workers' imports overlap this process's own set-up; not beside a plan's calibration,
+    # which they would slow down, and which trains nothing after
+    early = args.executor == "local" and args.jobs > 1 and not args.plan
+    if early:
         forkserver.start_server()
     try:
         from pipeline import replication
 
-        replication.run(args.claim, args.all, jobs=args.jobs, executor=args.executor)
+        budget = {} if args.budget is None else {"budget": args.budget}
+        replication.run(
+            args.claim,
+            args.all,
+            jobs=args.jobs,
+            executor=args.executor,
+            dry_run=args.plan,
+            **budget,
+        )
     finally:
         if early:
             forkserver.stop_server()
@@ -164,13 +175,28 @@ def _parser() -> argparse.ArgumentParser:
     replicate = stage(
         "replicate",
         _replicate,
-        "run the published claims of experiments/replications/ (data, train, report each) and "
-        "write reports/replications/",
+        "estimate the published claims of experiments/replications/ and their parts on this "
+        "machine, run those that fit the budget (data, train, report each) and write "
+        "reports/replications/",
         experiment=False,
     )
-    replicate.add_argument("--claim", help="run this claim only (a file name without .yaml)")
     replicate.add_argument(
-        "--all", action="store_true", help="also run claims sized for a GPU on a machine without"
+        "--claim",
+        help="run this claim (a file name without .yaml) or part (claim.part) only, whatever its "
+        "estimate",
+    )
+    replicate.add_argument(
+        "--all", action="store_true", help="run every claim and part, whatever its estimate"
+    )
+    replicate.add_argument(
+        "--budget",
+        type=float,
+        metavar="MINUTES",
+        help="minutes of training for the claims, then the parts, cheapest first, each whose "
+        "estimate here fits what is left (default: replication.BUDGET_MINUTES, 15)",
+    )
+    replicate.add_argument(
+        "--plan", action="store_true", help="print the estimates and what would run; run nothing"
     )
     for p in (train, replicate):
         p.add_argument(

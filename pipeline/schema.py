@@ -151,6 +151,10 @@ def _ref_names(spec: dict, inside_list: bool = False) -> list[tuple[str, bool]]:
         found += _ref_names(alternative, inside_list)
     if "items" in spec:
         found += _ref_names(spec["items"], True)
+    named = [spec.get("additionalProperties"), *spec.get("patternProperties", {}).values()]
+    for value in named:  # a mapping of named sections: claim.parts
+        if isinstance(value, dict):
+            found += _ref_names(value, inside_list)
     return found
 
 

@@ -27,7 +27,7 @@ TRAIN = (*OUTCOME_CODE, "stages.py", "sweep/", "tracking/")
 REPORT = (*COMMON, "decay.py", "status.py", "tracking/", "report/")
 # python -m pipeline replicate: each claim's data, train and report stages, then the page. Not a
 # file target (its stages skip finished work themselves); listed so that every stage's code is here
-REPLICATE = (*dict.fromkeys((*TRAIN, *REPORT)), "replication.py")
+REPLICATE = (*dict.fromkeys((*TRAIN, *REPORT)), "replication.py", "estimate.py")
 
 # python -m pipeline derive (make ... SET=...): a derived experiment file is written again when
 # this code changes

@@ -14,6 +14,7 @@ import torch
 
 from pipeline import config
 from pipeline.bench import output, overhead, stats
+from pipeline.config.training import n_probes
 from pipeline.tracking import store
 from pipeline.tracking.run_log import MemoryRuns
 from pipeline.train import run as train
@@ -116,9 +117,9 @@ def test_paired_ratios_divide_repetition_by_repetition():
 
 def test_n_probes_counts_init_final_and_every_few_validations():
     # the default experiment: 2000 steps, a validation every 100, a probe every 5 validations
-    assert stats.n_probes(2000, 100, 5) == 6
-    assert stats.n_probes(2000, 100, 0) == 2  # 0: no probes between init and final
-    assert stats.n_probes(450, 100, 5) == 2  # no fifth validation yet
+    assert n_probes(2000, 100, 5) == 6
+    assert n_probes(2000, 100, 0) == 2  # 0: no probes between init and final
+    assert n_probes(450, 100, 5) == 2  # no fifth validation yet
 
 
 def test_probe_share_is_the_probes_fraction_of_the_run():

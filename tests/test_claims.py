@@ -28,7 +28,6 @@ CLAIMED = {
         "statement": "the LSTM beats the baseline, the RNN does not",
         "setting": "theirs",
         "verified": True,
-        "compute": "cpu",
         "expect": [
             {"model": "lstm", "metric": "test_loss", "op": "<", "value": 0.01, "published": "~0"},
             {
@@ -42,6 +41,14 @@ CLAIMED = {
         ],
         "observe": [{"model": "lstm", "metric": "sequences_to_solve", "published": "74,000"}],
     },
+}
+
+
+PART = {
+    "settings": {"tasks[0].distances": [19], "training.max_steps": 500},
+    "budget": "500 updates",
+    "shows": "the claim at distance 19",
+    "cannot_show": "the claim at distance 39",
 }
 
 
@@ -59,7 +66,25 @@ BAD = [
     ("unknown key in the claim", lambda s: claim(s).update(doi="x"), "claim.doi", "'x'"),
     ("no citation", lambda s: claim(s).pop("citation"), "claim.citation", "required but not given"),
     ("empty statement", lambda s: claim(s).update(statement=""), "claim.statement", "''"),
-    ("compute of a kind", lambda s: claim(s).update(compute="tpu"), "claim.compute", "'tpu'"),
+    ("a compute label", lambda s: claim(s).update(compute="gpu"), "claim.compute", "'gpu'"),
+    (
+        "a part's name that cannot end a folder's",
+        lambda s: claim(s).update(parts={"T 100": PART}),
+        "claim.parts.T 100.[key]",
+        "should match pattern",
+    ),
+    (
+        "a part that changes nothing",
+        lambda s: claim(s).update(parts={"short": {**PART, "settings": {}}}),
+        "claim.parts.short.settings",
+        "at least 1",
+    ),
+    (
+        "a part that does not say what it cannot show",
+        lambda s: claim(s).update(parts={"short": {"settings": PART["settings"], "shows": "x"}}),
+        "claim.parts.short.cannot_show",
+        "required but not given",
+    ),
     ("verified as text", lambda s: claim(s).update(verified="yes"), "claim.verified", "'yes'"),
     (
         "unverified without saying what",
@@ -255,9 +280,11 @@ def test_the_page_has_one_row_per_claim_with_its_verdict(pipeline_root):
         caveats=["A longer run beat the baseline."],
     )  # fmt: skip
     folder = pipeline_root / "experiments"
-    empty = write_experiment(folder, "empty", changed(lambda s: claim(s).update(compute="gpu")))
+    empty = write_experiment(folder, "empty", CLAIMED)
     claims = replication.load_claims([folder / "claimed.yaml", empty])
-    page = replication.write_page(claims, {"empty": "sized for a GPU, none here"})
+    page = replication.write_page(
+        claims, {"empty": "estimated 9.6 h on this machine, over the budget"}
+    )
     md = (page.parent / "report.md").read_text()
     rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
     assert (
@@ -266,7 +293,7 @@ def test_the_page_has_one_row_per_claim_with_its_verdict(pipeline_root):
     )
     assert "lstm at 19: 0.004 (seeds 0: 0.004, 1: 0.004, 2: 0.004)" in rows["claimed"]
     assert "| none yet |" in rows["claimed"]  # no report folder for it was written
-    assert "not run: sized for a GPU, none here" in rows["empty"]
+    assert "not run: estimated 9.6 h on this machine, over the budget" in rows["empty"]
     assert "smaller budget" not in rows["empty"]  # nothing ran, on any budget
     assert "known against it, outside the checks: A longer run beat" in rows["claimed"]
     assert "known against it" not in rows["empty"]
@@ -274,3 +301,101 @@ def test_the_page_has_one_row_per_claim_with_its_verdict(pipeline_root):
     assert "Published claim UNVERIFIED" in md and "- the numbers" in md
     html = page.read_text()
     assert html.count("<tr>") >= 3 and "claimed: Someone (2016)" in html
+
+
+# ---- parts: the claim's experiment with some settings changed -----------------------------
+
+
+def parted(tmp_path, **parts):
+    path = write_experiment(tmp_path, "claimed", changed(lambda s: claim(s).update(parts=parts)))
+    return path, replication.load_claims([path])
+
+
+def test_a_part_is_the_claims_experiment_with_its_settings_and_the_claims_checks(tmp_path):
+    path, items = parted(tmp_path, short=PART)
+    assert list(items) == ["claimed", "claimed.short"]  # each claim, then its parts
+    whole, part = items["claimed"].exp, items["claimed.short"]
+    assert part.part_of == "claimed" and part.part == whole.claim.parts["short"]
+    exp = part.exp
+    assert exp.tasks[0].distances == [19] and exp.training.max_steps == 500
+    assert exp.models == whole.models and exp.seeds == whole.seeds
+    # the claim's own checks and observations, at the part's distance; no parts of its own
+    assert exp.claim.expect == whole.claim.expect and exp.claim.observe == whole.claim.observe
+    assert exp.claim.parts == {} and exp.claim.budget == "500 updates"
+    assert exp.claim.model_dump(exclude={"parts", "budget"}) == whole.claim.model_dump(
+        exclude={"parts", "budget"}
+    )
+    runs = evaluation_runs(exp)
+    assert {r.experiment for r in runs} == {"claimed.short"} and len(runs) == 6  # 2 models x 3
+    assert paths.results_dir(exp.name) != paths.results_dir(whole.name)  # outputs of its own
+
+
+def test_a_part_keeps_the_checks_of_what_it_runs_and_no_other(tmp_path):
+    def edit(s):
+        claim(s)["expect"][0]["distances"] = [39]  # the lstm's check: only at 39
+        claim(s)["expect"][1]["distances"] = [19, 39]
+        claim(s)["parts"] = {
+            "rnn": {**PART, "settings": {"models": [{"name": "rnn", "cell": "rnn"}]}},
+            "short": PART,
+        }
+
+    path = write_experiment(tmp_path, "claimed", changed(edit))
+    items = replication.load_claims([path])
+    rnn = items["claimed.rnn"].exp.claim
+    assert [e.model for e in rnn.expect] == ["rnn"] and rnn.observe == []  # lstm's: gone
+    short = items["claimed.short"].exp.claim
+    assert [(e.model, e.distances) for e in short.expect] == [("rnn", [19])]
+
+
+BAD_PARTS = [
+    (
+        "a setting of the claim block",
+        {"claim.expect": []},
+        "claim.parts.short: settings: a part keeps its claim's block",
+    ),
+    (
+        "a path the file cannot hold",
+        {"seeds[5]": 1},
+        "claim.parts.short: seeds[5]=1: seeds has 3 items in the base file",
+    ),
+    ("a malformed path", {"tasks[0]..distances": [19]}, "claim.parts.short: tasks[0]..distances"),
+    (
+        "an invalid value",
+        {"tasks[0].distances": [0]},
+        "claim.parts.short: tasks[0].distances[0]: input should be greater than or equal to 1",
+    ),
+    (
+        "no check left",
+        {"models": [{"name": "gru", "cell": "gru"}]},
+        "claim.parts.short: settings: none of the claim's checks concerns",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"), [c[1:] for c in BAD_PARTS], ids=[c[0] for c in BAD_PARTS]
+)
+def test_a_bad_part_is_refused_naming_the_file_and_the_part(tmp_path, settings, message):
+    with pytest.raises(ConfigError) as caught:
+        parted(tmp_path, short={**PART, "settings": settings})
+    text = str(caught.value)
+    assert text.startswith(f"{tmp_path / 'claimed.yaml'}: ") and message in text, text
+
+
+def test_a_parts_row_and_section_follow_its_claims_with_a_verdict_of_its_own(pipeline_root):
+    folder = pipeline_root / "experiments"
+    path, items = parted(folder, short=PART)
+    write_results(items["claimed"].exp, REPRODUCED)  # the whole claim ran; its part did not
+    page = replication.write_page(items, {"claimed.short": "its claim claimed ran in this call"})
+    md = (page.parent / "report.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| claimed")]
+    assert [row.split("|")[1].strip() for row in rows] == ["claimed", "claimed.short"]
+    assert "| part of claimed |" in rows[1]
+    assert "not run: its claim claimed ran in this call" in rows[1]
+    assert "on a smaller budget" not in rows[1]  # nothing ran, on any budget
+    assert "1 published claim(s)" in md and "1 reproduced, 0 not reproduced, 0 not run." in md
+    assert "1 part(s) of them" in md and "0 reproduced, 0 not reproduced, 1 not run." in md
+    assert "## claimed.short: a part of claimed" in md
+    assert "What its verdict can show of the claim: the claim at distance 19" in md
+    assert "What it cannot show: the claim at distance 39" in md
+    assert "tasks[0].distances = [19]; training.max_steps = 500" in md

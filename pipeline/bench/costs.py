@@ -18,8 +18,9 @@ from pipeline.bench.overhead import (
     run_splits,
     sync,
 )
-from pipeline.bench.stats import Plan, n_probes, paired_ratios, probe_share
+from pipeline.bench.stats import Plan, paired_ratios, probe_share
 from pipeline.config.runs import RunSpec
+from pipeline.config.training import n_probes
 from pipeline.tasks import RecallConfig
 from pipeline.train.module import probe_measures
 from pipeline.train.saved import build_model

@@ -41,14 +41,6 @@ def paired_ratios(numerators: Sequence[float], denominators: Sequence[float]) ->
     return [a / b for a, b in zip(numerators, denominators, strict=True)]
 
 
-def n_probes(max_steps: int, eval_every: int, every_evals: int) -> int:
-    """Probes in a run that trains ``max_steps``: before, after, and every ``every_evals``
-    validations (as ``LitSequenceModel`` does; none between when ``every_evals`` is 0).
-    """
-    periodic = max_steps // (eval_every * every_evals) if every_evals else 0
-    return 2 + periodic
-
-
 def probe_share(probe_s: float, step_s: float, steps: int, probes: int) -> float:
     """The probes' share of a run: probes * probe_s over that plus steps * step_s."""
     probing = probes * probe_s

@@ -3,8 +3,8 @@
 A replication file (``experiments/replications/<name>.yaml``) is an ordinary experiment file
 with one task, plus a ``claim`` block that holds the published claim: its citation, the
 statement in the paper's words, the paper's setting and where ours differs, whether the claim
-could be confirmed from the paper itself, the compute it is sized for, and machine-checkable
-expectations::
+could be confirmed from the paper itself, machine-checkable expectations, and the parts of it that
+a smaller machine can run::
 
     claim:
       citation: "Arjovsky, Shah & Bengio (2016). Unitary evolution recurrent neural networks."
@@ -13,13 +13,18 @@ expectations::
       differences: ["their LSTM has a peephole from the cell to the output gate; ours has none"]
       verified: true
       unverified: ["which batch size (20 or 50) each published curve used"]
-      compute: cpu
       budget: "3,000 updates, a tenth of the paper's ~30,000"
       expect:
         - {model: lstm, metric: test_loss, op: "<", value: 0.01, over: median,
            published: "convincingly beats the 0.167 baseline"}
       observe:
         - {model: lstm, metric: steps_to_solve, published: "not stated in numbers"}
+      parts:
+        t100:
+          settings: {"tasks[0].distances": [99], "training.max_steps": 10000}
+          budget: "10,000 updates, a third of the paper's ~30,000"
+          shows: "whether the LSTM beats the baseline at T = 100 ..."
+          cannot_show: "the claim at T = 200 and 400 ..."
 
 Each expectation is checked per distance (``distances``, default every distance of the task)
 on the runs of every planned seed, combined ``over`` the seeds: ``median`` (the median seed's
@@ -28,6 +33,14 @@ value), ``all`` (every seed; the worst seed decides) or ``any`` (some seed; the 
 ``pipeline.report.checks`` decides the verdicts; this module only states and validates.
 Metrics are result-file fields (``METRICS``); a run that lacks one (a diverged run's loss, an
 unsolved run's steps to solve) counts as the metric's worst value.
+
+A part (``parts``) is the claim's own experiment with some settings changed, as ``make run-all
+SET="path=value ..."`` changes them (``config.derive.part``), sized for a machine that the whole
+claim is too long for: a shorter length, fewer updates. It is named ``<claim>.<part>`` and judged
+by the claim's own checks, those of the models and distances it keeps; its verdict stands beside
+the claim's, which stays "not run" until the claim itself runs. It says what it can and cannot
+show of the claim (``shows``, ``cannot_show``), and where it trains less than the paper, by how
+much (``budget``, in place of the claim's).
 """
 
 from __future__ import annotations
@@ -112,6 +125,27 @@ class Expectation(Observation):
         return worst if self.over == "all" else best
 
 
+# a part's name ends its experiment's name, ``<claim>.<part>``: a file and folder name
+PartName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=32)]
+
+
+class Part(Frozen):
+    """A smaller run of the claim's experiment: ``settings`` as ``make run-all SET=...`` takes
+    them (``{"tasks[0].distances": [110], "training.max_steps": 10000}``), what its verdict can
+    and cannot show of the claim, and its budget where it trains less than the paper.
+    """
+
+    settings: Annotated[dict[str, object], Field(min_length=1)] = Field(
+        description="what the part changes: dotted paths to values, as make run-all SET= takes"
+    )
+    shows: Text = Field(description="what the part's verdict can show of the published claim")
+    cannot_show: Text = Field(description="what it cannot show of the claim")
+    # every verdict of the part carries it
+    budget: Text | None = Field(
+        None, description="in place of the claim's: where the part trains less than the paper"
+    )
+
+
 class Claim(Frozen):
     """A published claim, where it comes from, and how a replication decides it."""
 
@@ -131,10 +165,6 @@ class Claim(Frozen):
     unverified: list[Text] = Field(
         [], description="what could not be confirmed from the paper itself"
     )
-    compute: Literal["cpu", "gpu"] = Field(
-        description="what the file is sized for: make replicate runs a gpu claim only where a "
-        "GPU is, or with ALL=1"
-    )
     # every verdict carries it: a claim that a model fails to learn is weaker on a smaller budget
     budget: Text | None = Field(
         None,
@@ -150,6 +180,11 @@ class Claim(Frozen):
     )
     observe: list[Observation] = Field(
         [], description="metrics measured and shown beside the published number, never checked"
+    )
+    parts: dict[PartName, Part] = Field(
+        {},
+        description="parts sized for this machine: each the claim's experiment with some "
+        "settings changed, checked by the claim's checks on what it runs, with its own verdict",
     )
 
     @property

@@ -12,6 +12,10 @@ A setting is ``path=value``. The path names a field as validation messages do
 (a base file lists only what differs from the defaults); a list item must exist. The result is
 validated exactly as any experiment file, by loading the text to be written: a bad setting
 stops with one line naming it, and no file is written.
+
+A part of a replication claim (``claims.Part``) is derived the same way, in memory: ``part``
+applies the part's settings to the claim file and keeps the claim's checks that concern what the
+part runs.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from pipeline import config
+from pipeline.config.experiment import validated
 from pipeline.errors import ConfigError
 
 _NAME = r"[A-Za-z_]\w*"
@@ -80,6 +85,19 @@ def parse(text: str) -> Setting:
     except yaml.YAMLError as e:
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{text}: the value is not YAML ({problem})") from None
+    return setting(field, value, text)
+
+
+def setting(field: str, value: object, text: str | None = None) -> Setting:
+    """The setting of ``field`` (``tasks[0].distances``) to ``value``, already read; raises
+    ConfigError for a malformed path.
+    """
+    shown = yaml.safe_dump(value, default_flow_style=True, width=1000).removesuffix("...\n")
+    text = text or f"{field}={shown.strip()}"
+    if not _PATH.fullmatch(field):
+        raise ConfigError(
+            f"{text}: not a path; write it as in training.max_steps or tasks[0].distances"
+        )
     path = tuple(int(p) if p.isdigit() else p for p in re.findall(r"\w+", field))
     return Setting(text, field, path, value)
 
@@ -196,3 +214,72 @@ def derive(base: Path, text: str, output: Path) -> config.Experiment:
     tmp.write_text(body, encoding="utf-8")
     os.replace(tmp, output)  # a reader sees the whole file or none
     return exp
+
+
+def part(path: Path, name: str) -> config.Experiment:
+    """Part ``name`` of the claim in ``path`` (``claims.Part``), as an experiment named
+    ``<claim>.<name>``: the claim file with the part's settings applied; its claim block the
+    file's, with only the checks and observations of the models it keeps, each at those of its
+    distances that the part runs, the part's budget in place of the claim's, and no parts.
+
+    Raises ConfigError naming the file and ``claim.parts.<name>`` for a setting of the claim
+    block (a part is judged by the claim's own checks), a setting the file cannot hold, a part
+    that keeps none of the claim's checks, or an invalid result.
+    """
+    claim = config.load(path).claim
+    if claim is None or name not in claim.parts:
+        raise ConfigError(f"{path}: claim.parts: no part {name!r}")
+    where = f"{path}: claim.parts.{name}"
+    spec = claim.parts[name]
+    try:
+        settings = [setting(field, value) for field, value in spec.settings.items()]
+        if any(s.path[0] == "claim" for s in settings):
+            raise ConfigError(
+                "settings: a part keeps its claim's block (its checks are the claim's); say a "
+                "smaller budget in budget"
+            )
+        mapping = apply(yaml.safe_load(path.read_text(encoding="utf-8")), settings)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    block = mapping["claim"]
+    models = {m.get("name") for m in mapping.get("models", []) if isinstance(m, dict)}
+    tasks = mapping.get("tasks") or [{}]
+    distances = tasks[0].get("distances", []) if isinstance(tasks[0], dict) else []
+    for kind in ("expect", "observe"):
+        block[kind] = _kept(block.get(kind, []), models, distances)
+    if not block["expect"]:
+        raise ConfigError(
+            f"{where}: settings: none of the claim's checks concerns the models and distances "
+            "the part runs"
+        )
+    block.pop("parts")
+    if spec.budget is not None:
+        block["budget"] = spec.budget
+    try:
+        return validated(path, f"{path.stem}.{name}", mapping)
+    except ConfigError as e:
+        lines = (line.removeprefix(f"{path}: ") for line in str(e).splitlines())
+        raise ConfigError("\n".join(f"{where}: {line}" for line in lines)) from None
+
+
+def _kept(entries: list[dict], models: set, distances: list) -> list[dict]:
+    """The checks (or observations) of ``models``, each at those of its distances among
+    ``distances`` (one without distances: at every distance); those left with none, dropped.
+    """
+    out = []
+    for entry in entries:
+        if entry.get("model") not in models:
+            continue
+        if entry.get("distances") is not None:
+            entry = {**entry, "distances": [d for d in entry["distances"] if d in distances]}
+            if not entry["distances"]:
+                continue
+        out.append(entry)
+    return out
+
+
+def parts(path: Path) -> dict[str, config.Experiment]:
+    """Every part of the claim in ``path``, by its experiment's name (``<claim>.<part>``)."""
+    claim = config.load(path).claim
+    found = [part(path, name) for name in (claim.parts if claim else {})]
+    return {exp.name: exp for exp in found}

@@ -612,7 +612,14 @@ def load(path: str | Path) -> Experiment:
     """
     path = Path(path)
     raw = _parse(path, _read(path))
+    return validated(path, path.stem, raw)
+
+
+def validated(path: Path, name: str, raw: dict) -> Experiment:
+    """The experiment ``name`` of the settings ``raw``, read from ``path``. Raises ConfigError,
+    naming ``path``, the field and the value, for any invalid field.
+    """
     try:
-        return Experiment(name=path.stem, **raw)
+        return Experiment(name=name, **raw)
     except ValidationError as e:
         raise ConfigError(_describe(path, e)) from None

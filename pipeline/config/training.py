@@ -117,6 +117,14 @@ class ProbeConfig(Frozen):
     )
 
 
+def n_probes(max_steps: int, eval_every: int, every_evals: int) -> int:
+    """Probes in a run that trains ``max_steps``: before, after, and every ``every_evals``
+    validations (as ``LitSequenceModel`` does; none between when ``every_evals`` is 0).
+    """
+    periodic = max_steps // (eval_every * every_evals) if every_evals else 0
+    return 2 + periodic
+
+
 class ResourcesConfig(Frozen):
     """What one run asks for. Not part of a run's identity: moving a sweep elsewhere does not
     retrain finished runs.

@@ -2,9 +2,11 @@
 published number it tests.
 
 ``write(entries, folder)`` writes ``report.html`` and ``report.md`` into ``folder``
-(``reports/replications/``). Each ``Entry`` is one replication file: its experiment (with the
-``claim`` block), the runs it planned (``reading.planned``: read from the result files only)
-and, when the runner did not run it, why. The verdicts come from ``checks.judge``; every number
+(``reports/replications/``). Each ``Entry`` is one replication file, or one part of one (its
+claim's experiment with some settings changed, sized for a smaller machine): its experiment
+(with the ``claim`` block), the runs it planned (``reading.planned``: read from the result
+files only) and, when the runner did not run it, why. A part's row and section follow its
+claim's, with a verdict of its own. The verdicts come from ``checks.judge``; every number
 on the page is computed from the result files.
 """
 
@@ -17,7 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import Experiment
-from pipeline.report.checks import Measurement, Verdict, judge, number
+from pipeline.config.claims import Part
+from pipeline.report.checks import VERDICTS, Measurement, Verdict, judge, number
 from pipeline.report.render import Link, Section, render_html, render_markdown
 from pipeline.report.results import init_setting
 
@@ -33,6 +36,8 @@ class Entry:
     runs: pd.DataFrame  # the planned evaluation runs (reading.planned)
     why_not_run: str | None = None  # why the runner left it out, if it did
     has_report: bool = False  # reports/<name>/ exists (linked from the row)
+    part: Part | None = None  # a part of a claim: what it changes, shows and cannot show
+    part_of: str | None = None  # a part's claim
 
     @property
     def name(self) -> str:
@@ -44,8 +49,8 @@ class Entry:
 
 
 def verdict_text(entry: Entry, verdict: Verdict) -> str:
-    """``reproduced``, ``not run: sized for a GPU ...``, with ``(published claim unverified)``
-    and the budget where it is smaller than the paper's.
+    """``reproduced``, ``not run: estimated 9.6 h of training on this machine ...``, with
+    ``(published claim unverified)`` and the budget where it is smaller than the paper's.
     """
     text = verdict.verdict + _qualifiers(entry.exp.claim, verdict)
     if verdict.verdict == "not run" and entry.why_not_run:
@@ -120,7 +125,7 @@ def _row(entry: Entry, verdict: Verdict) -> dict:
     html, md = f"../{entry.name}/report.html", f"../{entry.name}/report.md"
     return {
         "claim": entry.name,
-        "paper": claim.authors,
+        "paper": f"part of {entry.part_of}" if entry.part_of else claim.authors,
         "setting": setting_text(entry.exp, entry.runs),
         "published": "; ".join(dict.fromkeys(e.published for e in claim.expect)),
         "measured": "; ".join(
@@ -145,10 +150,19 @@ def method() -> list[str]:
         "'not run'. A claim is reproduced when every check holds, not reproduced when any check "
         "fails (the claim as stated cannot hold then, whatever the rest give), and not run "
         "otherwise. 'Measured' rows beside the checks are shown, never checked.",
-        "make replicate runs the claims sized for a CPU (compute: cpu) and, on a machine with "
-        "a GPU, those sized for one (compute: gpu); ALL=1 runs every claim, CLAIM=name one "
-        "(whatever its size). A claim left out stays 'not run' with the reason, unless result "
-        "files from an earlier run exist: they are checked as they stand.",
+        "A part of a claim (named claim.part) is the claim's experiment with some settings "
+        "changed, sized for a machine the whole claim is too long for (a shorter length, fewer "
+        "updates). It is checked by the claim's own checks, those of the models and distances "
+        "it runs, and has a verdict of its own beside the claim's, which stays 'not run' until "
+        "the claim itself runs; its section says what it can and cannot show of the claim.",
+        "make replicate first times a few dozen updates of each model at each length on its "
+        "machine and estimates each claim's and part's training time (every run to its last "
+        "update); then it runs the claims, cheapest first, each whose estimate fits what is "
+        "left of its budget (BUDGET, in minutes of training, of which each claim takes what it "
+        "trained), and then, the same way, the parts of the claims left out. ALL=1 runs "
+        "every claim and part, CLAIM=name one (whatever its size). One left out stays 'not "
+        "run' with its estimate, unless result files from an earlier run exist: they are "
+        "checked as they stand.",
         "A claim whose published numbers could not be confirmed from the paper itself is "
         "marked 'published claim unverified'; its section lists what could not be confirmed. "
         "Where our setting differs from the paper's (task details, architecture, optimizer, "
@@ -167,14 +181,35 @@ def _verdict_sentence(entry: Entry, verdict: Verdict) -> str:
     return text
 
 
+def _part_section(entry: Entry, verdict: Verdict) -> Section:
+    part = entry.part
+    changed = "; ".join(f"{field} = {value}" for field, value in part.settings.items())
+    blocks: list = [
+        f"A smaller run of {entry.part_of}'s experiment ({entry.file}, "
+        f"claim.parts.{entry.name.rpartition('.')[2]}), with {changed}. It is judged by the "
+        "claim's own checks, those of the models and distances it runs. The published claim, "
+        f"the paper's setting, where ours differs and what is unverified: see {entry.part_of}.",
+        f"What its verdict can show of the claim: {part.shows}",
+        f"What it cannot show: {part.cannot_show}",
+        f"Our setting: {setting_text(entry.exp, entry.runs)}.",
+        _verdict_sentence(entry, verdict),
+        _check_rows(verdict.checks),
+    ]
+    if verdict.observed:
+        blocks += ["Measured beside the published numbers (not checked):"]
+        blocks.append(_check_rows(verdict.observed).drop(columns=["check", "outcome"]))
+    return Section(f"{entry.name}: a part of {entry.part_of}", blocks)
+
+
 def _claim_section(entry: Entry, verdict: Verdict) -> Section:
+    if entry.part is not None:
+        return _part_section(entry, verdict)
     claim = entry.exp.claim
     blocks: list = [
         f"{claim.citation}",
         f"Published claim: {claim.statement}",
         f"The paper's setting: {claim.setting}",
-        f"Our setting ({entry.file}, sized for a {claim.compute.upper()}): "
-        f"{setting_text(entry.exp, entry.runs)}.",
+        f"Our setting ({entry.file}): {setting_text(entry.exp, entry.runs)}.",
     ]
     if claim.differences:
         blocks += ["Where ours differs from the paper's:", list(claim.differences)]
@@ -197,13 +232,17 @@ def _claim_section(entry: Entry, verdict: Verdict) -> Section:
 
 def document(entries: list[Entry]) -> list[Section]:
     verdicts = [e.verdict for e in entries]
-    counts = pd.Series([v.verdict for v in verdicts]).value_counts()
+    claims = [v.verdict for e, v in zip(entries, verdicts, strict=True) if e.part is None]
+    parts = [v.verdict for e, v in zip(entries, verdicts, strict=True) if e.part is not None]
     summary = (
-        f"{len(entries)} published claim(s) about long-gap learning, each replicated by its own "
-        "experiment: "
-        + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in ("reproduced", "not reproduced"))
-        + f", {int(counts.get('not run', 0))} not run."
+        f"{len(claims)} published claim(s) about long-gap learning, each replicated by its own "
+        f"experiment: {_counts(claims)}."
     )
+    if parts:
+        summary += (
+            f" {len(parts)} part(s) of them, each a smaller run of its claim's experiment with a "
+            f"verdict of its own: {_counts(parts)}."
+        )
     table = pd.DataFrame([_row(e, v) for e, v in zip(entries, verdicts, strict=True)])
     sections = [
         Section("Summary", [summary, table]),
@@ -211,6 +250,11 @@ def document(entries: list[Entry]) -> list[Section]:
     ]
     sections += [_claim_section(e, v) for e, v in zip(entries, verdicts, strict=True)]
     return sections
+
+
+def _counts(verdicts: list[str]) -> str:
+    """``2 reproduced, 0 not reproduced, 4 not run``."""
+    return ", ".join(f"{verdicts.count(v)} {v}" for v in VERDICTS)
 
 
 def write(entries: list[Entry], folder: Path) -> None:
