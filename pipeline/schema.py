@@ -204,6 +204,8 @@ def _type(spec: dict, defs: dict) -> str:
     if kind == "object":
         keys = spec.get("propertyNames", {}).get("enum")
         values = spec.get("additionalProperties")
+        if not isinstance(values, dict):  # True: any value; or the values are named by pattern
+            values = next(iter(spec.get("patternProperties", {}).values()), None)
         key_text = " or ".join(f"`{k}`" for k in keys) if keys else "name"
         return f"mapping of {key_text} to {_type(values, defs)}" if values else "mapping"
     return WORDS.get(kind, "any")
@@ -229,7 +231,8 @@ def _bounds(spec: dict) -> str:
     for node in [spec, *spec.get("anyOf", [])]:
         if "pattern" in node:
             parts.append(f"matches `{node['pattern']}`")
-    additional = spec.get("additionalProperties") or {}
+    additional = spec.get("additionalProperties")
+    additional = additional if isinstance(additional, dict) else {}  # True: any value
     parts += [
         f"each {sign} {_number(additional[key])}" for key, sign in BOUNDS if key in additional
     ]
