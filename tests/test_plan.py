@@ -157,6 +157,7 @@ def test_a_killed_staircase_sweep_resumes_to_the_same_plan(pipeline_root, tmp_pa
     # an uninterrupted sweep of the same experiment elsewhere plans the same runs
     other = tmp_path / "other"
     write_experiment(other / "experiments", "stairkill", settings)
+    assert pipeline_cli("data", "-e", str(path), root=other).wait(timeout=120) == 0
     once = pipeline_cli("train", "-e", str(path), "--jobs", "2", root=other)
     _, err = once.communicate(timeout=600)
     assert once.returncode == 0, err

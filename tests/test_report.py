@@ -151,8 +151,9 @@ def test_every_file_is_written(clean):
     for name in ("report.html", "report.md", "results.csv", "probe.csv"):
         assert (folder / name).stat().st_size > 0, name
     pngs = sorted((folder / "figures").glob("*.png"))
-    # accuracy, gradient curves (one task), key share, grad norm, steps to solve, learning curves
-    assert len(pngs) == 6
+    # accuracy, updates to solve (scaling), gradient curves (one task), key share, grad norm,
+    # steps to solve, learning curves
+    assert len(pngs) == 7
     for png in pngs:
         with Image.open(png) as image:
             image.verify()
@@ -338,7 +339,7 @@ def test_troubled_report_still_draws_every_figure(damaged):
     _, _, folder, _ = damaged
     page = Page()
     page.feed((folder / "report.html").read_text())
-    assert len(page.images) == 6
+    assert len(page.images) == 7
     curves = pd.read_csv(folder / "probe.csv")
     assert len(set(curves["run_key"])) == 8 - 3  # no curves: unprobed, failed, missing
 

@@ -10,6 +10,7 @@ trains (``system_metrics``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,11 +120,13 @@ def system_metrics(client, run_id: str) -> Iterator[None]:
     finally:
         monitor.finish()  # before the run ends: the monitor stops at a run not RUNNING
         # a sweep shorter than one interval: the monitor logs only once an interval has passed;
-        # log a sample taken now (averaged with the one from its start), so every sweep has one
+        # log a sample taken now (averaged with the one from its start), so every sweep has one.
+        # Never at the cost of the sweep's own outcome: a store gone away fails it elsewhere
         if monitor._logging_step == first:
-            monitor.collect_metrics()
-            monitor.publish_metrics(monitor.aggregate_metrics())
-            monitor.mlflow_logger.flush()
+            with contextlib.suppress(Exception):
+                monitor.collect_metrics()
+                monitor.publish_metrics(monitor.aggregate_metrics())
+                monitor.mlflow_logger.flush()
 
 
 def system_monitor(client, run_id: str, resume: bool = False):

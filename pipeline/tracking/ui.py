@@ -80,10 +80,14 @@ CHARTS = (
 
 
 # the chart view's other sections, in order, and whether each opens unfolded
+# (the UI shows sections in the order of their names, and a prefix the view does not list gets a
+# section of its own, unfolded: every metric prefix a run logs is listed here)
 SECTIONS = (
     ("probe", True),
+    ("mech", True),  # the recurrent matrix's spectrum and the gates' time constants
     ("probe_curve/init", True),
     ("probe_curve/final", True),
+    ("extrapolation", False),  # one point each: the model scored at other distances
     ("Model metrics", False),  # the final numbers, one point each
     ("System metrics", False),
 )
@@ -136,7 +140,8 @@ def chart_view(parent: str) -> dict:
         "compareRunSections": [
             {
                 "uuid": section,
-                "name": "Learning and the gradient at the key step",
+                # the UI orders sections by name, whatever the view's order: this one first
+                "name": "At a glance: learning and the gradient at the key step",
                 "display": True,
                 "isReordered": True,  # the UI appends other metrics rather than sorting them in
                 "deleted": False,
