@@ -27,7 +27,7 @@ from pipeline.config import Experiment
 from pipeline.config.runs import evaluation_runs
 from pipeline.errors import ReportError
 from pipeline.report import reading
-from pipeline.report.results import NO_PROBE
+from pipeline.report.results import NO_PROBE, num
 from pipeline.tracking import names, store, sweep_runs
 
 
@@ -270,7 +270,7 @@ def test_findings_quote_the_numbers_of_results_csv(clean):
     line = next(line for line in text.splitlines() if line.startswith(f"- At distance {d}"))
     for model, mine in results[results["distance"] == d].groupby("model"):
         shares = mine["probe_init_h_key_share"]
-        expected = f"{shares.median():.1e} (range {shares.min():.1e} to {shares.max():.1e}, n=2)"
+        expected = f"{num(shares.median())} (range {num(shares.min())} to {num(shares.max())}, n=2)"
         assert f"{expected} for {model}" in line
 
 

@@ -114,6 +114,17 @@ def test_the_fitted_curve_crosses_half_at_d50():
     assert curve[0] > 0.5 > curve[2]
 
 
+@pytest.mark.parametrize(
+    ("x", "text"),
+    [(0.0342, "0.0342"), (0.9996, "1.00"), (154.2, "154"), (12345, "12,300"), (2.31e-7, "2.31e-07"),
+     (0.00099, "9.90e-04"), (-3.2, "-3.20"), (0, "0"), (math.inf, "∞"), (math.nan, "n/a")],
+)  # fmt: skip
+def test_numbers_have_three_significant_digits_and_plain_notation_where_it_fits(x, text):
+    from pipeline.report.results import num
+
+    assert num(x) == text
+
+
 def test_few_distances_keep_both_ends():
     assert style.few([10, 20, 40]) == [10, 20, 40]
     assert style.few([10, 20, 40, 80, 160, 320], 4) == [10, 40, 80, 320]
@@ -254,7 +265,10 @@ def test_time_to_solve_censors_unsolved_runs_at_the_budget():
     assert curve.unsolved[0] == 1.0 and curve.unsolved[-1] == pytest.approx(0.5)
     assert curve.median == 300  # half solved by 300
     assert curve.median_ci[0] <= 300 and math.isinf(curve.median_ci[1])  # 4 runs: open above
-    assert survival_text(curve) == "300 (95% CI 100 to past the budget; 2/4 solved)"
+    # four runs: the median with its n, no interval (the accuracy figure refuses one as well)
+    assert survival_text(curve) == "300 (2/4 solved; no interval from 4 runs)"
+    many = pd.concat([runs] * 3, ignore_index=True)  # 12 runs: enough for statsmodels' interval
+    assert survival_text(survival.kaplan_meier(many, 2000)).startswith("300 (95% CI ")
     quick = survival.kaplan_meier(runs.assign(status="solved", steps_to_solve=[2, 3, 4, 5]), 10)
     assert quick.median_ci[1] <= 10  # every run solved: the interval closes in the budget
     late = survival.kaplan_meier(runs.assign(status=["solved"] + ["unsolved"] * 3), 2000)
@@ -333,7 +347,7 @@ def test_seeds_of_one_model_are_compared_where_they_ended_both_ways():
     sentence = next(
         s for s in findings.findings(synthetic_sweep(mixed, shares)) if "Within one model" in s
     )
-    assert "rnn at 20: 2 solved (median 1.5e-03) against 2 unsolved (1.5e-06" in sentence
+    assert "rnn at 20: 2 solved (median 0.00150) against 2 unsolved (1.50e-06" in sentence
     assert "in 4 of 4 solved-unsolved pairs" in sentence
     assert "cannot give p below 0.333" in sentence  # 2 against 2: the smallest p is 1/3
     assert "went with learning" not in sentence

@@ -20,7 +20,7 @@ from pipeline.report.results import (
     Readout,
     baselines_at,
     efold_text,
-    sci,
+    num,
     spread_text,
     values_of,
 )
@@ -155,7 +155,7 @@ def _measure(sweep: Readout, at: pd.DataFrame, phase: str, stat: str) -> str:
         part = f"{spread_text(values_of(mine, f'probe_{phase}_h_{stat}'))} for {model}"
         c = values_of(mine, f"probe_{phase}_c_{stat}")
         if not c.empty:
-            part += f" (cell state c: {sci(c.median())})"
+            part += f" (cell state c: {num(c.median())})"
         parts.append(part)
     return ", ".join(parts)
 
@@ -201,7 +201,7 @@ def _share_against_outcome(runs: pd.DataFrame) -> str:
         )
         parts.append(
             f"at distance {c.distance}, {c.n_solved} solved run(s) started with a median share of "
-            f"{sci(c.median_solved)} and {c.n_unsolved} unsolved with {sci(c.median_unsolved)} "
+            f"{num(c.median_solved)} and {c.n_unsolved} unsolved with {num(c.median_unsolved)} "
             f"({test})"
         )
         if c.significant:
@@ -247,8 +247,8 @@ def _within_models(runs: pd.DataFrame) -> str:
     parts = []
     for c in combined.rows:
         parts.append(
-            f"{c.model} at {c.distance}: {c.n_solved} solved (median {sci(c.median_solved)}) "
-            f"against {c.n_unsolved} unsolved ({sci(c.median_unsolved)})"
+            f"{c.model} at {c.distance}: {c.n_solved} solved (median {num(c.median_solved)}) "
+            f"against {c.n_unsolved} unsolved ({num(c.median_unsolved)})"
         )
     text = (
         "Within one model at one distance, where its seeds ended both ways (they differ only in "
