@@ -1,6 +1,6 @@
 """The look every figure of the report shares: a ``Plot`` (file stem, title, caption, figure), one
-colour per model with each cell's variants in one colour family, a log2 distance axis, and one
-legend per figure at its right.
+colour, marker and dash per model (a cell's variants in distinct hues of one side of the colour
+wheel), a log2 distance axis, and one legend per figure at its right.
 """
 
 from __future__ import annotations
@@ -9,15 +9,21 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import seaborn as sns
 from matplotlib.figure import Figure
 
 from pipeline.report.results import Readout
 
 FEW = 4  # distances drawn in the per-distance figures (spread over the experiment's range)
-# a cell's variants share a colour family, so RNN variants stand against LSTM variants at a
-# glance (the palettes are seaborn's sequential ones, light shades dropped)
-FAMILIES = {"rnn": "Blues", "gru": "Greens", "lstm": "Oranges"}
+# each cell's variants take distinct hues from one side of the colour wheel (cool for the RNN,
+# green to olive for the GRU, warm for the LSTM: Tableau's colours), so a family stands together
+# and its variants still differ at a glance; a family's later variants also differ in marker and
+# dash
+FAMILIES = {
+    "rnn": ("#1f77b4", "#9467bd", "#17becf", "#393b79"),
+    "gru": ("#2ca02c", "#bcbd22", "#006d2c"),
+    "lstm": ("#ff7f0e", "#d62728", "#8c564b", "#e377c2"),
+}
+MARKERS = ("o", "s", "^", "D")
 
 
 @dataclass
@@ -34,29 +40,35 @@ class Plot:
     svg: bool = False
 
 
-def model_colours(sweep: Readout) -> dict[str, tuple]:
-    """One colour per model: darker shades of its cell's family for later variants."""
+def _rank_in_family(sweep: Readout) -> dict[str, tuple[str, int]]:
+    """Per model: its cell and its place among that cell's variants (0 for the first)."""
     cells = {m.name: m.cell for m in sweep.exp.models}
-    out = {}
-    for cell, family in FAMILIES.items():
-        members = [m for m in sweep.models if cells[m] == cell]
-        shades = sns.color_palette(family, len(members) + 2)[2:]  # skip the palest
-        out |= dict(zip(members, shades, strict=True))
+    out, seen = {}, {}
+    for model in sweep.models:
+        out[model] = (cells[model], seen.get(cells[model], 0))
+        seen[cells[model]] = out[model][1] + 1
     return out
+
+
+def model_colours(sweep: Readout) -> dict[str, str]:
+    """One colour per model: a distinct hue of its cell's family for each variant."""
+    return {
+        model: FAMILIES[cell][index % len(FAMILIES[cell])]
+        for model, (cell, index) in _rank_in_family(sweep).items()
+    }
+
+
+def model_markers(sweep: Readout) -> dict[str, str]:
+    """One marker per model: a family's variants differ in marker as well as hue."""
+    return {m: MARKERS[i % len(MARKERS)] for m, (_, i) in _rank_in_family(sweep).items()}
 
 
 def model_dashes(sweep: Readout) -> dict[str, object]:
-    """One line style per model: a family's variants differ by dash as well as shade, so curves
+    """One line style per model: a family's variants differ by dash as well as hue, so curves
     that coincide (equal counts give equal fits) stay distinguishable by their ends.
     """
-    cells = {m.name: m.cell for m in sweep.exp.models}
     styles = ["-", (0, (5, 2)), (0, (1, 1.5)), (0, (5, 2, 1, 2))]
-    out, seen = {}, {}
-    for model in sweep.models:
-        index = seen.get(cells[model], 0)
-        out[model] = styles[index % len(styles)]
-        seen[cells[model]] = index + 1
-    return out
+    return {m: styles[i % len(styles)] for m, (_, i) in _rank_in_family(sweep).items()}
 
 
 def by_model(sweep: Readout) -> dict:
