@@ -13,7 +13,7 @@ import pytest
 
 from pipeline import config
 from pipeline.config.runs import evaluation_runs
-from pipeline.report import compare, figures, findings, stats, style, survival
+from pipeline.report import compare, figures, findings, gradient_figures, stats, style, survival
 from pipeline.report.reading import RESULT_COLUMNS
 from pipeline.report.results import Readout
 from pipeline.report.tables import d50_text, horizon_text, survival_text
@@ -467,3 +467,49 @@ def test_tuning_caveats_flag_choices_at_the_grid_edge_and_on_no_solved_seed():
     assert "Chosen at the edge of the grid: rnn (learning_rate 0.01, the largest)" in said
     sweep.selections = [selection("gru", 1, 0.003)]
     assert tuning_caveats(sweep, "recall").startswith("Every variant's choice solved")
+
+
+def seeds_solved(n: int) -> list[str]:
+    return ["solved"] * n + ["unsolved"] * (len(SEEDS) - n)
+
+
+def test_the_accuracy_figure_draws_each_seed_and_a_fitted_curve_only_where_it_is_significant():
+    """The RNN's share of seeds solved wanders (3, 2, 3, 1 of 4: slope p = 0.25), the LSTM's falls
+    (4, 3, 1, 0: p < 0.001): only the LSTM's logistic curve is drawn, and the caption says so.
+    """
+    outcome = {("rnn", d): seeds_solved(n) for d, n in zip(DISTANCES, (3, 2, 3, 1), strict=True)}
+    outcome |= {("lstm", d): seeds_solved(n) for d, n in zip(DISTANCES, (4, 3, 1, 0), strict=True)}
+    plot = figures.plot_accuracy(synthetic_sweep(outcome))
+    top, bottom = plot.figure.axes[:2]
+    points = sum(len(c.get_offsets()) for c in top.collections)
+    assert points == 2 * len(DISTANCES) * len(SEEDS)  # each run a point
+    curves = [line for line in bottom.get_lines() if len(line.get_xdata()) > len(DISTANCES)]
+    assert len(curves) == 1
+    colours = style.model_colours(synthetic_sweep(outcome))
+    assert curves[0].get_color() == colours["lstm"]
+    assert "significant (likelihood-ratio test, p < 0.05): lstm (p = " in plot.caption
+    assert "Not drawn, not significant: rnn (p = 0.25)" in plot.caption
+    assert "test split" in plot.caption and "validation" in plot.caption
+    assert top.get_xscale() == "log"
+
+
+def test_the_gradient_figure_scales_to_its_data_so_a_growing_curve_stays_on_the_panel():
+    """An IRNN-like curve grows to 20 times its output-step norm going back: the panel's y range
+    reaches past it (it was capped at 5).
+    """
+    sweep = synthetic_sweep(RNN_SHORT)
+    rows = []
+    for run in sweep.runs[sweep.runs["distance"] == 10].itertuples():
+        for k in range(11):
+            norm = 20 ** (k / 10) if run.model == "rnn" else 0.5**k  # 1 at the output step
+            for phase in ("init", "final"):
+                rows.append({"run_id": run.run_id, "task": "recall", "model": run.model,
+                             "distance": 10, "phase": phase, "k": k,
+                             "h_median": norm})  # fmt: skip
+    sweep.curves = pd.DataFrame(rows)
+    plot = gradient_figures.plot_gradient_curves(sweep, "recall")
+    rnn_panel = plot.figure.axes[0]
+    assert rnn_panel.get_title().startswith("rnn")
+    assert rnn_panel.get_ylim()[1] > 20
+    drawn = max(max(line.get_ydata()) for line in rnn_panel.get_lines()[:-1])
+    assert drawn == pytest.approx(20)

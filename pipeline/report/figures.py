@@ -8,86 +8,122 @@ and any number it states is computed from the sweep. Reads a ``results.Readout``
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import pandas as pd
 import seaborn as sns
+from matplotlib.lines import Line2D
 
 from pipeline.config.runs import grid_label, grid_points
+from pipeline.report.compare import ALPHA
 from pipeline.report.gradient_figures import (
-    per_distance_grid,
+    per_model_panels,
     plot_grad_norm,
     plot_gradient_curves,
     plot_key_share,
 )
 from pipeline.report.ranking import plot_scaling
-from pipeline.report.results import Readout, baselines_at
-from pipeline.report.stats import LEVEL, fitted_curve, success_counts
+from pipeline.report.results import FEW_RUNS, Readout, baselines_at
+from pipeline.report.stats import fitted_curve, slope_p, success_counts
 from pipeline.report.style import (
     Plot,
     by_model,
     distance_axis,
+    distance_outcome_legend,
     figure,
     legend,
     model_colours,
     model_dashes,
+    model_handles,
+    model_markers,
+    nudges,
+    outcome_handles,
+    outcome_points,
 )
 from pipeline.report.survival import survival_table
-
-
-def _nudge(sweep: Readout) -> dict[str, float]:
-    """Models that score the same (all at 1.0, say) would hide one another: each is shifted
-    sideways by a few percent of a distance (the axis is logarithmic).
-    """
-    n = len(sweep.models)
-    return {m: 2 ** (0.07 * (i - (n - 1) / 2)) for i, m in enumerate(sweep.models)}
 
 
 def plot_accuracy(sweep: Readout) -> Plot:
     runs, tasks = sweep.finished, sweep.tasks
     fig, axes = figure(2, len(tasks))
-    nudge, colours, dashes = _nudge(sweep), model_colours(sweep), model_dashes(sweep)
+    nudge, colours = nudges(sweep), model_colours(sweep)
+    markers, dashes = model_markers(sweep), model_dashes(sweep)
+    drawn, left_out = [], []
     for col, task in enumerate(tasks):
-        part = runs[runs["task"] == task].assign(x=lambda r: r["distance"] * r["model"].map(nudge))
+        part = runs[runs["task"] == task]
         distances = sorted(sweep.runs.loc[sweep.runs["task"] == task, "distance"].unique())
         ax = axes[0][col]
-        sns.lineplot(
-            part, x="x", y="test_accuracy", **by_model(sweep), errorbar=("pi", 100),
-            marker="o", ax=ax,
-        )  # fmt: skip
+        for model in sweep.models:
+            mine = part[part["model"] == model]
+            if mine.empty:
+                continue
+            x = mine["distance"] * nudge[model]
+            accuracy = pd.to_numeric(mine["test_accuracy"], errors="coerce")
+            median = accuracy.groupby(mine["distance"]).median()
+            ax.plot(median.index * nudge[model], median.to_numpy(), color=colours[model],
+                    ls=dashes[model], lw=1, alpha=0.6)  # fmt: skip
+            outcome_points(ax, x, accuracy, mine["status"], colours[model], markers[model])
         chance = sweep.runs[sweep.runs["task"] == task].groupby("distance")["chance_accuracy"]
         # one distance gives no line to draw: mark the chance level with a short dash instead
         dash = {"marker": "_", "markersize": 24} if len(chance.first()) == 1 else {}
         ax.plot(chance.first().index, chance.first().values, "k--", lw=1, label="chance", **dash)
         distance_axis(ax, distances)
-        ax.set(title=f"{task}: test accuracy", ylabel="test accuracy (fraction)", ylim=(0, 1.04))
+        ax.set(title=f"{task}: test accuracy (test split)", ylabel="test accuracy (fraction)",
+               ylim=(-0.03, 1.04))  # fmt: skip
         ax = axes[1][col]
         counts = success_counts(sweep.runs[sweep.runs["task"] == task])
         grid = np.geomspace(distances[0] * 2**-0.5, distances[-1] * 2**0.5, 80)
         for model in sweep.models:
             mine = counts[counts["model"] == model]
             share = mine["solved"] / mine["planned"]
-            ax.plot(mine["distance"] * nudge[model], share, "o", color=colours[model], label=model)
-            curve = fitted_curve(mine, grid)
-            if curve is not None:
-                ax.plot(grid, curve, ls=dashes[model], color=colours[model], lw=1.4)
+            ax.plot(mine["distance"] * nudge[model], share, ls="none", marker=markers[model],
+                    color=colours[model])  # fmt: skip
+            p = slope_p(mine)
+            if math.isnan(p):
+                continue
+            if p < ALPHA:
+                ax.plot(grid, fitted_curve(mine, grid), ls=dashes[model], color=colours[model],
+                        lw=1.4)  # fmt: skip
+                drawn.append(f"{model} (p = {p:.2g})")
+            else:
+                left_out.append(f"{model} (p = {p:.2g})")
         ax.axhline(0.5, color="0.4", ls=":", lw=1, label="half the seeds")
         distance_axis(ax, distances)
-        ax.set(title=f"{task}: seeds solved", ylabel="share of seeds solved", ylim=(-0.04, 1.04))
-    legend(fig, axes)
+        ax.set(title=f"{task}: share of seeds solved (validation)",
+               ylabel="share of seeds solved", ylim=(-0.04, 1.04))  # fmt: skip
+    legend(fig, axes, model_handles(sweep) + outcome_handles(runs["status"]))
     fig.suptitle("Outcome against distance")
-    n_seeds = len(sweep.exp.seeds)
+    per = success_counts(sweep.runs)["planned"]
+    fits = (
+        f"Logistic fits of P(solved) on log2(distance) are drawn only where their slope is "
+        f"significant (likelihood-ratio test, p < {ALPHA}): "
+        + (", ".join(drawn) if drawn else "none is")
+        + "."
+        + (f" Not drawn, not significant: {', '.join(left_out)}." if left_out else "")
+        + " Where every run solved, none did, or solved and unsolved distances are separated, "
+        "there is no fit to draw."
+    )
     return Plot(
         "accuracy_vs_distance",
         "Accuracy and seeds solved against distance",
-        f"Top: test accuracy, mean over {n_seeds} seed(s), band: the range over the seeds (with "
-        "this few seeds an interval estimate would claim more than the data hold); the dashed "
-        "line is the accuracy of the best strategy without the key. "
-        "Bottom: the share of seeds that solved each distance (solved is decided on validation "
-        "accuracy) and, where the data identify one, the logistic fit of P(solved) on "
-        f"log2(distance) whose 50% crossing is the fitted horizon d50 (its {LEVEL:.0%} interval "
-        "is in the horizon table; a family's variants differ in shade and dash). Models are "
-        "shifted sideways a little so that equal values stay visible.",
+        f"Top: test accuracy on the test split, one point per run (seed): filled where the run "
+        "solved, open where it did not within the budget (censored: more updates might have "
+        "solved it), a cross where it diverged; a faint line joins each variant's medians. "
+        f"{int(per.min())} to {int(per.max())} runs per variant and distance: with this few an "
+        "interval estimate would claim more than the data hold, so each run is shown instead. "
+        "The dashed line is the accuracy of the best strategy without the key. Bottom: the "
+        "share of seeds that solved each distance (solved is decided on validation accuracy). "
+        + fits
+        + " Distance on a log2 axis; variants are shifted sideways a little so that equal "
+        "values stay visible.",
         fig,
     )
+
+
+def _n_range(ns: list[int]) -> str:
+    """``3`` or ``2 to 5``: how many runs each of several estimates rests on."""
+    return f"{min(ns)}" if min(ns) == max(ns) else f"{min(ns)} to {max(ns)}"
 
 
 def plot_survival(sweep: Readout) -> Plot:
@@ -129,37 +165,37 @@ def plot_survival(sweep: Readout) -> Plot:
         f"validation every {t.eval_every} updates. Runs that never solved are censored at the "
         f"{budget}-update budget (diverged runs too; ticks mark censoring), so a curve that "
         "ends above the dotted half line has no median: it is not that the median is the "
-        f"budget. Curves are lifted by up to {0.006 * (len(sweep.models) - 1):.2f} so that "
-        "equal curves stay visible.",
+        f"budget. Each curve rests on {_n_range([c.runs for c in curves.values()])} runs, too "
+        "few for a confidence band: none is drawn (the table of steps to solve gives an "
+        f"interval only from {FEW_RUNS} runs). Curves are lifted by up to "
+        f"{0.006 * (len(sweep.models) - 1):.2f} so that equal curves stay visible.",
         fig,
     )
 
 
 def plot_learning_curves(sweep: Readout) -> Plot | None:
-    if sweep.history[sweep.history["metric"] == "val_accuracy"].empty:
+    found = per_model_panels(sweep, "val_accuracy", "validation accuracy (fraction)")
+    if found is None:
         return None
-    fig, axes, cells = per_distance_grid(sweep, "val_accuracy")
+    fig, cells, colours, history = found
     target = sweep.exp.training.solved_accuracy
-    for ax, task, d, rows in cells:
-        # markers: a run solved at its first validation has a single point, no line
-        sns.lineplot(
-            rows, x="step", y="value", **by_model(sweep), units="seed", estimator=None,
-            lw=1.1, alpha=0.85, marker="o", markersize=4, markeredgewidth=0, ax=ax,
-        )  # fmt: skip
-        chance = sweep.runs.loc[
-            (sweep.runs["task"] == task) & (sweep.runs["distance"] == d), "chance_accuracy"
-        ].iloc[0]
-        ax.axhline(chance, color="k", ls="--", lw=1, label="chance")
-        ax.axhline(target, color="0.5", ls=":", lw=1, label=f"solved ({target:g})")
-        ax.set(title=f"{task}, distance {d}", xlabel="training step (updates)", ylim=(0, 1.04))
-        ax.set_ylabel("validation accuracy (fraction)")
-    legend(fig, axes)
-    fig.suptitle("Learning curves: validation accuracy during training")
+    chance = sweep.runs.groupby("task")["chance_accuracy"].median()
+    for ax, task, _ in cells:
+        ax.axhline(chance[task], color="k", ls="-.", lw=1)
+        ax.axhline(target, color="0.5", ls=":", lw=1)
+        ax.set_ylim(0, 1.04)
+    extra = [Line2D([], [], color="k", ls="-.", label="chance"),
+             Line2D([], [], color="0.5", ls=":", label=f"solved ({target:g})")]  # fmt: skip
+    distance_outcome_legend(fig, colours, history["status"], extra)
+    fig.suptitle("Learning curves: validation accuracy during training (validation split)")
     return Plot(
         "learning_curves",
         "Learning curves",
-        "One line per seed: validation accuracy at each check. A run stops when it reaches the "
-        "dotted target; the dashed line is the accuracy of the best strategy without the key.",
+        "On the validation split. One panel per variant, one line per run: validation accuracy "
+        "at each check; a line's colour is the run's training distance, solid where it solved, "
+        "dashed where it did not, dotted where it diverged. A run stops when it reaches the "
+        "dotted target; the dash-dotted line is the accuracy of the best strategy without the "
+        "key.",
         fig,
     )
 
@@ -169,10 +205,9 @@ def plot_adding_error(sweep: Readout) -> Plot | None:
         return None
     task = sweep.regression_tasks[0]  # the adding problem: one such task per experiment
     runs = sweep.finished[sweep.finished["task"] == task]
-    nudge = _nudge(sweep)
     fig, axes = figure(1, 1, width=5.0)
     ax = axes[0][0]
-    part = runs.assign(x=runs["distance"] * runs["model"].map(nudge))
+    part = runs.assign(x=runs["distance"] * runs["model"].map(nudges(sweep)))
     sns.lineplot(
         part, x="x", y="test_loss", **by_model(sweep), estimator="median",
         errorbar=("pi", 100), marker="o", ax=ax,
@@ -245,7 +280,8 @@ def plot_sensitivity(sweep: Readout) -> Plot | None:
     return Plot(
         "tuning_sensitivity",
         "Outcome against the tuned setting",
-        f"Each variant's tuning runs at each {field} of the grid, mean over the tuning seeds "
+        f"On the validation split (the tuning runs are never scored on test data). Each "
+        f"variant's tuning runs at each {field} of the grid, mean over the tuning seeds "
         f"{tuning.seeds}: best validation accuracy (left) and steps to solve, an unsolved run "
         "counting as the budget (right). Stars mark the setting each variant's evaluation runs "
         "used. A flat line means the variant's outcome did not depend on the setting.",

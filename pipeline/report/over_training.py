@@ -14,17 +14,19 @@ import math
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from pipeline.report.gradient_figures import JACOBIAN_LABEL, SHARE_LABEL
 from pipeline.report.results import KEEP_GATES, Readout
-from pipeline.report.style import figure, figure_legend
+from pipeline.report.style import (
+    OUTCOME_STYLES,
+    distance_colours,
+    distance_outcome_legend,
+    figure,
+)
 
-# how a run ended, as a line style (the colour is its distance)
-OUTCOME_STYLES = {"solved": "-", "unsolved": (0, (4, 2)), "diverged": (0, (1, 1.5))}
 # the block of W that plays the Elman W's part, h(t-1) into the tanh that writes the state: W of
 # the RNN, the LSTM's candidate g, the GRU's candidate n
 SPECTRUM_BLOCK = {"rnn": "W", "lstm": "W_g", "gru": "W_n"}
@@ -61,16 +63,6 @@ def trajectories(sweep: Readout, task: str) -> pd.DataFrame:
     return part.sort_values(keys, kind="stable").drop(columns="order").reset_index(drop=True)
 
 
-def distance_colours(distances) -> dict[int, tuple]:
-    """One colour per training distance, darker for longer, the same in every panel: spread
-    over a sequential palette's whole range, so that two distances differ at a glance.
-    """
-    distances = sorted({int(d) for d in distances})
-    cmap = sns.color_palette("crest", as_cmap=True)
-    spread = np.linspace(0.15, 1.0, len(distances)) if len(distances) > 1 else [0.7]
-    return {d: cmap(x) for d, x in zip(distances, spread, strict=True)}
-
-
 def _runs(ax, rows: pd.DataFrame, column: str, colours: dict, positive: bool) -> int:
     """One line per run of ``rows``: ``column`` against step; returns the lines drawn. With
     ``positive``, values of 0 or below are left out (a log axis has no place for them).
@@ -85,17 +77,6 @@ def _runs(ax, rows: pd.DataFrame, column: str, colours: dict, positive: bool) ->
                 ls=OUTCOME_STYLES[status], marker=".", markersize=3)  # fmt: skip
         drawn += 1
     return drawn
-
-
-def _legend(fig: Figure, colours: dict, statuses, extra: list | None = None) -> None:
-    handles = [Line2D([], [], color=c, lw=2, label=f"distance {d}") for d, c in colours.items()]
-    handles += [
-        Line2D([], [], color="0.2", ls=OUTCOME_STYLES[s], label=s)
-        for s in OUTCOME_STYLES
-        if s in set(statuses)
-    ]
-    handles += extra or []
-    figure_legend(fig, handles, [h.get_label() for h in handles])
 
 
 def plot_probe_over_training(
@@ -126,7 +107,7 @@ def plot_probe_over_training(
             ax.set(title=f"{model}: {title}", ylabel=ylabel)
             ax.title.set_fontsize(9)
             ax.set_xlabel("training step (updates)" if r == len(models) - 1 else "")
-    _legend(fig, colours, rows["status"])
+    distance_outcome_legend(fig, colours, rows["status"])
     fig.suptitle(f"{task}: what reaches the key step, probe by probe during training")
     return fig
 
@@ -184,7 +165,7 @@ def plot_mechanism_over_training(
         axes[r][2].set_ylabel("time constant (steps)" if gate is not None else "")
     threshold = Line2D([], [], color="0.4", ls=":", label="1 (vanishing below, exploding above)")
     marker = Line2D([], [], color="0.5", ls="--", label="training distance (time constant panel)")
-    _legend(fig, colours, rows["status"], [threshold, marker])
+    distance_outcome_legend(fig, colours, rows["status"], [threshold, marker])
     fig.suptitle(f"{task}: the recurrent matrix and the keep gate, probe by probe during training")
     return fig
 

@@ -237,6 +237,22 @@ def fit_d50(counts: pd.DataFrame) -> D50:
     )
 
 
+def slope_p(counts: pd.DataFrame) -> float:
+    """The likelihood-ratio p-value of the logistic fit's slope (solved on log2 distance against
+    a constant P(solved)) for one (task, model); nan where ``fit_d50`` finds nothing to fit.
+    """
+    if fit_d50(counts).kind not in ("fitted", "rising"):
+        return math.nan
+    x = np.log2(counts["distance"].to_numpy(dtype=float))
+    solved = counts["solved"].to_numpy(dtype=float)
+    endog = np.column_stack([solved, counts["planned"].to_numpy(dtype=float) - solved])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = sm.GLM(endog, sm.add_constant(x), family=sm.families.Binomial()).fit()
+        null = sm.GLM(endog, np.ones((len(x), 1)), family=sm.families.Binomial()).fit()
+    return float(chi2.sf(max(2 * (full.llf - null.llf), 0.0), df=1))
+
+
 def fitted_curve(counts: pd.DataFrame, distances: np.ndarray) -> np.ndarray | None:
     """The fitted P(solved) at ``distances`` for one (task, model), or None where ``fit_d50``
     finds nothing to fit (every run solved, none, or a clean split).
