@@ -513,3 +513,20 @@ def test_the_gradient_figure_scales_to_its_data_so_a_growing_curve_stays_on_the_
     assert rnn_panel.get_ylim()[1] > 20
     drawn = max(max(line.get_ydata()) for line in rnn_panel.get_lines()[:-1])
     assert drawn == pytest.approx(20)
+
+
+def test_the_method_says_which_split_each_number_uses_and_that_seeds_differ_in_data():
+    from pipeline.report.document import method
+
+    mixed = dict(RNN_SHORT)
+    mixed[("rnn", 20)] = ["solved", "unsolved", "solved", "unsolved"]
+    sweep = synthetic_sweep(mixed)
+    said = " ".join(method(sweep))
+    assert "figures and tables are on the separate test split" not in said
+    which = next(s for s in method(sweep) if s.startswith("Which data."))
+    assert "Test split: test accuracy" in which and "Validation split: solved" in which
+    assert "learning curves" in which.split("Validation split")[1].split("Training")[0]
+    assert "Training batches: the training gradient norm" in which
+    assert "its own data set" in said
+    within = next(s for s in findings.findings(sweep) if "Within one model" in s)
+    assert "differ only in" not in within and "data set" in within

@@ -80,9 +80,13 @@ def method(sweep: Readout) -> list[str]:
     out = [
         f"Outcome. A run is solved when its validation accuracy reaches {t.solved_accuracy:g} "
         f"at a check (every {t.eval_every} updates, at most {t.max_steps}); solved and "
-        "unsolved are decided on validation data. Accuracies and losses in the figures and "
-        "tables are on the separate test split. Validation and test hold no sequence of the "
+        "unsolved are decided on validation data. Validation and test hold no sequence of the "
         "training split.",
+        splits_text(sweep),
+        "Seeds. Each seed sets a run's initialisation, its own data set (training, validation "
+        "and test sequences are generated from the seed) and its batch order; every variant at "
+        "one (distance, seed) reads the same data. Two seeds of one variant at one distance "
+        "therefore differ in their data as well as their initialisation.",
         "Horizons. A model holds a distance when at least half its seeds solved it. Its memory "
         "horizon is the largest distance it held at, having held at every shorter distance of "
         "the sweep; holding again after a failure is reported as non-monotone. The fitted "
@@ -122,6 +126,25 @@ def method(sweep: Readout) -> list[str]:
     if sweep.regression_tasks:
         out.append(_adding_method(sweep))
     return out
+
+
+def splits_text(sweep: Readout) -> str:
+    """Which data each number of the report comes from, figure by figure and table by table."""
+    tuned = (
+        " the tuning table and the tuning sensitivity figure (tuning runs),"
+        if sweep.exp.tuning is not None
+        else ""
+    )
+    return (
+        "Which data. Test split: test accuracy and loss (the top of the accuracy figure, the "
+        "test MSE, the table of all runs, factor 1 of the length extrapolation). Validation "
+        "split: solved or not, and so the seeds solved, the memory horizons and their brackets, "
+        "the steps to solve, the scaling exponents and Kaplan-Meier curves; the learning "
+        f"curves;{tuned} and the gradient probes and the mechanism's measures (probe batches of "
+        "validation sequences). Training batches: the training gradient norm. Fresh sequences "
+        "at half, twice and four times each run's distance, as many as the test split: the "
+        "length extrapolation."
+    )
 
 
 def _adding_method(sweep: Readout) -> str:
@@ -183,9 +206,9 @@ def tables(sweep: Readout) -> list:
         ]
         if sweep.selections:
             blocks += [
-                f"{task}: tuning, per variant and grid point, over the tuning seeds: seeds "
-                "solved, mean steps to solve (unsolved: the budget), mean best validation "
-                "accuracy.",
+                f"{task}: tuning, per variant and grid point, over the tuning seeds, on the "
+                "validation split: seeds solved, mean steps to solve (unsolved: the budget), "
+                "mean best validation accuracy.",
                 tuning_table(sweep, task),
                 f"{task}: {tuning_caveats(sweep, task)}",
             ]

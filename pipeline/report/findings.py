@@ -234,8 +234,8 @@ def _share_against_outcome(runs: pd.DataFrame) -> str:
 
 
 def _within_models(runs: pd.DataFrame) -> str:
-    """Where one model both solved and failed at one distance, its seeds compared: the seeds
-    differ only in initialisation there, so the model and the distance cannot confound it. The
+    """Where one model both solved and failed at one distance, its seeds compared: the model and
+    the distance cannot confound it there (the seeds differ in initialisation and data). The
     verdict on the share comes from here only, the strata combined by one permutation test.
     """
     combined = stratified(runs)
@@ -251,8 +251,9 @@ def _within_models(runs: pd.DataFrame) -> str:
             f"against {c.n_unsolved} unsolved ({num(c.median_unsolved)})"
         )
     text = (
-        "Within one model at one distance, where its seeds ended both ways (they differ only in "
-        "their initialisation), the initial key share of solved against unsolved seeds: "
+        "Within one model at one distance, where its seeds ended both ways (they differ in "
+        "their initialisation and in their data set: each seed has its own), the initial key "
+        "share of solved against unsolved seeds: "
         + "; ".join(parts)
         + f". Combined over these {combined.strata} strata ({combined.n_solved} solved, "
         f"{combined.n_unsolved} unsolved seeds), the solved seed started with the larger share "
