@@ -13,7 +13,16 @@ import pytest
 
 from pipeline import config
 from pipeline.config.runs import evaluation_runs
-from pipeline.report import compare, figures, findings, gradient_figures, stats, style, survival
+from pipeline.report import (
+    compare,
+    figures,
+    findings,
+    gradient_figures,
+    ranking,
+    stats,
+    style,
+    survival,
+)
 from pipeline.report.reading import RESULT_COLUMNS
 from pipeline.report.results import Readout
 from pipeline.report.tables import d50_text, horizon_text, survival_text
@@ -39,12 +48,31 @@ def test_horizon_needs_every_shorter_distance_held():
         ]
     )
     held = stats.horizons(table)
-    assert held[("t", "a")] == stats.Horizon(10, held_again=(40,), failed_at=20)
+    assert held[("t", "a")] == stats.Horizon(10, held_again=(40,), failed_at=20, longest=40)
     assert not held[("t", "a")].monotone
     assert held[("t", "b")].distance is None
-    assert held[("t", "c")] == stats.Horizon(10, (), 20)
+    assert held[("t", "c")] == stats.Horizon(10, (), 20, longest=20)
     text = horizon_text(held[("t", "a")])
     assert text.startswith("10") and "non-monotone" in text and "40" in text and "20" in text
+    assert horizon_text(held[("t", "b")]).startswith("< 10")  # failed at the shortest: a bound
+
+
+def test_a_horizon_at_the_sweeps_edge_is_a_bound_not_a_value():
+    table = counts([("a", 10, 3, 3), ("a", 20, 3, 3), ("b", 10, 3, 3), ("b", 20, 0, 3)])
+    held = stats.horizons(table)
+    assert held[("t", "a")].censored and not held[("t", "b")].censored
+    assert horizon_text(held[("t", "a")]) == "≥ 20 (held at the longest distance run)"
+    assert horizon_text(held[("t", "b")]) == "10"
+
+
+def test_a_variant_that_did_not_run_at_a_distance_does_not_part_there():
+    """A staircase runs each variant at its own distances: b never ran at 15, so a holding there
+    alone is no parting, and b is not said to have stopped holding at 15.
+    """
+    table = counts(
+        [("a", 10, 3, 3), ("a", 15, 3, 3), ("a", 20, 0, 3), ("b", 10, 3, 3), ("b", 20, 3, 3)]
+    )
+    assert stats.parting_distances(table) == {20: ["a"]}
 
 
 def test_parting_distances_are_where_the_holding_models_change():
@@ -249,8 +277,8 @@ def test_no_distance_with_both_outcomes_says_the_data_cannot_separate():
     same = {(m, d): all_("solved" if d <= 20 else "unsolved") for m in ("rnn", "lstm")
             for d in DISTANCES}  # fmt: skip
     sweep = synthetic_sweep(same)
-    sentence = next(s for s in findings.findings(sweep) if "cannot separate" in s)
-    assert "At no distance" in sentence
+    sentence = next(s for s in findings.findings(sweep) if s.startswith("At no distance"))
+    assert "cannot separate" in sentence
 
 
 def test_time_to_solve_censors_unsolved_runs_at_the_budget():
@@ -432,7 +460,8 @@ def test_verdicts_do_not_rank_families_the_data_do_not_separate():
     _, best = verdicts(sweep, "recall")
     assert "the data do not separate RNN and GRU (each held to the longest" in best
     assert "furthest" not in best
-    assert "RNN (horizon 80) = GRU (horizon 80) > LSTM (horizon 20)" in best
+    assert "RNN (horizon ≥ 80) = GRU (horizon ≥ 80) > LSTM (horizon 20)" in best
+    assert "horizon 80" not in best and "d50" not in best.split("ranked")[0]
 
 
 def test_an_e_folding_length_past_its_fit_window_is_not_printed_as_a_number():
@@ -530,3 +559,122 @@ def test_the_method_says_which_split_each_number_uses_and_that_seeds_differ_in_d
     assert "its own data set" in said
     within = next(s for s in findings.findings(sweep) if "Within one model" in s)
     assert "differ only in" not in within and "data set" in within
+
+
+# ---- a staircase sweep -----------------------------------------------------------------------
+
+STAIR_MODELS = [
+    {"name": "rnn", "cell": "rnn"},
+    {"name": "irnn", "cell": "rnn", "nonlinearity": "relu", "recurrent_init": "identity"},
+    {"name": "gru", "cell": "gru"},
+    {"name": "lstm", "cell": "lstm", "forget_bias": "pytorch"},
+]
+
+
+def staircase_sweep(solved: dict, shares: dict, grad_norm: dict, jacobian: dict) -> Readout:
+    """Four variants on a staircase from 10, capped at 40, three seeds: ``solved[model]`` maps
+    each distance it ran at to its seeds solved; ``shares[model]`` is its initial key share at
+    every distance, ``grad_norm[model]`` its runs' mean pre-clip gradient norm and
+    ``jacobian[model]`` its Jacobian norm after training. Brackets follow the rule.
+    """
+    from pipeline.config.staircase import Bracket, Level
+
+    exp = config.Experiment(
+        name="stairs", tasks=[{"task": "recall"}], models=STAIR_MODELS, seeds=[0, 1, 2],
+        staircase={"start": 10, "cap": 40},
+    )  # fmt: skip
+    rows, brackets = [], {}
+    for m in exp.models:
+        levels = []
+        for d, n in sorted(solved[m.name].items()):
+            levels.append(Level(d, n, 3))
+            for seed in range(3):
+                ok = seed < n
+                rows.append(
+                    {"task": "recall", "model": m.name, "cell": m.cell, "distance": d,
+                     "seed": seed, "status": "solved" if ok else "unsolved", "solved": ok,
+                     "steps": 100 * (seed + 1) * d // 10 if ok else 2000,
+                     "steps_to_solve": 100 * (seed + 1) * d // 10 if ok else None,
+                     "test_accuracy": 1.0 if ok else 0.25, "chance_accuracy": 0.25,
+                     "parameters": {"rnn": 900, "gru": 2000, "lstm": 2500}[m.cell],
+                     "hidden_size": 16, "probe_data": True,
+                     "probe_init_h_key_share": shares[m.name],
+                     "probe_final_h_jacobian_key": jacobian[m.name],
+                     "mean_grad_norm": grad_norm[m.name], "run_id": f"{m.name}-{d}-{seed}"}
+                )  # fmt: skip
+        held = [lv.distance for lv in levels if lv.holds]
+        failed = [lv.distance for lv in levels if not lv.holds]
+        lower = max(held) if held else None
+        upper = min((d for d in failed if lower is None or d > lower), default=None)
+        brackets[("recall", m.name)] = Bracket(lower, upper, tuple(levels))
+    runs = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    runs = runs.astype({"steps": "Int64", "steps_to_solve": "Int64", "solved": "boolean"}).copy()
+    empty = pd.DataFrame(columns=["run_id", "task", "model", "distance", "metric", "step", "value"])
+    return Readout(exp, "1", "sqlite:///none", runs, pd.DataFrame(), empty, brackets=brackets)
+
+
+STAIRS = {  # rnn 10 to 20, irnn >= 40 (at the cap), gru >= 40, lstm < 10 (went down to 5)
+    "rnn": {10: 3, 20: 0, 40: 0},
+    "irnn": {10: 3, 20: 3, 40: 3},
+    "gru": {10: 3, 20: 3, 40: 3},
+    "lstm": {5: 0, 10: 0},
+}
+
+
+def test_a_bracket_censored_horizon_is_never_printed_as_a_bare_number():
+    sweep = staircase_sweep(STAIRS, dict.fromkeys(STAIRS, 0.01), dict.fromkeys(STAIRS, 0.5),
+                            dict.fromkeys(STAIRS, 0.5))  # fmt: skip
+    said = findings.findings(sweep)
+    text = " ".join(said)
+    assert "irnn ≥ 40" in text and "gru ≥ 40" in text and "lstm < 5" in text
+    for bare in ("horizon 40", "horizon 5", "d50"):  # no monotone horizon or d50 as a value
+        assert bare not in text, bare
+    defaults, best = ranking.family_verdicts(sweep, "recall")
+    assert defaults.startswith("PyTorch defaults: GRU (gru ≥ 40, 2,000 parameters) > RNN (rnn")
+    assert "> LSTM (lstm < 5, 2,500 parameters)" in defaults
+    assert "No control at shared settings was run" in defaults
+    assert best.startswith("Each family at its best: RNN (irnn ≥ 40, 900 parameters) = GRU (gru")
+    model = next(s for s in said if s.startswith("rnn: memory horizon"))
+    assert (
+        model
+        == "rnn: memory horizon 10 to 20. Seeds solved per distance: 10: 3/3, 20: 0/3, 40: 0/3."
+    )
+
+
+def test_the_initial_share_is_set_against_the_horizons_and_a_contradiction_said():
+    """The GRU starts with a smaller share than the RNN yet holds where the RNN fails: the report
+    says the initial share does not decide who learns; ordered shares say the opposite.
+    """
+    shares = {"rnn": 0.1, "irnn": 0.5, "gru": 0.001, "lstm": 1e-4}
+    sweep = staircase_sweep(STAIRS, shares, dict.fromkeys(STAIRS, 0.5), dict.fromkeys(STAIRS, 0.5))
+    sentence = next(s for s in findings.findings(sweep) if s.startswith("At distance 10, where"))
+    assert "rnn 0.100, irnn 0.500, gru 0.00100, lstm 1.00e-04" in sentence
+    # separated pairs: irnn, gru over rnn (held 20, rnn failed there) and over lstm; rnn over lstm
+    assert "Of the 5 pairs" in sentence and "the larger share in 4" in sentence
+    assert (
+        "gru started with 0.00100 and held further than rnn, which started with 0.100" in sentence
+    )
+    assert sentence.endswith("does not decide who learns.")
+    ordered = {"rnn": 0.01, "irnn": 0.5, "gru": 0.1, "lstm": 1e-4}
+    sweep = staircase_sweep(STAIRS, ordered, dict.fromkeys(STAIRS, 0.5), dict.fromkeys(STAIRS, 0.5))
+    sentence = next(s for s in findings.findings(sweep) if s.startswith("At distance 10, where"))
+    assert "in 5: here the initial shares order the horizons" in sentence
+    assert "not that the share decides" in sentence and "does not decide" not in sentence
+
+
+def test_an_exploding_regime_is_said_with_its_numbers_and_the_clip_only_where_it_shows():
+    grad = {"rnn": 0.5, "irnn": 20.0, "gru": 0.4, "lstm": 0.3}
+    jacobian = {"rnn": 0.5, "irnn": 1000.0, "gru": 0.6, "lstm": 0.01}
+    sweep = staircase_sweep(STAIRS, dict.fromkeys(STAIRS, 0.01), grad, jacobian)
+    sentence = next(s for s in findings.findings(sweep) if s.startswith("The exploding side"))
+    assert (
+        "irnn: its runs' mean pre-clip gradient norm was 20.0 (range 20.0 to 20.0, n=9)" in sentence
+    )
+    assert "20 times the clip (1, global L2 norm)" in sentence
+    assert "Jacobian norm from the key step to the output after training was 1,000" in sentence
+    assert " rnn:" not in sentence and "gru:" not in sentence
+    calm = staircase_sweep(STAIRS, dict.fromkeys(STAIRS, 0.01), dict.fromkeys(STAIRS, 0.5),
+                           dict.fromkeys(STAIRS, 0.5))  # fmt: skip
+    said = findings.findings(calm)
+    assert not any(s.startswith("The exploding side") for s in said)
+    assert any(s.startswith("No variant's runs trained with a median pre-clip") for s in said)

@@ -5,7 +5,7 @@ separates them.
 
 - **Bracket.** The staircase's rule (``config.staircase``) leaves a variant holding at ``lower``
   and failing at ``upper``: the horizon is at least ``lower`` and below ``upper``. A variant that
-  held at the cap is written ``>= cap`` and one that failed at the shortest distance ``< d``:
+  held at the cap is written ``≥ cap`` and one that failed at the shortest distance ``< d``:
   bounds, never values.
 - **Ranking.** Variant A is ahead of B on the brackets when A held at a distance where B failed
   with every seed counted (``A.lower >= B.upper``); otherwise on the exponents when their
@@ -25,25 +25,38 @@ from pipeline.config import control
 from pipeline.report import scaling
 from pipeline.report.results import FINISHED, Readout, distance_text
 from pipeline.report.style import Plot, distance_axis, figure, legend, model_colours
+from pipeline.report.tables import short_bracket
+from pipeline.report.verdict import FAMILY
 
 ALPHA = 0.05  # the family-wise level of the exponent comparisons (Holm)
 
 
 def bracket_text(b) -> str:
-    """``20 to 40``, ``>= 80 (the cap)``, ``< 5 (the shortest distance)``, or ``plan incomplete``;
-    with the distances a monotone horizon would not explain, where there are any.
+    """``20 to 40``, ``≥ 80 (held at the cap)``, ``< 5 (failed at the shortest distance)``, or
+    ``plan incomplete``; with the distances a monotone horizon would not explain, where there
+    are any. A censored end is a bound, never a value.
     """
     if b is None:
         return "plan incomplete (runs missing or failed)"
     if b.below_min:
         text = f"< {b.upper} (failed at the shortest distance)"
     elif b.beyond_cap:
-        text = f">= {b.lower} (held at the cap)"
+        text = f"≥ {b.lower} (held at the cap)"
     else:
         text = f"{b.lower} to {b.upper}"
     if b.contradictions:
         text += f"; non-monotone at {', '.join(map(str, b.contradictions))}"
     return text
+
+
+def exponent_text(fit) -> str:
+    """``1.19 (95% CI 0.58 to 1.80, n=11)``, or why there is no exponent."""
+    if fit is None:
+        return "no runs"
+    if not fit.fitted:
+        return f"no fit ({fit.reason})"
+    low, high = fit.alpha_ci
+    return f"{fit.alpha:.2f} (95% CI {low:.2f} to {high:.2f}, n={fit.runs})"
 
 
 def _level_text(b, distance: int | None) -> str:
@@ -176,59 +189,97 @@ def ranking(sweep: Readout, task: str) -> str:
     )
 
 
-def _group_text(group: list[str]) -> str:
-    return " and ".join(group)
+def _shared_text(sweep: Readout) -> str:
+    """``learning_rate 0.01``: the control's shared settings."""
+    return ", ".join(
+        f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in sweep.exp.control.point
+    )
 
 
-def control_sentences(sweep: Readout, task: str) -> list[str]:
-    """For every family verdict the brackets decide: where it was decided and whether it holds
-    at the shared settings too (the control runs), with the seeds solved on each side.
+def _labelled_comparisons(sweep: Readout, brackets: dict) -> list[tuple[str, list[list[str]]]]:
+    """``control.comparisons`` with their names: it leaves out a comparison of fewer than two
+    families, so the names follow the same rule.
     """
-    if sweep.control is None:
-        return []
-    brackets = {m: sweep.brackets.get((task, m)) for m in sweep.models}
-    shared = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
-                       for k, v in sweep.exp.control.point)  # fmt: skip
-    if any(b is None for b in brackets.values()):
-        return [f"Control at the shared settings ({shared}): not run, a staircase is incomplete."]
+    models = sweep.exp.models
+    defaults = {m.cell for m in models if m.pytorch_default}
+    names = (["PyTorch defaults"] if len(defaults) >= 2 else []) + (
+        ["Each family at its best"] if len({m.cell for m in models}) >= 2 else []
+    )
+    return list(zip(names, control.comparisons(models, brackets), strict=True))
+
+
+def _control_result(sweep: Readout, task: str, ahead, behind, d: int) -> str:
+    """Whether a verdict decided at ``d`` holds at the control's shared settings, with counts."""
     runs = sweep.control[sweep.control["task"] == task]
+    at = runs[runs["distance"] == d]
+
+    def counts(group) -> tuple[int, int, int]:
+        mine = at[at["model"].isin(group)]
+        done = int(mine["status"].isin(FINISHED).sum())
+        return int((mine["status"] == "solved").sum()), len(mine), done
+
+    (a_solved, a_n, a_done), (b_solved, b_n, b_done) = counts(ahead), counts(behind)
+    names = f"{' and '.join(ahead)} ahead of {' and '.join(behind)} at {d}"
+    if not a_n or not b_n or a_done < a_n or b_done < b_n:
+        return f"{names}: its control runs are not all finished"
+    holds = 2 * a_solved >= a_n and a_solved > 0 and not 2 * b_solved >= b_n
+    verdict = "holds" if holds else "does not hold"
+    return f"{names} {verdict} ({a_solved}/{a_n} solved against {b_solved}/{b_n})"
+
+
+def family_verdicts(sweep: Readout, task: str) -> list[str]:
+    """The family comparisons on ``task`` decided by the brackets (``config.control``): PyTorch
+    defaults against defaults, and each family at its best; each family's compared variants with
+    their brackets, ``>`` where one held at a distance where the next failed with every seed
+    counted, ``=`` where the brackets do not separate them; then, with a control, whether each
+    ``>`` holds at the shared settings too. Empty with fewer than two families.
+    """
+    brackets = {m: sweep.brackets.get((task, m)) for m in sweep.models}
+    if any(b is None for b in brackets.values()):
+        return ["Family verdicts: not given while a staircase is incomplete."]
+    cells = {m.name: m.cell for m in sweep.exp.models}
+    sizes = sweep.runs.groupby("model")["parameters"].max()
     out = []
-    for label, groups in zip(
-        ("PyTorch defaults", "each family at its best"),
-        control.comparisons(sweep.exp.models, brackets),
-        strict=False,
-    ):
-        pairs = control.decided(groups, brackets)
-        if not pairs:
-            out.append(f"{label}: the brackets separate no family, so no verdict needed a control.")
+    for label, groups in _labelled_comparisons(sweep, brackets):
+        ranked = sorted(groups, key=lambda g: control._key(brackets[g[0]]), reverse=True)
+        decided = {(tuple(a), tuple(b)): d for a, b, d in control.decided(groups, brackets)}
+        parts = []
+        for i, group in enumerate(ranked):
+            if i:
+                parts.append(">" if (tuple(ranked[i - 1]), tuple(group)) in decided else "=")
+            members = ", ".join(
+                f"{m} {short_bracket(brackets[m])}, {int(sizes.get(m, 0)):,} parameters"
+                for m in group
+            )
+            parts.append(f"{FAMILY[cells[group[0]]]} ({members})")
+        text = f"{label}: {' '.join(parts)}"
+        if label.startswith("Each family"):
+            counted = ", ".join(
+                f"{FAMILY[c]} {sum(1 for m in sweep.exp.models if m.cell == c)}"
+                for c in control.FAMILIES
+                if any(m.cell == c for m in sweep.exp.models)
+            )
+            text += (
+                f" (a family's best is picked on these results, so a family with more "
+                f"variants had more chances: {counted})"
+            )
+        if not decided:
+            text += ". The brackets separate no family here"
+            if all(brackets[g[0]].beyond_cap for g in ranked):
+                text += " (each held at the cap: the cap is too short to rank them)"
+            out.append(text + ".")
             continue
-        for ahead, behind, d in pairs:
-            at = runs[runs["distance"] == d]
-
-            def counts(group, at=at):
-                mine = at[at["model"].isin(group)]
-                return (
-                    int((mine["status"] == "solved").sum()),
-                    len(mine),
-                    int(mine["status"].isin(FINISHED).sum()),
-                )
-
-            (a_solved, a_n, a_done), (b_solved, b_n, b_done) = counts(ahead), counts(behind)
-            verdict = (
-                f"{_group_text(ahead)} ahead of {_group_text(behind)}, decided at distance {d} "
-                f"(at the tuned settings {_group_text(ahead)} held {brackets[ahead[0]].lower} "
-                f"and {_group_text(behind)} failed at {d})"
-            )
-            if a_done < a_n or b_done < b_n or not a_n or not b_n:
-                out.append(f"{label}: {verdict}; the control runs at {d} are not all finished.")
-                continue
-            holds = 2 * a_solved >= a_n and a_solved > 0 and not 2 * b_solved >= b_n
-            out.append(
-                f"{label}: {verdict}. At the shared settings ({shared}), at distance {d}: "
-                f"{_group_text(ahead)} solved {a_solved}/{a_n} runs, {_group_text(behind)} "
-                f"{b_solved}/{b_n}: the verdict "
-                + ("holds at the shared settings as well." if holds else "does not hold there.")
-            )
+        text += ". Read '>' as held at a distance where the next family failed, every seed counted."
+        if sweep.control is None:
+            out.append(text + " No control at shared settings was run.")
+            continue
+        results = [_control_result(sweep, task, a, b, d) for (a, b), d in decided.items()]
+        out.append(
+            text
+            + f" At the shared settings ({_shared_text(sweep)}), on the evaluation seeds: "
+            + "; ".join(results)
+            + "."
+        )
     return out
 
 

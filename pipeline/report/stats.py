@@ -63,10 +63,16 @@ class Horizon:
     distance: int | None
     held_again: tuple[int, ...] = ()
     failed_at: int | None = None  # the first distance it did not hold at, if any
+    longest: int | None = None  # the longest distance it ran at
 
     @property
     def monotone(self) -> bool:
         return not self.held_again
+
+    @property
+    def censored(self) -> bool:
+        """Held at the longest distance or failed at the shortest: a bound, not a value."""
+        return self.distance is None or self.distance == self.longest
 
 
 def horizons(counts: pd.DataFrame) -> dict[tuple[str, str], Horizon]:
@@ -82,24 +88,26 @@ def horizons(counts: pd.DataFrame) -> dict[tuple[str, str], Horizon]:
             horizon = int(d)
         later = group[group["distance"] > (failed_at or math.inf)]
         again = tuple(int(d) for d in later.loc[later["held"], "distance"])
-        out[(task, model)] = Horizon(horizon, again, failed_at)
+        out[(task, model)] = Horizon(horizon, again, failed_at, int(group["distance"].max()))
     return out
 
 
 def parting_distances(counts: pd.DataFrame) -> dict[int, list[str]]:
-    """Where the models part ways: each distance at which some model holds the dependency
-    and another does not, and the set that holds differs from the distance before; mapped to the
-    models that do not hold there but did before (or, at the first distance, that do not hold).
-    When the models never part: the largest distance, mapped to no model.
+    """Where the models part ways: each distance at which some model that ran there holds the
+    dependency and another does not, and the set that holds differs from what held before (a
+    model keeps its last verdict over distances it did not run at: a staircase runs each model
+    at its own); mapped to the models that ran there and do not hold but did before (or, where
+    none did before, every model that ran there and does not hold). When the models never part:
+    the largest distance, mapped to no model.
     """
     holding = counts[holds(counts)].groupby("distance")["model"].agg(frozenset)
-    models = frozenset(counts["model"])
-    out, before = {}, models
+    ran = counts.groupby("distance")["model"].agg(frozenset)
+    out, before = {}, frozenset(counts["model"])
     for d in sorted(counts["distance"].unique()):
-        now = holding.get(d, frozenset())
-        if now and now != models and now != before:
-            out[int(d)] = sorted(before - now) or sorted(models - now)
-        before = now
+        now, here = holding.get(d, frozenset()), ran[d]
+        if now and now != here and now != before & here:
+            out[int(d)] = sorted((before & here) - now) or sorted(here - now)
+        before = (before - here) | now
     return out or {int(counts["distance"].max()): []}
 
 

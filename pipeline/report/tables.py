@@ -46,8 +46,16 @@ def count_text(c) -> str:
 
 
 def horizon_text(h: Horizon) -> str:
-    """The monotone horizon in words, with any later distance held after a failure."""
-    text = "none (did not hold at the shortest distance)" if h.distance is None else str(h.distance)
+    """The monotone horizon in words, censored ends as bounds (``≥ 40``: held at the longest
+    distance run; ``< 10``: failed at the shortest), with any later distance held after a
+    failure.
+    """
+    if h.distance is None:
+        text = f"< {h.failed_at} (did not hold at the shortest distance)"
+    elif h.distance == h.longest:
+        text = f"≥ {h.distance} (held at the longest distance run)"
+    else:
+        text = str(h.distance)
     if h.held_again:
         again = ", ".join(map(str, h.held_again))
         text += f"; non-monotone: held again at {again} after failing at {h.failed_at}"
@@ -100,24 +108,43 @@ def d50_text(d: D50, shortest: float, longest: float) -> str:
 
 
 def horizon_table(sweep: Readout, task: str) -> pd.DataFrame:
-    """Per model: init, both horizons, and seeds solved/planned per distance."""
+    """Per model: init, the horizons, and seeds solved/planned per distance. Without a staircase:
+    the monotone horizon and the fitted d50. With one, the bracket is the horizon (in the
+    staircase's table): the d50 column is kept, flagged, and given only where the bracket is
+    not censored (a logistic fit past a censored end would print a bound as a value).
+    """
     counts = success_counts(sweep.runs[sweep.runs["task"] == task])
     held = horizons(counts)
     rows = []
     for model in sweep.models:
         mine = counts[counts["model"] == model]
+        d50 = d50_text(fit_d50(mine), mine["distance"].min(), mine["distance"].max())
         row = {
             "model": model,
             "cell": sweep.runs.loc[sweep.runs["model"] == model, "cell"].iloc[0],
             "init": init_setting(sweep.exp, model),
-            "memory horizon": horizon_text(held[(task, model)]),
-            "fitted horizon d50": d50_text(
-                fit_d50(mine), mine["distance"].min(), mine["distance"].max()
-            ),
         }
+        if sweep.brackets:
+            b = sweep.brackets.get((task, model))
+            censored = b is None or b.beyond_cap or b.below_min
+            row["fitted d50 (descriptive only)"] = (
+                f"not given: the bracket is censored ({short_bracket(b)})" if censored else d50
+            )
+        else:
+            row["memory horizon"] = horizon_text(held[(task, model)])
+            row["fitted horizon d50"] = d50
         row |= {f"d={c.distance}": count_text(c._asdict()) for c in mine.itertuples(index=False)}
         rows.append(row)
     return by_distance(rows)
+
+
+def short_bracket(b) -> str:
+    """``12 to 17``, ``≥ 24``, ``< 6`` or ``incomplete``: a bracket without words."""
+    if b is None:
+        return "incomplete"
+    if b.below_min:
+        return f"< {b.upper}"
+    return f"≥ {b.lower}" if b.beyond_cap else f"{b.lower} to {b.upper}"
 
 
 def decay_table(sweep: Readout, task: str) -> pd.DataFrame:

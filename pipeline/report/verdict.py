@@ -19,7 +19,6 @@ import pandas as pd
 
 from pipeline.report.results import Readout, values_of
 from pipeline.report.stats import D50, fit_d50, horizons, success_counts
-from pipeline.report.tables import d50_text
 
 FAMILY = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
 
@@ -57,6 +56,7 @@ def standing(sweep: Readout, task: str) -> pd.DataFrame:
                 "family": FAMILY[configs[model].cell],
                 "default": configs[model].pytorch_default,
                 "horizon": held[(task, model)].distance or 0,
+                "horizon_of": held[(task, model)],
                 "d50": d50,
                 "d50_rank": _d50_rank(d50),
                 "parameters": int(values_of(mine_runs, "parameters").max()),
@@ -73,9 +73,15 @@ def standing(sweep: Readout, task: str) -> pd.DataFrame:
 
 
 def _describe(row) -> str:
-    horizon = row.horizon or "none"
-    d50 = d50_text(row.d50, row.shortest, row.longest)
-    return f"{row.model} (horizon {horizon}; d50 {d50}; {row.parameters:,} parameters)"
+    """``gru (horizon ≥ 40; 1,988 parameters)``: the horizon as a bound where it is censored."""
+    return f"{row.model} (horizon {_short(row.horizon_of)}; {row.parameters:,} parameters)"
+
+
+def _short(h) -> str:
+    """``12``, ``≥ 40`` or ``< 10``: a horizon with its censoring, without the words."""
+    if h.distance is None:
+        return f"< {h.failed_at}"
+    return f"≥ {h.distance}" if h.distance == h.longest else str(h.distance)
 
 
 def _d50_span(d: D50) -> tuple[float, float]:
@@ -112,7 +118,7 @@ def _compare(picked: pd.DataFrame) -> str:
         else:
             tiers.append([row])
     order = " > ".join(
-        " = ".join(f"{r.family} (horizon {r.horizon or 'none'})" for r in tier) for tier in tiers
+        " = ".join(f"{r.family} (horizon {_short(r.horizon_of)})" for r in tier) for tier in tiers
     )
     lead = tiers[0]
     if len(lead) == 1:
