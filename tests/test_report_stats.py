@@ -678,3 +678,4 @@ def test_an_exploding_regime_is_said_with_its_numbers_and_the_clip_only_where_it
     said = findings.findings(calm)
     assert not any(s.startswith("The exploding side") for s in said)
     assert any(s.startswith("No variant's runs trained with a median pre-clip") for s in said)
+

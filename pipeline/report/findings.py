@@ -8,6 +8,7 @@ question, the sentence says that instead of an answer.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -150,33 +151,55 @@ def _staircase_sentences(sweep: Readout, task: str) -> list[str]:
     ]
 
 
-def _exploding(sweep: Readout, task: str) -> str:
-    """Variants whose runs trained above the clip, or whose path from the key step to the output
-    grew after training (a Jacobian norm above 1): the exploding side, said with its numbers.
+@dataclass(frozen=True)
+class Exploding:
+    """A variant on the exploding side: its runs' mean pre-clip gradient norms (``grad``, where
+    their median exceeds the norm clip ``clip``) and Jacobian norms from the key step after
+    training (``jacobian``, where their median exceeds 1); either may be empty.
     """
+
+    model: str
+    grad: pd.Series
+    jacobian: pd.Series
+    clip: float | None
+
+
+def exploding(sweep: Readout, task: str) -> list[Exploding]:
+    """The variants whose runs trained above the clip or whose path from the key step to the
+    output grew after training (a Jacobian norm above 1)."""
     t = sweep.exp.training
     runs = sweep.finished[sweep.finished["task"] == task]
-    by_norm = t.grad_clip is not None and t.clip_mode == "norm"
-    parts = []
+    clip = t.grad_clip if t.grad_clip is not None and t.clip_mode == "norm" else None
+    out = []
     for model in sweep.models:
         mine = runs[runs["model"] == model]
         grad = values_of(mine, "mean_grad_norm")
         jacobian = values_of(mine, "probe_final_h_jacobian_key")
+        grad = grad if clip is not None and not grad.empty and grad.median() > clip else grad[:0]
+        jacobian = jacobian if not jacobian.empty and jacobian.median() > 1 else jacobian[:0]
+        if not (grad.empty and jacobian.empty):
+            out.append(Exploding(model, grad, jacobian, clip))
+    return out
+
+
+def _exploding(sweep: Readout, task: str) -> str:
+    """``exploding`` in words, with every number's range and n."""
+    parts = []
+    for e in exploding(sweep, task):
         said = []
-        if by_norm and not grad.empty and grad.median() > t.grad_clip:
+        if not e.grad.empty:
             said.append(
-                f"its runs' mean pre-clip gradient norm was {spread_text(grad)}, "
-                f"{grad.median() / t.grad_clip:.3g} times the clip ({t.grad_clip:g}, global L2 "
-                "norm)"
+                f"its runs' mean pre-clip gradient norm was {spread_text(e.grad)}, "
+                f"{e.grad.median() / e.clip:.3g} times the clip ({e.clip:g}, global L2 norm)"
             )
-        if not jacobian.empty and jacobian.median() > 1:
+        if not e.jacobian.empty:
             said.append(
                 "its Jacobian norm from the key step to the output after training was "
-                f"{spread_text(jacobian)}, above 1"
+                f"{spread_text(e.jacobian)}, above 1"
             )
-        if said:
-            parts.append(f"{model}: " + " and ".join(said))
-    clip = f"the clip ({t.grad_clip:g})" if by_norm else "a clip"
+        parts.append(f"{e.model}: " + " and ".join(said))
+    t = sweep.exp.training
+    clip = f"the clip ({t.grad_clip:g})" if t.grad_clip is not None else "a clip"
     if not parts:
         return (
             f"No variant's runs trained with a median pre-clip gradient norm above {clip} or "
@@ -191,42 +214,70 @@ def _exploding(sweep: Readout, task: str) -> str:
     )
 
 
-def _initial_share_against_horizon(sweep: Readout, task: str) -> str:
-    """Whether the key share at initialisation orders the variants as their horizons do: at the
-    one distance every variant ran (the staircase's start, or the shortest distance), over the
-    pairs the horizons separate. Computed, so a run that contradicts the vanishing-gradient
-    account says so.
+@dataclass(frozen=True)
+class ShareOrder:
+    """The key share at initialisation against the horizons: at ``distance`` (where every
+    variant ran) each variant's median ``share``; of the ``pairs`` of variants the horizons
+    separate (ahead, behind), those where the one ahead started with the larger share
+    (``concordant``) and the others (``discordant``).
+    """
+
+    distance: int
+    share: dict[str, float]
+    concordant: list[tuple[str, str]]
+    discordant: list[tuple[str, str]]
+
+    @property
+    def pairs(self) -> int:
+        return len(self.concordant) + len(self.discordant)
+
+
+def share_order(sweep: Readout, task: str) -> ShareOrder | None:
+    """Whether the key share at initialisation orders the variants as their horizons do, at the
+    one distance every variant ran (the staircase's start, or the shortest distance); None
+    without probe data for two variants there.
     """
     runs = sweep.probed(task)
     d0 = _shared_distance(sweep, task)
     at = runs[runs["distance"] == d0]
     share = {m: values_of(at[at["model"] == m], "probe_init_h_key_share") for m in sweep.models}
-    share = {m: v.median() for m, v in share.items() if not v.empty}
+    share = {m: float(v.median()) for m, v in share.items() if not v.empty}
     if d0 is None or len(share) < 2:
+        return None
+    reach = _reach(sweep, task)
+    pairs = [(a, b) for a in share for b in share if a != b and _ahead(reach, a, b)]
+    concordant = [(a, b) for a, b in pairs if share[a] > share[b]]
+    discordant = [(a, b) for a, b in pairs if share[a] <= share[b]]
+    return ShareOrder(d0, share, concordant, discordant)
+
+
+def _initial_share_against_horizon(sweep: Readout, task: str) -> str:
+    """``share_order`` in words: a run that contradicts the vanishing-gradient account (a
+    variant that started with less gradient at the key step yet held further) says so.
+    """
+    order = share_order(sweep, task)
+    if order is None:
         return (
             "No distance has probe data for two variants or more, so initial shares cannot be "
             "set against horizons."
         )
-    reach = _reach(sweep, task)
-    pairs = [(a, b) for a in share for b in share if a != b and _ahead(reach, a, b)]
+    share = order.share
     listed = ", ".join(f"{m} {num(v)}" for m, v in share.items())
     text = (
-        f"At distance {d0}, where every variant ran, the key share at initialisation (median "
-        f"over seeds) was: {listed}."
+        f"At distance {order.distance}, where every variant ran, the key share at "
+        f"initialisation (median over seeds) was: {listed}."
     )
-    if not pairs:
+    if not order.pairs:
         return text + (
             " The horizons separate no pair of variants, so the data cannot say whether the "
             "initial share orders who learns."
         )
-    larger = [(a, b) for a, b in pairs if share[a] > share[b]]
-    smaller = [(a, b) for a, b in pairs if share[a] <= share[b]]
     text += (
-        f" Of the {len(pairs)} pairs of variants the horizons separate (one held at a distance "
+        f" Of the {order.pairs} pairs of variants the horizons separate (one held at a distance "
         f"where the other failed), the one that held further started with the larger share in "
-        f"{len(larger)}"
+        f"{len(order.concordant)}"
     )
-    if not smaller:
+    if not order.discordant:
         return text + (
             f": here the initial shares order the horizons. {len(share)} variants show an "
             "association, not that the share decides."
@@ -234,12 +285,12 @@ def _initial_share_against_horizon(sweep: Readout, task: str) -> str:
     examples = "; ".join(
         f"{a} started with {num(share[a])} and held further than {b}, which started with "
         f"{num(share[b])}"
-        for a, b in sorted(smaller, key=lambda p: share[p[0]] / share[p[1]])[:2]
+        for a, b in sorted(order.discordant, key=lambda p: share[p[0]] / share[p[1]])[:2]
     )
     return text + (
-        f" and with the smaller (or an equal) one in {len(smaller)} ({examples}): in this run "
-        "the gradient reaching the key step at initialisation, and so its initial decay, does "
-        "not decide who learns."
+        f" and with the smaller (or an equal) one in {len(order.discordant)} ({examples}): in "
+        "this run the gradient reaching the key step at initialisation, and so its initial "
+        "decay, does not decide who learns."
     )
 
 

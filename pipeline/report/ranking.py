@@ -17,6 +17,7 @@ separates them.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,15 @@ import pandas as pd
 from pipeline.config import control
 from pipeline.report import scaling
 from pipeline.report.results import FINISHED, Readout, distance_text
-from pipeline.report.style import Plot, distance_axis, figure, legend, model_colours
+from pipeline.report.stats import horizons, success_counts
+from pipeline.report.style import (
+    Plot,
+    distance_axis,
+    figure,
+    legend,
+    model_colours,
+    model_markers,
+)
 from pipeline.report.tables import short_bracket
 from pipeline.report.verdict import FAMILY
 
@@ -142,9 +151,9 @@ def _ahead_on_brackets(a, b) -> bool:
     )
 
 
-def ranking(sweep: Readout, task: str) -> str:
-    """The variants in order, best first, each adjacent pair joined by the measure that
-    separated them (``>`` by brackets, ``>>`` by exponents) or ``=`` where neither did.
+def ranked(sweep: Readout, task: str) -> list[tuple[str, str]]:
+    """The variants in order, best first: (model, how it stands to the one before: ``>`` behind
+    it on brackets, ``>>`` on exponents, ``=`` not separated; ``""`` for the first).
     """
     brackets = {m: sweep.brackets.get((task, m)) for m in sweep.models}
     fitted = fits(sweep, task)
@@ -163,33 +172,42 @@ def ranking(sweep: Readout, task: str) -> str:
         return (-lower, -upper, alpha)
 
     order = sorted(sweep.models, key=order_key)
-    parts, measures = [order[0]], set()
+    out = [(order[0], "")]
     for ahead, behind in zip(order, order[1:], strict=False):
-        if _ahead_on_brackets(brackets[ahead], brackets[behind]):
-            parts.append(f"> {behind}")
-            measures.add("brackets")
-            continue
         c = contrasts.get(frozenset((ahead, behind)))
-        if c is not None and fitted[ahead].alpha < fitted[behind].alpha:
-            parts.append(f">> {behind}")
-            measures.add("exponents")
+        if _ahead_on_brackets(brackets[ahead], brackets[behind]):
+            out.append((behind, ">"))
+        elif c is not None and fitted[ahead].alpha < fitted[behind].alpha:
+            out.append((behind, ">>"))
         else:
-            parts.append(f"= {behind}")
+            out.append((behind, "="))
+    return out
+
+
+def ranking_line(sweep: Readout, task: str) -> str:
+    """``irnn = gru > lstm >> rnn``: ``ranked`` as one line."""
+    return " ".join(f"{join} {model}".strip() for model, join in ranked(sweep, task))
+
+
+def ranking(sweep: Readout, task: str) -> str:
+    """The ranking in words, with how to read its signs and which measure separated what."""
+    measures = {join for _, join in ranked(sweep, task)} - {"", "="}
     how = {
         frozenset(): "neither measure separates any adjacent pair",
-        frozenset({"brackets"}): "the brackets separate them",
-        frozenset({"exponents"}): "the exponents separate them",
-        frozenset({"brackets", "exponents"}): "the brackets and, where those overlap, the "
-        "exponents separate them",
+        frozenset({">"}): "the brackets separate them",
+        frozenset({">>"}): "the exponents separate them",
+        frozenset({">", ">>"}): "the brackets and, where those overlap, the exponents separate "
+        "them",
     }[frozenset(measures)]
     return (
-        f"Ranking on {task}: {' '.join(parts)}. Read '>' as held where the next one failed "
-        "(brackets, every seed counted), '>>' as time to solve grows more slowly with distance "
-        f"(exponents, Holm-corrected p < {ALPHA}), '=' as not separated by either; {how}."
+        f"Ranking on {task}: {ranking_line(sweep, task)}. Read '>' as held where the next one "
+        "failed (brackets, every seed counted), '>>' as time to solve grows more slowly with "
+        f"distance (exponents, Holm-corrected p < {ALPHA}), '=' as not separated by either; "
+        f"{how}."
     )
 
 
-def _shared_text(sweep: Readout) -> str:
+def shared_text(sweep: Readout) -> str:
     """``learning_rate 0.01``: the control's shared settings."""
     return ", ".join(
         f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in sweep.exp.control.point
@@ -208,10 +226,38 @@ def _labelled_comparisons(sweep: Readout, brackets: dict) -> list[tuple[str, lis
     return list(zip(names, control.comparisons(models, brackets), strict=True))
 
 
-def _control_result(sweep: Readout, task: str, ahead, behind, d: int) -> str:
-    """Whether a verdict decided at ``d`` holds at the control's shared settings, with counts."""
-    runs = sweep.control[sweep.control["task"] == task]
-    at = runs[runs["distance"] == d]
+@dataclass(frozen=True)
+class ControlResult:
+    """A family verdict decided at ``distance`` trained again at the shared settings: seeds
+    solved of runs on each side; ``holds`` None while its runs are unfinished.
+    """
+
+    ahead: tuple[str, ...]
+    behind: tuple[str, ...]
+    distance: int
+    ahead_solved: int
+    ahead_runs: int
+    behind_solved: int
+    behind_runs: int
+    holds: bool | None
+
+
+@dataclass(frozen=True)
+class FamilyComparison:
+    """One family comparison (``label``): the families best first, each with its compared
+    variants, and how each stands to the one before (``>``: held where it failed, every seed
+    counted; ``=``: not separated by the brackets); the control result of every ``>``.
+    """
+
+    label: str
+    families: tuple[tuple[str, tuple[str, ...]], ...]
+    joins: tuple[str, ...]
+    controls: tuple[ControlResult, ...]
+    all_at_cap: bool
+
+
+def _control_result(sweep: Readout, task: str, ahead, behind, d: int) -> ControlResult:
+    at = sweep.control[(sweep.control["task"] == task) & (sweep.control["distance"] == d)]
 
     def counts(group) -> tuple[int, int, int]:
         mine = at[at["model"].isin(group)]
@@ -219,53 +265,79 @@ def _control_result(sweep: Readout, task: str, ahead, behind, d: int) -> str:
         return int((mine["status"] == "solved").sum()), len(mine), done
 
     (a_solved, a_n, a_done), (b_solved, b_n, b_done) = counts(ahead), counts(behind)
-    names = f"{' and '.join(ahead)} ahead of {' and '.join(behind)} at {d}"
-    if not a_n or not b_n or a_done < a_n or b_done < b_n:
-        return f"{names}: its control runs are not all finished"
-    holds = 2 * a_solved >= a_n and a_solved > 0 and not 2 * b_solved >= b_n
-    verdict = "holds" if holds else "does not hold"
-    return f"{names} {verdict} ({a_solved}/{a_n} solved against {b_solved}/{b_n})"
+    holds = None
+    if a_n and b_n and a_done == a_n and b_done == b_n:
+        holds = 2 * a_solved >= a_n and a_solved > 0 and not 2 * b_solved >= b_n
+    return ControlResult(tuple(ahead), tuple(behind), d, a_solved, a_n, b_solved, b_n, holds)
 
 
-def family_verdicts(sweep: Readout, task: str) -> list[str]:
+def family_comparisons(sweep: Readout, task: str) -> list[FamilyComparison] | None:
     """The family comparisons on ``task`` decided by the brackets (``config.control``): PyTorch
-    defaults against defaults, and each family at its best; each family's compared variants with
-    their brackets, ``>`` where one held at a distance where the next failed with every seed
-    counted, ``=`` where the brackets do not separate them; then, with a control, whether each
-    ``>`` holds at the shared settings too. Empty with fewer than two families.
+    defaults against defaults, and each family at its best; None while a staircase is
+    incomplete, empty with fewer than two families.
     """
     brackets = {m: sweep.brackets.get((task, m)) for m in sweep.models}
     if any(b is None for b in brackets.values()):
-        return ["Family verdicts: not given while a staircase is incomplete."]
+        return None
     cells = {m.name: m.cell for m in sweep.exp.models}
-    sizes = sweep.runs.groupby("model")["parameters"].max()
     out = []
     for label, groups in _labelled_comparisons(sweep, brackets):
-        ranked = sorted(groups, key=lambda g: control._key(brackets[g[0]]), reverse=True)
+        ranked_groups = sorted(groups, key=lambda g: control._key(brackets[g[0]]), reverse=True)
         decided = {(tuple(a), tuple(b)): d for a, b, d in control.decided(groups, brackets)}
-        parts = []
-        for i, group in enumerate(ranked):
-            if i:
-                parts.append(">" if (tuple(ranked[i - 1]), tuple(group)) in decided else "=")
-            members = ", ".join(
-                f"{m} {short_bracket(brackets[m])}, {int(sizes.get(m, 0)):,} parameters"
-                for m in group
+        joins = tuple(
+            ">" if (tuple(a), tuple(b)) in decided else "="
+            for a, b in zip(ranked_groups, ranked_groups[1:], strict=False)
+        )
+        controls = ()
+        if sweep.control is not None:
+            controls = tuple(_control_result(sweep, task, a, b, d) for (a, b), d in decided.items())
+        out.append(
+            FamilyComparison(
+                label=label,
+                families=tuple((FAMILY[cells[g[0]]], tuple(g)) for g in ranked_groups),
+                joins=joins,
+                controls=controls,
+                all_at_cap=all(brackets[g[0]].beyond_cap for g in ranked_groups),
             )
-            parts.append(f"{FAMILY[cells[group[0]]]} ({members})")
-        text = f"{label}: {' '.join(parts)}"
-        if label.startswith("Each family"):
+        )
+    return out
+
+
+def family_verdicts(sweep: Readout, task: str) -> list[str]:
+    """``family_comparisons`` in words: each family's compared variants with their brackets
+    and parameter counts, ``>`` and ``=`` between them, and whether each ``>`` holds at the
+    control's shared settings, with the seeds solved on each side.
+    """
+    found = family_comparisons(sweep, task)
+    if found is None:
+        return ["Family verdicts: not given while a staircase is incomplete."]
+    brackets = {m: sweep.brackets.get((task, m)) for m in sweep.models}
+    sizes = sweep.runs.groupby("model")["parameters"].max()
+    out = []
+    for c in found:
+        parts = []
+        for i, (family, members) in enumerate(c.families):
+            if i:
+                parts.append(c.joins[i - 1])
+            listed = ", ".join(
+                f"{m} {short_bracket(brackets[m])}, {int(sizes.get(m, 0)):,} parameters"
+                for m in members
+            )
+            parts.append(f"{family} ({listed})")
+        text = f"{c.label}: {' '.join(parts)}"
+        if c.label.startswith("Each family"):
             counted = ", ".join(
-                f"{FAMILY[c]} {sum(1 for m in sweep.exp.models if m.cell == c)}"
-                for c in control.FAMILIES
-                if any(m.cell == c for m in sweep.exp.models)
+                f"{FAMILY[cell]} {sum(1 for m in sweep.exp.models if m.cell == cell)}"
+                for cell in control.FAMILIES
+                if any(m.cell == cell for m in sweep.exp.models)
             )
             text += (
-                f" (a family's best is picked on these results, so a family with more "
-                f"variants had more chances: {counted})"
+                " (a family's best is picked on these results, so a family with more variants "
+                f"had more chances: {counted})"
             )
-        if not decided:
+        if ">" not in c.joins:
             text += ". The brackets separate no family here"
-            if all(brackets[g[0]].beyond_cap for g in ranked):
+            if c.all_at_cap:
                 text += " (each held at the cap: the cap is too short to rank them)"
             out.append(text + ".")
             continue
@@ -273,14 +345,23 @@ def family_verdicts(sweep: Readout, task: str) -> list[str]:
         if sweep.control is None:
             out.append(text + " No control at shared settings was run.")
             continue
-        results = [_control_result(sweep, task, a, b, d) for (a, b), d in decided.items()]
+        results = "; ".join(_control_words(r) for r in c.controls)
         out.append(
-            text
-            + f" At the shared settings ({_shared_text(sweep)}), on the evaluation seeds: "
-            + "; ".join(results)
-            + "."
+            f"{text} At the shared settings ({shared_text(sweep)}), on the evaluation seeds: "
+            f"{results}."
         )
     return out
+
+
+def _control_words(r: ControlResult) -> str:
+    names = f"{' and '.join(r.ahead)} ahead of {' and '.join(r.behind)} at {r.distance}"
+    if r.holds is None:
+        return f"{names}: its control runs are not all finished"
+    verdict = "holds" if r.holds else "does not hold"
+    return (
+        f"{names} {verdict} ({r.ahead_solved}/{r.ahead_runs} solved against "
+        f"{r.behind_solved}/{r.behind_runs})"
+    )
 
 
 def plot_scaling(sweep: Readout) -> Plot | None:
@@ -334,3 +415,113 @@ def plot_scaling(sweep: Readout) -> Plot | None:
         )
     )
     return Plot("scaling", "Time to solve against distance", caption, fig)
+
+
+def _ends(sweep: Readout, task: str) -> dict[str, tuple]:
+    """Per variant: (held at, failed at, seeds solved there as text): its staircase's bracket
+    or, without a staircase, its monotone horizon and the first distance it failed at. None for
+    an end that does not exist (below the shortest distance, beyond the cap).
+    """
+    counts = success_counts(sweep.runs[sweep.runs["task"] == task])
+    solved = {(c.model, c.distance): f"{c.solved}/{c.planned}" for c in counts.itertuples()}
+    out = {}
+    for model in sweep.models:
+        if sweep.brackets:
+            b = sweep.brackets.get((task, model))
+            if b is None:
+                continue
+            lower, upper = b.lower, b.upper
+        else:
+            h = horizons(counts[counts["model"] == model])[(task, model)]
+            lower, upper = h.distance, h.failed_at
+        out[model] = (lower, upper, solved.get((model, lower), ""), solved.get((model, upper), ""))
+    return out
+
+
+def plot_horizons(sweep: Readout) -> Plot | None:
+    """The answer in one figure, one row of two panels per task: each variant's memory horizon
+    as the interval between the distance it held at and the one it failed at (an arrow where an
+    end is censored), with the seeds solved at each end, beside its scaling exponent with its
+    95% interval; variants in the ranking's order, best at the top.
+    """
+    if sweep.finished.empty:
+        return None
+    tasks = [t for t in sweep.tasks if not sweep.finished[sweep.finished["task"] == t].empty]
+    fig, axes = figure(len(tasks), 2, width=4.6, height=0.5 * len(sweep.models) + 1.4)
+    colours, markers = model_colours(sweep), model_markers(sweep)
+    for row, task in enumerate(tasks):
+        ends, fitted = _ends(sweep, task), fits(sweep, task)
+        order = [m for m, _ in ranked(sweep, task)] if sweep.brackets else _by_reach(ends, sweep)
+        distances = sorted(sweep.runs.loc[sweep.runs["task"] == task, "distance"].unique())
+        left, right = axes[row]
+        for y, model in enumerate(reversed(order)):
+            if model not in ends:
+                left.text(distances[0], y, "plan incomplete", va="center", fontsize=8)
+                continue
+            lower, upper, at_lower, at_upper = ends[model]
+            c = colours[model]
+            x0 = lower if lower is not None else distances[0] * 2**-0.45
+            x1 = upper if upper is not None else distances[-1] * 2**0.45
+            left.plot([x0, x1], [y, y], color=c, lw=5, alpha=0.35, solid_capstyle="butt")
+            if lower is None:
+                left.annotate("", (x0, y), (upper, y), arrowprops={"arrowstyle": "->", "color": c})
+            else:
+                left.plot([lower], [y], marker=markers[model], color=c, ms=8)
+                left.annotate(at_lower, (lower, y), (0, 7), textcoords="offset points",
+                              ha="center", fontsize=7)  # fmt: skip
+            if upper is None:
+                left.annotate("", (x1, y), (lower, y), arrowprops={"arrowstyle": "->", "color": c})
+            else:
+                left.plot([upper], [y], marker="x", color=c, ms=8, mew=2)
+                left.annotate(at_upper, (upper, y), (0, 7), textcoords="offset points",
+                              ha="center", fontsize=7)  # fmt: skip
+            fit = fitted.get(model)
+            if fit is not None and fit.fitted:
+                low, high = fit.alpha_ci
+                right.errorbar([fit.alpha], [y], xerr=[[fit.alpha - low], [high - fit.alpha]],
+                               fmt=markers[model], color=c, ms=7, capsize=3)  # fmt: skip
+            else:
+                right.text(0.02, y, "no fit", va="center", fontsize=8, color="0.4",
+                           transform=right.get_yaxis_transform())  # fmt: skip
+        labels = list(reversed(order))
+        for ax in (left, right):
+            ax.set_yticks(range(len(labels)), labels)
+            ax.set_ylim(-0.7, len(labels) - 0.3)
+        distance_axis(left, distances)
+        left.set_xlim(distances[0] * 2**-0.6, distances[-1] * 2**0.6)
+        left.set_title(f"{task}: memory horizon, held (marker) to failed (×)", fontsize=10)
+        right.set_title(f"{task}: exponent alpha, 95% CI", fontsize=10)
+        right.set_xlabel("alpha: updates to solve ~ distance^alpha")
+        right.grid(axis="y", visible=False)
+    fig.suptitle("Where each variant's memory horizon lies, and how its training time grows")
+    how = (
+        "the staircase's bracket: the longest distance it held at (at least half its seeds "
+        "solved) and the distance above it where it failed, every seed counted"
+        if sweep.brackets
+        else "its monotone horizon (the longest distance held at and below) and the first "
+        "distance it failed at"
+    )
+    return Plot(
+        "horizons",
+        "Memory horizon and scaling exponent of every variant",
+        f"Left: each variant's memory horizon lies in the shaded interval, {how}; the numbers "
+        "are seeds solved of runs at each end (solved is decided on validation accuracy). An "
+        "arrow is a censored end: a variant that held at the longest distance run has its "
+        "horizon there or beyond, one that failed at the shortest below it. Right: the "
+        "exponent alpha of updates to solve ~ distance^alpha (log-normal accelerated-failure-"
+        "time fit, runs that did not solve censored at the budget) with its 95% interval. "
+        + (
+            "Variants in the ranking's order, best at the top."
+            if sweep.brackets
+            else "Variants by horizon, longest at the top."
+        ),
+        fig,
+    )
+
+
+def _by_reach(ends: dict, sweep: Readout) -> list[str]:
+    def key(model: str) -> tuple:
+        lower, upper, _, _ = ends.get(model, (None, None, "", ""))
+        return (-(lower or -1), -(upper or math.inf))
+
+    return sorted(sweep.models, key=key)

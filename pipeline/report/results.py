@@ -161,7 +161,9 @@ def spread_text(values: pd.Series, fmt=num) -> str:
 
 
 def distance_text(d: float) -> str:
-    """A fitted distance: ``28``, ``4.5``."""
+    """A fitted distance: ``28``, ``4.5``, ``1,590`` (three significant digits from 1,000)."""
+    if d >= 1000:
+        return num(d)
     return f"{d:.0f}" if d >= 10 else f"{d:.1f}"
 
 

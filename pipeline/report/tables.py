@@ -138,6 +138,13 @@ def horizon_table(sweep: Readout, task: str) -> pd.DataFrame:
     return by_distance(rows)
 
 
+def short_horizon(h: Horizon) -> str:
+    """``12``, ``≥ 40`` or ``< 10``: a monotone horizon with its censoring, without words."""
+    if h.distance is None:
+        return f"< {h.failed_at}"
+    return f"≥ {h.distance}" if h.distance == h.longest else str(h.distance)
+
+
 def short_bracket(b) -> str:
     """``12 to 17``, ``≥ 24``, ``< 6`` or ``incomplete``: a bracket without words."""
     if b is None:
