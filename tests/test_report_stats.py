@@ -679,3 +679,20 @@ def test_an_exploding_regime_is_said_with_its_numbers_and_the_clip_only_where_it
     assert not any(s.startswith("The exploding side") for s in said)
     assert any(s.startswith("No variant's runs trained with a median pre-clip") for s in said)
 
+
+def test_the_abstract_quotes_the_numbers_of_the_horizon_table_and_the_ranking():
+    from pipeline.report.abstract import abstract
+
+    shares = {"rnn": 0.1, "irnn": 0.5, "gru": 0.001, "lstm": 1e-4}
+    sweep = staircase_sweep(STAIRS, shares, dict.fromkeys(STAIRS, 0.5), dict.fromkeys(STAIRS, 0.5))
+    said = abstract(sweep)
+    table = ranking.horizon_table(sweep, "recall")
+    for row in table.to_dict("records"):
+        bracket = row["memory horizon"].split(" (")[0]  # the table's bracket, without its words
+        exponent = row["exponent alpha (95% CI)"]
+        expected = exponent if not exponent.startswith("no fit") else "no fit"
+        assert f"{row['model']} {bracket}, {expected}" in said, (row, said)
+    assert f"Ranking: {ranking.ranking_line(sweep, 'recall')} (" in said
+    assert "irnn ≥ 40" in said and "lstm < 5" in said and "horizon 40" not in said
+    assert "PyTorch defaults: GRU > RNN > LSTM." in said
+    assert "in 1 of 5 separated pairs the variant that held further started with less" in said

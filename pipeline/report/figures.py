@@ -1,6 +1,9 @@
-"""The report's figures, in order (``plots``): outcomes against distance (accuracy, seeds solved
-with the fitted logistic curve), the gradient figures (``gradient_figures``), time to solve as
-Kaplan-Meier curves, learning curves, and the adding task's error against its baselines.
+"""The report's figures, in order (``plots``): the horizons and exponents (``ranking``), a sample
+sequence of each task, time to solve and outcomes against distance (accuracy, seeds solved with
+the logistic curve where significant), the gradient figures (``gradient_figures``), the probes and
+the mechanism during training (``over_training``), length extrapolation (``extrapolation``),
+tuning, time to solve as Kaplan-Meier curves, learning curves, and the adding task's error
+against its baselines.
 
 Figures are drawn, not saved; ``report`` writes them. Each caption says how to read its figure,
 and any number it states is computed from the sweep. Reads a ``results.Readout`` only.
@@ -13,9 +16,13 @@ import math
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 
+from pipeline import paths
 from pipeline.config.runs import grid_label, grid_points
+from pipeline.report import extrapolation, over_training
 from pipeline.report.compare import ALPHA
 from pipeline.report.gradient_figures import (
     per_model_panels,
@@ -23,7 +30,7 @@ from pipeline.report.gradient_figures import (
     plot_gradient_curves,
     plot_key_share,
 )
-from pipeline.report.ranking import plot_scaling
+from pipeline.report.ranking import plot_horizons, plot_scaling
 from pipeline.report.results import FEW_RUNS, Readout, baselines_at
 from pipeline.report.stats import fitted_curve, slope_p, success_counts
 from pipeline.report.style import (
@@ -289,18 +296,102 @@ def plot_sensitivity(sweep: Readout) -> Plot | None:
     )
 
 
+SHOWN = 14  # steps of a sample drawn at most: the key's neighbourhood and the output's
+
+
+def sample_line(sweep: Readout, task: str) -> tuple[int, int, str] | None:
+    """(distance, seed, first line of samples.txt) of ``task``'s shortest distance run, from the
+    data folder the data stage wrote (its readable samples); None where none is on disk.
+    """
+    runs = sweep.runs[sweep.runs["task"] == task].sort_values(["distance", "seed"])
+    for run in runs.drop_duplicates(["distance", "seed"]).itertuples():
+        path = (
+            paths.data_dir(sweep.exp.name) / task / f"d{run.distance}_s{run.seed}" / "samples.txt"
+        )
+        if path.is_file():
+            lines = path.read_text().splitlines()
+            if lines:
+                return int(run.distance), int(run.seed), lines[0]
+    return None
+
+
+def _shown_steps(length: int, key: int, out: int) -> list[int | None]:
+    """The steps drawn of a sequence of ``length``: all when few, else the start up to just after
+    the key and the steps before the output, None where steps are left out.
+    """
+    if length <= SHOWN:
+        return list(range(length))
+    head = list(range(min(key + 3, length)))
+    tail = list(range(max(out - 4, head[-1] + 1), length))
+    return head + ([None] if tail and tail[0] > head[-1] + 1 else []) + tail
+
+
+def plot_samples(sweep: Readout) -> Plot | None:
+    """One sample sequence of each task, as the data stage wrote it, with the key step, the
+    output step and the distance between them marked.
+    """
+    found = {t: sample_line(sweep, t) for t in sweep.tasks}
+    found = {t: f for t, f in found.items() if f is not None}
+    if not found:
+        return None
+    longest = max(len(line.split("->")[0].split()) for _, _, line in found.values())
+    width = 0.75 * (min(longest, SHOWN + 1) + 6)  # the boxes, and the target beside them
+    fig = Figure(figsize=(width, 1.5 * len(found) + 0.4), layout="constrained")
+    axes = fig.subplots(len(found), 1, squeeze=False)[:, 0]
+    said = []
+    for ax, (task, (d, seed, line)) in zip(axes, found.items(), strict=True):
+        built = next(t for t in sweep.exp.tasks if t.task == task).build()
+        words, target = (part.strip() for part in line.split("->", 1))
+        tokens = words.split()
+        key, out = built.key_step(d), built.scored_step(d)
+        x = 0
+        where = {}
+        for step in _shown_steps(len(tokens), key, min(out, len(tokens) - 1)):
+            colour = "#ff7f0e" if step == key else "#1f77b4" if step == out else "white"
+            text = "…" if step is None else tokens[step]
+            ax.add_patch(Rectangle((x, 0), 0.92, 1, facecolor=colour, alpha=0.35 if step in
+                                   (key, out) else 1, edgecolor="0.5"))  # fmt: skip
+            ax.text(x + 0.46, 0.5, text, ha="center", va="center", fontsize=8)
+            if step is not None:
+                where[step] = x
+                ax.text(x + 0.46, 1.12, str(step), ha="center", fontsize=6, color="0.5")
+            x += 1
+        ax.text(x + 0.2, 0.5, f"→ target: {target}", va="center", fontsize=8)
+        if key in where and out in where:
+            ax.annotate("", (where[out] + 0.46, -0.15), (where[key] + 0.46, -0.15),
+                        arrowprops={"arrowstyle": "->", "color": "0.3"})  # fmt: skip
+            ax.text((where[key] + where[out]) / 2 + 0.46, -0.55, f"distance {d}",
+                    ha="center", fontsize=8)  # fmt: skip
+        ax.set_xlim(-0.2, x + 6)
+        ax.set_ylim(-0.9, 1.4)
+        ax.set_axis_off()
+        ax.set_title(f"{task} at distance {d} (seed {seed})", fontsize=9, loc="left")
+        said.append(f"{task}: data/{sweep.exp.name}/{task}/d{d}_s{seed}/samples.txt")
+    return Plot(
+        "samples",
+        "One sample sequence of each task",
+        "One validation sequence per task, as the data stage rendered it ("
+        + "; ".join(said)
+        + "). Orange: the key step, the input that carries what the output needs; blue: the "
+        "output step scored on it, the distance later (small numbers: the step); the target is "
+        "on the right. Long sequences are drawn with their middle left out (…).",
+        fig,
+    )
+
+
 def plots(sweep: Readout) -> list[Plot]:
     """Every figure the data allows, in the report's order (absent data: figure left out),
     drawn in the report's style.
     """
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.9):
-        drawn = [plot_accuracy(sweep), plot_scaling(sweep), plot_adding_error(sweep)]
+        drawn = [plot_horizons(sweep), plot_samples(sweep)]
+        drawn += [plot_scaling(sweep), plot_accuracy(sweep), plot_adding_error(sweep)]
+        drawn.append(plot_key_share(sweep))
+        for task in sweep.tasks:
+            drawn += [over_training.probe_plot(sweep, task)]
+            drawn += [over_training.mechanism_plot(sweep, task)]
+        drawn.append(extrapolation.extrapolation_plot(sweep))
         drawn.append(plot_sensitivity(sweep))
         drawn += [plot_gradient_curves(sweep, task) for task in sweep.tasks]
-        drawn += [
-            plot_key_share(sweep),
-            plot_grad_norm(sweep),
-            plot_survival(sweep),
-            plot_learning_curves(sweep),
-        ]
+        drawn += [plot_grad_norm(sweep), plot_survival(sweep), plot_learning_curves(sweep)]
     return [p for p in drawn if p is not None]
