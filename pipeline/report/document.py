@@ -269,11 +269,11 @@ def _appendix(sweep: Readout, task: str, fig) -> list[Section]:
             "Test MSE, median over seeds (the memoryless baselines are in the method).",
             mse_table(sweep, task),
         ]
-    sections = [Section(_title(sweep, task, "A. Outcomes per distance"), counts, level=3)]
+    sections = [Section(_title(sweep, task, "Outcomes per distance"), counts, level=3)]
     if sweep.selections:
         sections.append(
             Section(
-                _title(sweep, task, "B. Tuning"),
+                _title(sweep, task, "Tuning"),
                 [
                     "Per variant and grid point, over the tuning seeds, on the validation split: "
                     "seeds solved, mean steps to solve (unsolved: the budget), mean best "
@@ -304,13 +304,13 @@ def _appendix(sweep: Readout, task: str, fig) -> list[Section]:
             measure_table(sweep, task, "jacobian_key"),
         ]
     gradient += [*fig(f"gradient_vs_k_{task}"), *fig("grad_norm_training")]
-    sections.append(Section(_title(sweep, task, "C. The gradient per distance"), gradient, level=3))
+    sections.append(Section(_title(sweep, task, "The gradient per distance"), gradient, level=3))
     detail_table = extrapolation.detail_table(sweep)
     detail_table = detail_table[detail_table["task"] == task].drop(columns="task")
     if not detail_table.empty:
         sections.append(
             Section(
-                _title(sweep, task, "D. Length extrapolation per distance"),
+                _title(sweep, task, "Length extrapolation per distance"),
                 [
                     "Per variant and training distance, every finished run counted (n): the "
                     "median accuracy at each factor of the distance, with the distance scored.",

@@ -28,7 +28,7 @@ class Section:
 
 
 def slug(title: str) -> str:
-    """``A. Outcomes per distance`` -> ``a-outcomes-per-distance``."""
+    """``Outcomes per distance (copy)`` -> ``outcomes-per-distance-copy``."""
     words = "".join(c if c.isalnum() else " " for c in title.lower()).split()
     return "-".join(words)
 
