@@ -29,7 +29,11 @@ def abstract(sweep: Readout) -> str:
 
 
 def _question(sweep: Readout) -> str:
-    tasks = " and ".join(sweep.tasks)
+    tasks = (
+        sweep.tasks[0]
+        if len(sweep.tasks) == 1
+        else f"{', '.join(sweep.tasks[:-1])} and {sweep.tasks[-1]}"
+    )
     return (
         f"How long a gap between the key and the output that needs it can each recurrent "
         f"variant learn on {tasks}, and how fast does its training time grow with the gap?"
@@ -58,7 +62,11 @@ def _design(sweep: Readout) -> str:
             + (f"; {extra} added at each bracket's ends)" if extra else ")")
         )
     else:
-        listed = "; ".join(", ".join(str(d) for d in task.distances) for task in exp.tasks)
+        listed = "; ".join(
+            (f"{task.task} " if len(exp.tasks) > 1 else "")
+            + ", ".join(str(d) for d in task.distances)
+            for task in exp.tasks
+        )
         text += f"; distances {listed} (seeds {seeds})"
     return text + (
         f"; at most {t.max_steps:,} updates per run; {len(sweep.finished)} evaluation runs."

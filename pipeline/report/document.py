@@ -54,9 +54,9 @@ def document(sweep: Readout, drawn: list[Plot], experiment_file: Path) -> list[S
     figures = {p.name: p for p in drawn}
     placed: set[str] = set()
 
-    def fig(name: str) -> list[Plot]:
+    def fig(name: str) -> list[Plot]:  # a figure of every task goes where it is first asked for
         found = figures.get(name)
-        if found is None:
+        if found is None or name in placed:
             return []
         placed.add(name)
         return [found]
@@ -227,7 +227,7 @@ def _results(sweep: Readout, task: str, fig) -> list[Section]:
                 "accuracy) and what the variant learned.",
                 summary,
             ]
-        blocks += fig("extrapolation") if task == sweep.tasks[-1] else []
+        blocks += fig("extrapolation")
         sections.append(Section(_title(sweep, task, "Length extrapolation"), blocks, level=3))
     return sections
 

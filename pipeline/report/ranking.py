@@ -397,6 +397,9 @@ def plot_scaling(sweep: Readout) -> Plot | None:
                 d = np.geomspace(own["distance"].min(), own["distance"].max(), 50)
                 ax.plot(d, fit.median_steps(d), color=colours[model], lw=1.2)
         ax.axhline(budget, color="0.6", lw=0.8, ls=":")
+        fastest = pd.to_numeric(mine["steps_to_solve"], errors="coerce").astype(float).min()
+        low = budget if pd.isna(fastest) else fastest  # no run solved: every point on the budget
+        ax.set_ylim(low / 2, budget * 2)  # the budget line inside, even where every point is on it
         ax.set_yscale("log")
         distance_axis(ax, sorted(mine["distance"].unique()))
         ax.set_ylabel("updates to solve")
