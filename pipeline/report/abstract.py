@@ -59,7 +59,12 @@ def _design(sweep: Readout) -> str:
         text += (
             f"; distances by a staircase from {s.start}, doubling while half the seeds solve, "
             f"to the cap {s.cap} (seeds {seeds}"
-            + (f"; {extra} added at each bracket's ends)" if extra else ")")
+            + (
+                f"; seed{'s' if len(s.extra_seeds) > 1 else ''} {extra} added at each bracket's "
+                "ends)"
+                if extra
+                else ")"
+            )
         )
     else:
         listed = "; ".join(
