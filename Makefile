@@ -1,5 +1,6 @@
 # The pipeline's stages as real file targets: each reruns only when its inputs changed.
-#   make run-all            data -> train (with gradient probes) -> report, for EXP (default)
+#   make run-all            data -> train (with gradient probes) -> report, for EXP (default);
+#                           prints the report's abstract and where the report is
 #   make run-all EXP=quick  the same for experiments/quick.yaml
 #   make status EXP=quick   where each run of quick stands (finished, stale, failed, ...)
 #   make run-all EXP=default SET="training.max_steps=500 seeds=[0]"
@@ -192,12 +193,15 @@ $(RESULTS): $(DATA) $(TRAIN_CODE) | $(STAMP) $(if $(filter ray,$(EXECUTOR)),$(RA
 
 probe: $(RESULTS) ## gradient probes (taken inside each training run: same as train)
 
-report: $(REPORT) ## write reports/EXP/ (report.html, report.md, CSVs, figures)
+report: $(REPORT) ## write reports/EXP/ (report.html, report.md, CSVs, figures) and print its abstract
+	@cat $(dir $(REPORT))abstract.txt
+	@echo "report: $(abspath $(REPORT))"
 
 $(REPORT): $(RESULTS) $(REPORT_CODE) | $(STAMP)
 	$(PY) -m pipeline report --experiment $(EXP_FILE)
 
-run-all: $(REPORT) ## every stage for EXP: data, train, report (SET="path=value ...": EXP's file with those settings)
+run-all: $(REPORT) ## every stage for EXP: data, train, report, then its abstract (SET="path=value ...": EXP's file with those settings)
+	@cat $(dir $(REPORT))abstract.txt
 	@echo "report: $(abspath $(REPORT))"
 
 # a question, not a stage: it reads the result files and the tracking store (never creating one)

@@ -27,7 +27,7 @@ from pipeline.config import Experiment
 from pipeline.config.runs import evaluation_runs
 from pipeline.errors import ReportError
 from pipeline.report import reading
-from pipeline.report.results import NO_PROBE
+from pipeline.report.results import NO_PROBE, num
 from pipeline.tracking import names, store, sweep_runs
 
 
@@ -101,9 +101,22 @@ class Page(HTMLParser):
 
 
 def findings_of(folder: Path) -> str:
-    """The Findings section of report.md."""
+    """The Results section of report.md (its subsections included)."""
     text = (folder / "report.md").read_text()
-    return text.split("## Findings", 1)[1].split("\n## ", 1)[0]
+    return text.split("\n## Results", 1)[1].split("\n## ", 1)[0]
+
+
+def appendix_of(folder: Path) -> str:
+    text = (folder / "report.md").read_text()
+    return text.split("\n## Appendix", 1)[1]
+
+
+# the figures of the tiny sweep (no tuning, no adding task, one task)
+FIGURES = {
+    "horizons", "samples", "scaling", "accuracy_vs_distance", "key_share_vs_distance",
+    "probe_over_training_recall", "mechanism_over_training_recall", "extrapolation",
+    "gradient_vs_k_recall", "grad_norm_training", "steps_to_solve", "learning_curves",
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -148,12 +161,10 @@ def damaged(tiny_sweep, tmp_path_factory):
 
 def test_every_file_is_written(clean):
     _, _, folder = clean
-    for name in ("report.html", "report.md", "results.csv", "probe.csv"):
+    for name in ("report.html", "report.md", "results.csv", "probe.csv", "abstract.txt"):
         assert (folder / name).stat().st_size > 0, name
     pngs = sorted((folder / "figures").glob("*.png"))
-    # accuracy, updates to solve (scaling), gradient curves (one task), key share, grad norm,
-    # steps to solve, learning curves
-    assert len(pngs) == 7
+    assert {p.stem for p in pngs} == FIGURES
     for png in pngs:
         with Image.open(png) as image:
             image.verify()
@@ -249,8 +260,9 @@ def test_page_parses_and_shows_every_figure(clean):
                 image.verify()
         else:
             assert (folder / src).is_file(), src
-    for href in page.links:
-        assert (folder / href).is_file(), href
+    ids = set(re.findall(r' id="([^"]+)"', (folder / "report.html").read_text()))
+    for href in page.links:  # a file beside the page, or a section of it
+        assert href[1:] in ids if href.startswith("#") else (folder / href).is_file(), href
     markdown = (folder / "report.md").read_text()
     for src in re.findall(r"!\[[^]]*\]\(([^)]+)\)", markdown):
         assert (folder / src).is_file(), src
@@ -259,20 +271,60 @@ def test_page_parses_and_shows_every_figure(clean):
 def test_findings_quote_the_numbers_of_results_csv(clean):
     _, exp, folder = clean
     results = pd.read_csv(folder / "results.csv")
-    text = findings_of(folder)
+    text = appendix_of(folder)
     for model, mine in results.groupby("model"):
         solved = mine.groupby("distance")["status"].apply(lambda s: (s == "solved").sum())
         n = len(exp.seeds)
-        sentence = next(line for line in text.splitlines() if line.startswith(f"- {model}: "))
+        sentence = next(line for line in text.splitlines() if line.startswith(f"{model}: memory"))
         for d, s in solved.items():
             assert f"{d}: {s}/{n}" in sentence, (d, s, sentence)
-    d = int(re.search(r"At distance (\d+)\b", text).group(1))
+    line = next(line for line in text.splitlines() if "the key share, the ratio" in line)
+    d = int(re.match(r"At distance (\d+)\b", line).group(1))
     assert d in set(results["distance"])
-    line = next(line for line in text.splitlines() if line.startswith(f"- At distance {d}"))
     for model, mine in results[results["distance"] == d].groupby("model"):
         shares = mine["probe_init_h_key_share"]
-        expected = f"{shares.median():.1e} (range {shares.min():.1e} to {shares.max():.1e}, n=2)"
+        expected = f"{num(shares.median())} (range {num(shares.min())} to {num(shares.max())}, n=2)"
         assert f"{expected} for {model}" in line
+
+
+def test_the_report_opens_with_the_abstract_the_terminal_prints_and_the_answer_figure(clean):
+    _, exp, folder = clean
+    markdown = (folder / "report.md").read_text()
+    sections = re.findall(r"^(#{2,3}) (.+)$", markdown, flags=re.M)
+    assert [t for level, t in sections if level == "##"] == [
+        "Abstract", "Method", "Results", "Appendix",
+    ]  # fmt: skip
+    abstract = markdown.split("## Abstract\n\n", 1)[1].split("\n\n", 1)[0]
+    printed = (folder / "abstract.txt").read_text()
+    assert " ".join(printed.split()).endswith(" ".join(abstract.split()))
+    assert abstract.startswith("How long a gap") and "Design:" in abstract
+    for model in (m.name for m in exp.models):
+        assert f"{model} " in abstract
+    after = markdown.split("## Abstract", 1)[1].split("## Method", 1)[0]
+    assert "(figures/horizons.png)" in after  # the answer's figure right after it
+    assert 100 <= len(abstract.split()) <= 320
+
+
+def test_the_page_has_a_table_of_contents_linking_every_section(clean):
+    _, _, folder = clean
+    html = (folder / "report.html").read_text()
+    nav = html.split('<nav id="contents">', 1)[1].split("</nav>", 1)[0]
+    links = re.findall(r'href="#([^"]+)"', nav)
+    ids = re.findall(r'<h[23] id="([^"]+)"', html)
+    assert links == ids and len(ids) > 8
+    assert "appendix" in ids and "abstract" in ids
+
+
+def test_every_figure_caption_names_the_data_it_shows(clean):
+    _, _, folder = clean
+    markdown = (folder / "report.md").read_text()
+    captions = dict(re.findall(r"!\[[^]]*\]\(figures/([^.]+)\.png\)\n\n\*(.+)\*", markdown))
+    assert set(captions) == FIGURES
+    assert "test split" in captions["accuracy_vs_distance"]
+    assert "validation split" in captions["learning_curves"]
+    assert "training batches" in captions["grad_norm_training"].lower()
+    assert "validation sequences" in captions["key_share_vs_distance"]
+    assert "separate test split" not in markdown  # the old claim that every number was on test
 
 
 def test_provenance_names_the_experiment_file_and_runs(clean):
@@ -339,7 +391,7 @@ def test_troubled_report_still_draws_every_figure(damaged):
     _, _, folder, _ = damaged
     page = Page()
     page.feed((folder / "report.html").read_text())
-    assert len(page.images) == 7
+    assert len(page.images) == len(FIGURES)
     curves = pd.read_csv(folder / "probe.csv")
     assert len(set(curves["run_key"])) == 8 - 3  # no curves: unprobed, failed, missing
 

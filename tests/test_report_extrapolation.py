@@ -129,3 +129,25 @@ def test_without_extrapolation_scores_there_is_no_figure_and_the_table_is_empty_
     assert extrapolation.plot_extrapolation(sweep) is None
     table = extrapolation.extrapolation_table(sweep)
     assert table["accuracy_x2"].isna().all() and table["accuracy_x1"].notna().all()
+
+
+def test_the_summary_says_which_variant_learned_a_latch_and_which_a_solution_tied_to_its_length():
+    """Over solved runs only: at four times its distance the RNN is back at chance and the LSTM
+    is perfect; an unsolved run's scores count in no median.
+    """
+    sweep = sweep_of()
+    runs = sweep.runs
+    rnn, lstm = runs["model"] == "rnn", runs["model"] == "lstm"
+    runs.loc[rnn, "extrapolation_accuracy_x4"] = CHANCE
+    runs.loc[lstm, "extrapolation_accuracy_x4"] = 1.0
+    unsolved = lstm & (runs["seed"] == 2)
+    runs.loc[unsolved, "status"] = "unsolved"
+    runs.loc[unsolved, "extrapolation_accuracy_x4"] = 0.0  # would pull the LSTM's median down
+    table = extrapolation.summary_table(sweep, "adding").set_index("model")
+    assert table.loc["rnn", "what it learned"] == "tied to its own length"
+    assert table.loc["lstm", "what it learned"] == "a latch that holds at 4x"
+    assert table.loc["lstm", "solved runs"] == 2 * len(sweep.exp.tasks[0].distances)
+    assert table.loc["lstm", "accuracy at 4x"].startswith("1.00 (range 1.00 to 1.00, n=")
+    said = extrapolation.extrapolation_sentence(sweep, "adding")
+    assert "tied to its own length: rnn, median 0.0800" in said
+    assert "a latch that holds at 4x: lstm, median 1.00" in said

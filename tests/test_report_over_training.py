@@ -145,3 +145,38 @@ def test_without_probe_summaries_there_is_no_figure():
     sweep.probe_summary = pd.DataFrame()
     assert over_training.plot_probe_over_training(sweep, "recall") is None
     assert over_training.plot_mechanism_over_training(sweep, "recall") is None
+
+
+def with_result_columns(sweep: Readout) -> Readout:
+    """The result-file columns the sentences read, from each run's first and last probe."""
+    rows = over_training.trajectories(sweep, "recall")
+    first = rows.groupby("run_id").first()
+    last = rows.groupby("run_id").last()
+    runs = sweep.runs.set_index("run_id")
+    for phase, probe in (("init", first), ("final", last)):
+        runs[f"probe_{phase}_h_key_share"] = probe["h_key_share"]
+        runs[f"probe_{phase}_h_jacobian_key"] = probe["h_jacobian_key"]
+        for column in ("W_radius", "W_g_radius", "W_n_radius", "f_tau_max", "z_tau_max"):
+            runs[f"mech_{phase}_{column}"] = probe[column]
+    sweep.runs = runs.reset_index()
+    return sweep
+
+
+def test_the_mechanism_sentences_and_table_tell_solved_from_unsolved_runs_with_their_n():
+    sweep = with_result_columns(sweep_of())
+    changes = over_training.share_changes(sweep, "recall")
+    # solved runs: the share rises tenfold per probe, three probes: 1000-fold; unsolved: falls
+    assert changes["solved"].runs == 5 and changes["solved"].ratio == pytest.approx(1000)
+    assert changes["unsolved"].runs == 7 and changes["unsolved"].ratio == pytest.approx(1e-3)
+    said = " ".join(over_training.mechanism_sentences(sweep, "recall"))
+    assert "in the 5 solved runs" in said and "1,000-fold rise" in said
+    assert "in the 7 unsolved runs" in said and "changed" in said  # not "rose": one fell
+    # the keep gate's longest time constant: 50 (LSTM) and 80 (GRU), above every distance
+    reach = over_training.gate_reach(sweep, "recall")
+    assert reach["solved"][:2] == (5, 5) and reach["unsolved"][:2] == (3, 3)
+    table = over_training.mechanism_table(sweep, "recall").set_index(["model", "outcome"])
+    assert table.loc[("lstm", "solved"), "runs"] == 3
+    assert table.loc[("rnn", "not solved"), "keep gate: longest time constant (steps)"] == (
+        "no keep gate"
+    )
+    assert table.loc[("lstm", "solved"), "spectral radius (block in W's place)"].startswith("W_g: ")

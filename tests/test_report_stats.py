@@ -13,7 +13,16 @@ import pytest
 
 from pipeline import config
 from pipeline.config.runs import evaluation_runs
-from pipeline.report import compare, figures, findings, stats, style, survival
+from pipeline.report import (
+    compare,
+    figures,
+    findings,
+    gradient_figures,
+    ranking,
+    stats,
+    style,
+    survival,
+)
 from pipeline.report.reading import RESULT_COLUMNS
 from pipeline.report.results import Readout
 from pipeline.report.tables import d50_text, horizon_text, survival_text
@@ -39,12 +48,31 @@ def test_horizon_needs_every_shorter_distance_held():
         ]
     )
     held = stats.horizons(table)
-    assert held[("t", "a")] == stats.Horizon(10, held_again=(40,), failed_at=20)
+    assert held[("t", "a")] == stats.Horizon(10, held_again=(40,), failed_at=20, longest=40)
     assert not held[("t", "a")].monotone
     assert held[("t", "b")].distance is None
-    assert held[("t", "c")] == stats.Horizon(10, (), 20)
+    assert held[("t", "c")] == stats.Horizon(10, (), 20, longest=20)
     text = horizon_text(held[("t", "a")])
     assert text.startswith("10") and "non-monotone" in text and "40" in text and "20" in text
+    assert horizon_text(held[("t", "b")]).startswith("< 10")  # failed at the shortest: a bound
+
+
+def test_a_horizon_at_the_sweeps_edge_is_a_bound_not_a_value():
+    table = counts([("a", 10, 3, 3), ("a", 20, 3, 3), ("b", 10, 3, 3), ("b", 20, 0, 3)])
+    held = stats.horizons(table)
+    assert held[("t", "a")].censored and not held[("t", "b")].censored
+    assert horizon_text(held[("t", "a")]) == "≥ 20 (held at the longest distance run)"
+    assert horizon_text(held[("t", "b")]) == "10"
+
+
+def test_a_variant_that_did_not_run_at_a_distance_does_not_part_there():
+    """A staircase runs each variant at its own distances: b never ran at 15, so a holding there
+    alone is no parting, and b is not said to have stopped holding at 15.
+    """
+    table = counts(
+        [("a", 10, 3, 3), ("a", 15, 3, 3), ("a", 20, 0, 3), ("b", 10, 3, 3), ("b", 20, 3, 3)]
+    )
+    assert stats.parting_distances(table) == {20: ["a"]}
 
 
 def test_parting_distances_are_where_the_holding_models_change():
@@ -112,6 +140,17 @@ def test_the_fitted_curve_crosses_half_at_d50():
     curve = stats.fitted_curve(table, np.array([d.estimate / 2, d.estimate, d.estimate * 2]))
     assert curve[1] == pytest.approx(0.5, abs=1e-6)
     assert curve[0] > 0.5 > curve[2]
+
+
+@pytest.mark.parametrize(
+    ("x", "text"),
+    [(0.0342, "0.0342"), (0.9996, "1.00"), (154.2, "154"), (12345, "12,300"), (2.31e-7, "2.31e-07"),
+     (0.00099, "9.90e-04"), (-3.2, "-3.20"), (0, "0"), (math.inf, "∞"), (math.nan, "n/a")],
+)  # fmt: skip
+def test_numbers_have_three_significant_digits_and_plain_notation_where_it_fits(x, text):
+    from pipeline.report.results import num
+
+    assert num(x) == text
 
 
 def test_few_distances_keep_both_ends():
@@ -238,8 +277,8 @@ def test_no_distance_with_both_outcomes_says_the_data_cannot_separate():
     same = {(m, d): all_("solved" if d <= 20 else "unsolved") for m in ("rnn", "lstm")
             for d in DISTANCES}  # fmt: skip
     sweep = synthetic_sweep(same)
-    sentence = next(s for s in findings.findings(sweep) if "cannot separate" in s)
-    assert "At no distance" in sentence
+    sentence = next(s for s in findings.findings(sweep) if s.startswith("At no distance"))
+    assert "cannot separate" in sentence
 
 
 def test_time_to_solve_censors_unsolved_runs_at_the_budget():
@@ -254,7 +293,10 @@ def test_time_to_solve_censors_unsolved_runs_at_the_budget():
     assert curve.unsolved[0] == 1.0 and curve.unsolved[-1] == pytest.approx(0.5)
     assert curve.median == 300  # half solved by 300
     assert curve.median_ci[0] <= 300 and math.isinf(curve.median_ci[1])  # 4 runs: open above
-    assert survival_text(curve) == "300 (95% CI 100 to past the budget; 2/4 solved)"
+    # four runs: the median with its n, no interval (the accuracy figure refuses one as well)
+    assert survival_text(curve) == "300 (2/4 solved; no interval from 4 runs)"
+    many = pd.concat([runs] * 3, ignore_index=True)  # 12 runs: enough for statsmodels' interval
+    assert survival_text(survival.kaplan_meier(many, 2000)).startswith("300 (95% CI ")
     quick = survival.kaplan_meier(runs.assign(status="solved", steps_to_solve=[2, 3, 4, 5]), 10)
     assert quick.median_ci[1] <= 10  # every run solved: the interval closes in the budget
     late = survival.kaplan_meier(runs.assign(status=["solved"] + ["unsolved"] * 3), 2000)
@@ -333,7 +375,7 @@ def test_seeds_of_one_model_are_compared_where_they_ended_both_ways():
     sentence = next(
         s for s in findings.findings(synthetic_sweep(mixed, shares)) if "Within one model" in s
     )
-    assert "rnn at 20: 2 solved (median 1.5e-03) against 2 unsolved (1.5e-06" in sentence
+    assert "rnn at 20: 2 solved (median 0.00150) against 2 unsolved (1.50e-06" in sentence
     assert "in 4 of 4 solved-unsolved pairs" in sentence
     assert "cannot give p below 0.333" in sentence  # 2 against 2: the smallest p is 1/3
     assert "went with learning" not in sentence
@@ -418,7 +460,8 @@ def test_verdicts_do_not_rank_families_the_data_do_not_separate():
     _, best = verdicts(sweep, "recall")
     assert "the data do not separate RNN and GRU (each held to the longest" in best
     assert "furthest" not in best
-    assert "RNN (horizon 80) = GRU (horizon 80) > LSTM (horizon 20)" in best
+    assert "RNN (horizon ≥ 80) = GRU (horizon ≥ 80) > LSTM (horizon 20)" in best
+    assert "horizon 80" not in best and "d50" not in best.split("ranked")[0]
 
 
 def test_an_e_folding_length_past_its_fit_window_is_not_printed_as_a_number():
@@ -453,3 +496,203 @@ def test_tuning_caveats_flag_choices_at_the_grid_edge_and_on_no_solved_seed():
     assert "Chosen at the edge of the grid: rnn (learning_rate 0.01, the largest)" in said
     sweep.selections = [selection("gru", 1, 0.003)]
     assert tuning_caveats(sweep, "recall").startswith("Every variant's choice solved")
+
+
+def seeds_solved(n: int) -> list[str]:
+    return ["solved"] * n + ["unsolved"] * (len(SEEDS) - n)
+
+
+def test_the_accuracy_figure_draws_each_seed_and_a_fitted_curve_only_where_it_is_significant():
+    """The RNN's share of seeds solved wanders (3, 2, 3, 1 of 4: slope p = 0.25), the LSTM's falls
+    (4, 3, 1, 0: p < 0.001): only the LSTM's logistic curve is drawn, and the caption says so.
+    """
+    outcome = {("rnn", d): seeds_solved(n) for d, n in zip(DISTANCES, (3, 2, 3, 1), strict=True)}
+    outcome |= {("lstm", d): seeds_solved(n) for d, n in zip(DISTANCES, (4, 3, 1, 0), strict=True)}
+    plot = figures.plot_accuracy(synthetic_sweep(outcome))
+    top, bottom = plot.figure.axes[:2]
+    points = sum(len(c.get_offsets()) for c in top.collections)
+    assert points == 2 * len(DISTANCES) * len(SEEDS)  # each run a point
+    curves = [line for line in bottom.get_lines() if len(line.get_xdata()) > len(DISTANCES)]
+    assert len(curves) == 1
+    colours = style.model_colours(synthetic_sweep(outcome))
+    assert curves[0].get_color() == colours["lstm"]
+    assert "significant (likelihood-ratio test, p < 0.05): lstm (p = " in plot.caption
+    assert "Not drawn, not significant: rnn (p = 0.25)" in plot.caption
+    assert "test split" in plot.caption and "validation" in plot.caption
+    assert top.get_xscale() == "log"
+
+
+def test_the_gradient_figure_scales_to_its_data_so_a_growing_curve_stays_on_the_panel():
+    """An IRNN-like curve grows to 20 times its output-step norm going back: the panel's y range
+    reaches past it (it was capped at 5).
+    """
+    sweep = synthetic_sweep(RNN_SHORT)
+    rows = []
+    for run in sweep.runs[sweep.runs["distance"] == 10].itertuples():
+        for k in range(11):
+            norm = 20 ** (k / 10) if run.model == "rnn" else 0.5**k  # 1 at the output step
+            for phase in ("init", "final"):
+                rows.append({"run_id": run.run_id, "task": "recall", "model": run.model,
+                             "distance": 10, "phase": phase, "k": k,
+                             "h_median": norm})  # fmt: skip
+    sweep.curves = pd.DataFrame(rows)
+    plot = gradient_figures.plot_gradient_curves(sweep, "recall")
+    rnn_panel = plot.figure.axes[0]
+    assert rnn_panel.get_title().startswith("rnn")
+    assert rnn_panel.get_ylim()[1] > 20
+    drawn = max(max(line.get_ydata()) for line in rnn_panel.get_lines()[:-1])
+    assert drawn == pytest.approx(20)
+
+
+def test_the_method_says_which_split_each_number_uses_and_that_seeds_differ_in_data():
+    from pipeline.report.document import method
+
+    mixed = dict(RNN_SHORT)
+    mixed[("rnn", 20)] = ["solved", "unsolved", "solved", "unsolved"]
+    sweep = synthetic_sweep(mixed)
+    said = " ".join(method(sweep))
+    assert "figures and tables are on the separate test split" not in said
+    which = next(s for s in method(sweep) if s.startswith("Which data."))
+    assert "Test split: test accuracy" in which and "Validation split: solved" in which
+    assert "learning curves" in which.split("Validation split")[1].split("Training")[0]
+    assert "Training batches: the training gradient norm" in which
+    assert "its own data set" in said
+    within = next(s for s in findings.findings(sweep) if "Within one model" in s)
+    assert "differ only in" not in within and "data set" in within
+
+
+# ---- a staircase sweep -----------------------------------------------------------------------
+
+STAIR_MODELS = [
+    {"name": "rnn", "cell": "rnn"},
+    {"name": "irnn", "cell": "rnn", "nonlinearity": "relu", "recurrent_init": "identity"},
+    {"name": "gru", "cell": "gru"},
+    {"name": "lstm", "cell": "lstm", "forget_bias": "pytorch"},
+]
+
+
+def staircase_sweep(solved: dict, shares: dict, grad_norm: dict, jacobian: dict) -> Readout:
+    """Four variants on a staircase from 10, capped at 40, three seeds: ``solved[model]`` maps
+    each distance it ran at to its seeds solved; ``shares[model]`` is its initial key share at
+    every distance, ``grad_norm[model]`` its runs' mean pre-clip gradient norm and
+    ``jacobian[model]`` its Jacobian norm after training. Brackets follow the rule.
+    """
+    from pipeline.config.staircase import Bracket, Level
+
+    exp = config.Experiment(
+        name="stairs", tasks=[{"task": "recall"}], models=STAIR_MODELS, seeds=[0, 1, 2],
+        staircase={"start": 10, "cap": 40},
+    )  # fmt: skip
+    rows, brackets = [], {}
+    for m in exp.models:
+        levels = []
+        for d, n in sorted(solved[m.name].items()):
+            levels.append(Level(d, n, 3))
+            for seed in range(3):
+                ok = seed < n
+                rows.append(
+                    {"task": "recall", "model": m.name, "cell": m.cell, "distance": d,
+                     "seed": seed, "status": "solved" if ok else "unsolved", "solved": ok,
+                     "steps": 100 * (seed + 1) * d // 10 if ok else 2000,
+                     "steps_to_solve": 100 * (seed + 1) * d // 10 if ok else None,
+                     "test_accuracy": 1.0 if ok else 0.25, "chance_accuracy": 0.25,
+                     "parameters": {"rnn": 900, "gru": 2000, "lstm": 2500}[m.cell],
+                     "hidden_size": 16, "probe_data": True,
+                     "probe_init_h_key_share": shares[m.name],
+                     "probe_final_h_jacobian_key": jacobian[m.name],
+                     "mean_grad_norm": grad_norm[m.name], "run_id": f"{m.name}-{d}-{seed}"}
+                )  # fmt: skip
+        held = [lv.distance for lv in levels if lv.holds]
+        failed = [lv.distance for lv in levels if not lv.holds]
+        lower = max(held) if held else None
+        upper = min((d for d in failed if lower is None or d > lower), default=None)
+        brackets[("recall", m.name)] = Bracket(lower, upper, tuple(levels))
+    runs = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    runs = runs.astype({"steps": "Int64", "steps_to_solve": "Int64", "solved": "boolean"}).copy()
+    empty = pd.DataFrame(columns=["run_id", "task", "model", "distance", "metric", "step", "value"])
+    return Readout(exp, "1", "sqlite:///none", runs, pd.DataFrame(), empty, brackets=brackets)
+
+
+STAIRS = {  # rnn 10 to 20, irnn >= 40 (at the cap), gru >= 40, lstm < 10 (went down to 5)
+    "rnn": {10: 3, 20: 0, 40: 0},
+    "irnn": {10: 3, 20: 3, 40: 3},
+    "gru": {10: 3, 20: 3, 40: 3},
+    "lstm": {5: 0, 10: 0},
+}
+
+
+def test_a_bracket_censored_horizon_is_never_printed_as_a_bare_number():
+    sweep = staircase_sweep(STAIRS, dict.fromkeys(STAIRS, 0.01), dict.fromkeys(STAIRS, 0.5),
+                            dict.fromkeys(STAIRS, 0.5))  # fmt: skip
+    said = findings.findings(sweep)
+    text = " ".join(said)
+    assert "irnn ≥ 40" in text and "gru ≥ 40" in text and "lstm < 5" in text
+    for bare in ("horizon 40", "horizon 5", "d50"):  # no monotone horizon or d50 as a value
+        assert bare not in text, bare
+    defaults, best = ranking.family_verdicts(sweep, "recall")
+    assert defaults.startswith("PyTorch defaults: GRU (gru ≥ 40, 2,000 parameters) > RNN (rnn")
+    assert "> LSTM (lstm < 5, 2,500 parameters)" in defaults
+    assert "No control at shared settings was run" in defaults
+    assert best.startswith("Each family at its best: RNN (irnn ≥ 40, 900 parameters) = GRU (gru")
+    model = next(s for s in said if s.startswith("rnn: memory horizon"))
+    assert (
+        model
+        == "rnn: memory horizon 10 to 20. Seeds solved per distance: 10: 3/3, 20: 0/3, 40: 0/3."
+    )
+
+
+def test_the_initial_share_is_set_against_the_horizons_and_a_contradiction_said():
+    """The GRU starts with a smaller share than the RNN yet holds where the RNN fails: the report
+    says the initial share does not decide who learns; ordered shares say the opposite.
+    """
+    shares = {"rnn": 0.1, "irnn": 0.5, "gru": 0.001, "lstm": 1e-4}
+    sweep = staircase_sweep(STAIRS, shares, dict.fromkeys(STAIRS, 0.5), dict.fromkeys(STAIRS, 0.5))
+    sentence = next(s for s in findings.findings(sweep) if s.startswith("At distance 10, where"))
+    assert "rnn 0.100, irnn 0.500, gru 0.00100, lstm 1.00e-04" in sentence
+    # separated pairs: irnn, gru over rnn (held 20, rnn failed there) and over lstm; rnn over lstm
+    assert "Of the 5 pairs" in sentence and "the larger share in 4" in sentence
+    assert (
+        "gru started with 0.00100 and held further than rnn, which started with 0.100" in sentence
+    )
+    assert sentence.endswith("does not decide who learns.")
+    ordered = {"rnn": 0.01, "irnn": 0.5, "gru": 0.1, "lstm": 1e-4}
+    sweep = staircase_sweep(STAIRS, ordered, dict.fromkeys(STAIRS, 0.5), dict.fromkeys(STAIRS, 0.5))
+    sentence = next(s for s in findings.findings(sweep) if s.startswith("At distance 10, where"))
+    assert "in 5: here the initial shares order the horizons" in sentence
+    assert "not that the share decides" in sentence and "does not decide" not in sentence
+
+
+def test_an_exploding_regime_is_said_with_its_numbers_and_the_clip_only_where_it_shows():
+    grad = {"rnn": 0.5, "irnn": 20.0, "gru": 0.4, "lstm": 0.3}
+    jacobian = {"rnn": 0.5, "irnn": 1000.0, "gru": 0.6, "lstm": 0.01}
+    sweep = staircase_sweep(STAIRS, dict.fromkeys(STAIRS, 0.01), grad, jacobian)
+    sentence = next(s for s in findings.findings(sweep) if s.startswith("The exploding side"))
+    assert (
+        "irnn: its runs' mean pre-clip gradient norm was 20.0 (range 20.0 to 20.0, n=9)" in sentence
+    )
+    assert "20 times the clip (1, global L2 norm)" in sentence
+    assert "Jacobian norm from the key step to the output after training was 1,000" in sentence
+    assert " rnn:" not in sentence and "gru:" not in sentence
+    calm = staircase_sweep(STAIRS, dict.fromkeys(STAIRS, 0.01), dict.fromkeys(STAIRS, 0.5),
+                           dict.fromkeys(STAIRS, 0.5))  # fmt: skip
+    said = findings.findings(calm)
+    assert not any(s.startswith("The exploding side") for s in said)
+    assert any(s.startswith("No variant's runs trained with a median pre-clip") for s in said)
+
+
+def test_the_abstract_quotes_the_numbers_of_the_horizon_table_and_the_ranking():
+    from pipeline.report.abstract import abstract
+
+    shares = {"rnn": 0.1, "irnn": 0.5, "gru": 0.001, "lstm": 1e-4}
+    sweep = staircase_sweep(STAIRS, shares, dict.fromkeys(STAIRS, 0.5), dict.fromkeys(STAIRS, 0.5))
+    said = abstract(sweep)
+    table = ranking.horizon_table(sweep, "recall")
+    for row in table.to_dict("records"):
+        bracket = row["memory horizon"].split(" (")[0]  # the table's bracket, without its words
+        exponent = row["exponent alpha (95% CI)"]
+        expected = exponent if not exponent.startswith("no fit") else "no fit"
+        assert f"{row['model']} {bracket}, {expected}" in said, (row, said)
+    assert f"Ranking: {ranking.ranking_line(sweep, 'recall')} (" in said
+    assert "irnn ≥ 40" in said and "lstm < 5" in said and "horizon 40" not in said
+    assert "PyTorch defaults: GRU > RNN > LSTM." in said
+    assert "in 1 of 5 separated pairs the variant that held further started with less" in said

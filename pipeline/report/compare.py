@@ -5,8 +5,8 @@ short distances have both larger shares and more solved runs. So runs are compar
 the same task and distance: at each distance where both outcomes occur, the initial key share of
 the runs that solved against those that did not, by a two-sided Mann-Whitney rank test, with
 Holm's correction over the distances tested. Within one model too, where a model has both
-outcomes at a distance (seeds differ only in their initialisation there). Every comparison
-carries its number of runs on each side.
+outcomes at a distance (its seeds differ there in initialisation and data set, not in model or
+distance). Every comparison carries its number of runs on each side.
 
 Pooled over models, a distance's comparison still sets one architecture against another (a GRU
 may both start with a smaller share and solve more often than a tanh RNN), so the report draws

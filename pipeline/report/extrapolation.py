@@ -12,8 +12,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pipeline.config.runs import EXTRAPOLATION_FACTORS, extrapolation_column, factor_label
-from pipeline.report.results import Readout
-from pipeline.report.style import few, figure, legend, model_colours, model_dashes
+from pipeline.report.results import Readout, num, spread_text
+from pipeline.report.style import Plot, few, figure, legend, model_colours, model_dashes
 
 FACTORS = tuple(sorted((1.0, *EXTRAPOLATION_FACTORS)))  # 1: the run's own distance
 LONG_COLUMNS = ["task", "model", "distance", "seed", "status", "factor", "tested", "accuracy",
@@ -111,3 +111,101 @@ def plot_extrapolation(sweep: Readout) -> Figure | None:
     legend(fig, axes)
     fig.suptitle("Length extrapolation: accuracy at other distances than the training one")
     return fig
+
+
+# ---- what the run shows, in numbers --------------------------------------------------------
+
+# how much of its above-chance accuracy a run keeps at four times its distance, as a share of the
+# way from chance to perfect: at least HOLDS, a latch that holds at longer gaps; at most TIED, a
+# solution tied to its own length (back at chance); between, partly
+HOLDS, TIED = 0.9, 0.1
+LONGEST = max(EXTRAPOLATION_FACTORS)
+
+
+def retained(long: pd.DataFrame) -> pd.Series:
+    """Per row of ``accuracy_by_factor``: (accuracy - chance) / (1 - chance), 1 at perfect and 0
+    at chance."""
+    return (long["accuracy"] - long["chance_accuracy"]) / (1 - long["chance_accuracy"])
+
+
+def summary_table(sweep: Readout, task: str) -> pd.DataFrame:
+    """Per variant on ``task``, over its runs that solved their own distance (a run that did not
+    says nothing about another length): n, the median accuracy at each factor with its range,
+    and what it learned (``_verdict``) from the median share kept at four times the distance.
+    """
+    runs = sweep.finished[(sweep.finished["task"] == task) & (sweep.finished["status"] == "solved")]
+    long = accuracy_by_factor(runs)
+    rows = []
+    for model in sweep.models:
+        mine = long[long["model"] == model]
+        if mine.empty:
+            continue
+        row = {"model": model, "solved runs": int((mine["factor"] == 1.0).sum())}
+        for factor in FACTORS:
+            at = mine.loc[mine["factor"] == factor, "accuracy"]
+            row[f"accuracy at {factor:g}x"] = spread_text(at) if not at.empty else "not scored"
+        kept = retained(mine[mine["factor"] == LONGEST])
+        row["what it learned"] = _verdict(kept.median()) if not kept.empty else "not scored"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _verdict(kept: float) -> str:
+    if kept >= HOLDS:
+        return f"a latch that holds at {LONGEST:g}x"
+    if kept <= TIED:
+        return "tied to its own length"
+    return f"partly ({kept:.0%} of the way from chance at {LONGEST:g}x)"
+
+
+def extrapolation_sentence(sweep: Readout, task: str) -> str:
+    """Which variants learned a latch that holds at longer gaps and which a solution tied to
+    their own length, from ``summary_table``, with the median accuracies and n."""
+    table = summary_table(sweep, task)
+    if table.empty or (table["what it learned"] == "not scored").all():
+        return ""
+    groups: dict[str, list[str]] = {}
+    for row in table.to_dict("records"):
+        kind = row["what it learned"].split(" (")[0]
+        groups.setdefault(kind, []).append(
+            f"{row['model']}, median {row[f'accuracy at {LONGEST:g}x']}"
+        )
+    said = "; ".join(f"{kind}: {', '.join(members)}" for kind, members in groups.items())
+    return (
+        f"Length extrapolation, over the runs that solved their own distance, scored at "
+        f"{LONGEST:g} times it (median accuracy, range, n): {said}. A latch that holds keeps at "
+        f"least {HOLDS:.0%} of the way from chance to perfect there; tied to its own length, at "
+        f"most {TIED:.0%}."
+    )
+
+
+def extrapolation_plot(sweep: Readout) -> Plot | None:
+    """``plot_extrapolation`` as a figure of the report, with this run's numbers in its caption."""
+    fig = plot_extrapolation(sweep)
+    if fig is None:
+        return None
+    said = " ".join(s for t in sweep.tasks if (s := extrapolation_sentence(sweep, t)))
+    return Plot(
+        "extrapolation",
+        "Length extrapolation",
+        "Each trained run scored on fresh sequences at half, twice and four times its training "
+        "distance, as many as its test split (1x: its test accuracy). A panel per training "
+        "distance (a few of them); a line per variant: the median over its finished runs, "
+        "the band their range; chance dotted. " + said,
+        fig,
+    )
+
+
+def detail_table(sweep: Readout) -> pd.DataFrame:
+    """``extrapolation_table`` as the report prints it: each factor's median accuracy with the
+    distance it was scored at, every finished run counted."""
+    table = extrapolation_table(sweep)
+    out = table[["task", "model", "distance", "n"]].copy()
+    for factor in FACTORS:
+        label = factor_label(factor)
+        accuracy, tested = table[f"accuracy_x{label}"], table[f"distance_x{label}"]
+        out[f"{factor:g}x"] = [
+            "not scored" if pd.isna(a) else f"{num(a)} (d={int(d)})"
+            for a, d in zip(accuracy, tested, strict=True)
+        ]
+    return out

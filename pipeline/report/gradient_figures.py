@@ -5,21 +5,29 @@ reach the key step against distance, and the training gradient norm.
 from __future__ import annotations
 
 import pandas as pd
-import seaborn as sns
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from pipeline.report.results import PHASES, STATES, Readout, values_of
 from pipeline.report.style import (
+    OUTCOME_STYLES,
     Plot,
-    by_model,
     distance_axis,
+    distance_colours,
+    distance_outcome_legend,
     few,
     figure,
     figure_legend,
     hide_unused,
-    legend,
     log_span,
+    model_colours,
+    model_dashes,
+    model_handles,
+    model_markers,
+    nudges,
+    outcome_handles,
+    outcome_points,
+    panels,
 )
 
 SHARE_LABEL = r"$\|\partial L/\partial h_{key}\| \;/\; \|\partial L/\partial h_{out}\|$"
@@ -53,27 +61,28 @@ def plot_gradient_curves(sweep: Readout, task: str) -> Plot | None:
     if rel.empty:
         return None
     models = [m for m in sweep.models if m in set(rel["model"])]
-    distances = few(rel["distance"].unique())
-    fig, axes = figure(len(models), len(distances), width=3.0, height=2.3)
+    # each model's own distances (a staircase gives each variant its own), a few of them
+    distances = {m: few(rel.loc[rel["model"] == m, "distance"].unique()) for m in models}
+    cols = max(len(d) for d in distances.values())
+    fig, axes = figure(len(models), cols, width=3.0, height=2.3)
     colours = {"h": "#1f4e9c", "c": "#d55e00"}
     styles = {"init": (0, (3, 2)), "final": "-"}
     for row, model in enumerate(models):
-        for col, d in enumerate(distances):
+        mine = rel[rel["model"] == model]
+        for col, d in enumerate(distances[model]):
             ax = axes[row][col]
-            for (phase, state), line in rel[
-                (rel["model"] == model) & (rel["distance"] == d)
-            ].groupby(["phase", "state"]):
+            for (phase, state), line in mine[mine["distance"] == d].groupby(["phase", "state"]):
                 ax.plot(line["k"], line["norm"], color=colours[state], ls=styles[phase], lw=1.4)
             ax.axvline(d, color="0.3", ls=":", lw=1)
             ax.set_yscale("log")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title(f"{model}, trained at distance {d}", fontsize=9)
-            ax.set_xlabel("k (steps back from output)" if row == len(models) - 1 else "")
+            ax.set_xlabel("k (steps back from output)")
             ax.set_ylabel("norm / norm at k=0" if col == 0 else "")
-    for ax_row in axes:  # one y range per row: the panels of a model compare across distances
-        low = min(a.get_ylim()[0] for a in ax_row)
-        for a in ax_row:
-            a.set_ylim(max(low, 1e-300), 5)
+            # one y range per model, from its data, so its panels compare across distances; 1
+            # (the output step) always inside
+            ax.set_ylim(max(float(mine["norm"].min()), 1e-300) / 2, max(mine["norm"].max(), 1) * 2)
+        hide_unused(axes[row], len(distances[model]))
     handles = [
         Line2D([], [], color=colours["h"], label="hidden state h"),
         Line2D([], [], color=colours["c"], label="cell state c (LSTM)"),
@@ -105,39 +114,57 @@ def plot_key_share(sweep: Readout) -> Plot | None:
         ("probe_init_h_key_share", "gradient share, at initialisation", SHARE_LABEL),
         ("probe_final_h_key_share", "gradient share, after training", SHARE_LABEL),
         ("probe_init_h_jacobian_key", "Jacobian norm, at initialisation", JACOBIAN_LABEL),
+        ("probe_final_h_jacobian_key", "Jacobian norm, after training", JACOBIAN_LABEL),
     ]
-    fig, axes = figure(len(tasks), len(panels), width=3.3)
+    fig, axes = figure(len(tasks), len(panels), width=3.1)
+    colours, markers, dashes = model_colours(sweep), model_markers(sweep), model_dashes(sweep)
+    nudge = nudges(sweep)
     for row, task in enumerate(tasks):
         part = runs[runs["task"] == task]
         distances = sorted(part["distance"].unique())
         for col, (column, label, ylabel) in enumerate(panels):
             ax = axes[row][col]
-            data = part[pd.to_numeric(part[column], errors="coerce") > 0]
+            values = pd.to_numeric(part[column], errors="coerce")
+            data = part.assign(value=values)[values > 0]
             if data.empty:
                 ax.set_visible(False)
                 continue
-            sns.lineplot(
-                data, x="distance", y=column, **by_model(sweep), estimator="median",
-                errorbar=("pi", 100), marker="o", ax=ax,
-            )  # fmt: skip
+            for model in sweep.models:
+                mine = data[data["model"] == model]
+                if mine.empty:
+                    continue
+                median = mine.groupby("distance")["value"].median()
+                ax.plot(median.index * nudge[model], median.to_numpy(), color=colours[model],
+                        ls=dashes[model], lw=1.1, alpha=0.7)  # fmt: skip
+                outcome_points(ax, mine["distance"] * nudge[model], mine["value"],
+                               mine["status"], colours[model], markers[model], size=18)  # fmt: skip
+            ax.axhline(1.0, color="0.5", ls=":", lw=1)
             ax.set_yscale("log")
             log_span(ax)
             ax.set(title=f"{task}: {label}", ylabel=ylabel)
+            ax.title.set_fontsize(9)
             distance_axis(ax, distances)
-    legend(fig, axes)
+    figure_legend(fig, *_labelled(model_handles(sweep) + outcome_handles(runs["status"])))
     fig.suptitle("What reaches the key step, against distance (hidden state h)")
     return Plot(
         "key_share_vs_distance",
         "Gradient share and Jacobian norm at the key step",
-        "Per run, the median over probe samples of each sample's ratio of the gradient norm at "
-        "the key step to that at the output step; lines: median over seeds, band: range over "
-        "seeds (log scale, float64). 'After training' is each run's last update: where it "
-        "solved for a run that solved, at the budget for one that did not, so the middle panel "
-        "mixes training lengths. The right-hand panel measures the same path without the "
-        "loss: the norm of dh_out/dh_key, so the output residual cannot explain it. Compare "
-        "with the accuracy figure at the same distances." + _zero_note(runs),
+        "Probes on validation sequences. One point per run (the median over its probe samples "
+        "of each sample's ratio of the gradient norm at the key step to that at the output "
+        "step); filled: the run solved, open: it did not within the budget, a cross: it "
+        "diverged; lines join each variant's medians over seeds (log scale, float64). "
+        "'After training' is each run's last update: where it solved for a run that solved, at "
+        "the budget for one that did not, so those panels mix training lengths. The Jacobian "
+        "panels measure the same path without the loss, the norm of dh_out/dh_key, so the "
+        "output residual cannot explain them; above the dotted line at 1 the path grows going "
+        "back. Variants are shifted sideways a little so that equal values stay visible."
+        + _zero_note(runs),
         fig,
     )
+
+
+def _labelled(handles: list) -> tuple[list, list]:
+    return handles, [h.get_label() for h in handles]
 
 
 def _zero_note(runs: pd.DataFrame) -> str:
@@ -148,58 +175,65 @@ def _zero_note(runs: pd.DataFrame) -> str:
     return f" {zeros} share(s) of exactly 0 (no path from the key step) are not drawn."
 
 
-def per_distance_grid(sweep: Readout, metric: str):
-    """(figure, axes, [(axis, task, distance, rows)]) for a metric history at a few distances."""
+def per_model_panels(sweep: Readout, metric: str, ylabel: str):
+    """Small multiples of a metric history: one panel per (task, model), one line per run, its
+    colour its training distance and its style how it ended (``OUTCOME_STYLES``). Returns
+    (figure, [(axis, task, model)], colours) or None without the metric.
+    """
     hist = sweep.history[sweep.history["metric"] == metric]
-    tasks = [t for t in sweep.tasks if t in set(hist["task"])]
-    picks = {t: few(hist.loc[hist["task"] == t, "distance"].unique()) for t in tasks}
-    fig, axes = figure(len(tasks), max(len(p) for p in picks.values()), width=3.2)
-    cells = []
-    for row, task in enumerate(tasks):
-        for col, d in enumerate(picks[task]):
-            rows = hist[(hist["task"] == task) & (hist["distance"] == d)]
-            cells.append((axes[row][col], task, d, rows))
-        hide_unused(axes[row], len(picks[task]))
-    return fig, axes, cells
+    if hist.empty:
+        return None
+    status = sweep.runs.set_index("run_id")["status"]
+    hist = hist.assign(status=hist["run_id"].map(status))
+    cells = [(t, m) for t in sweep.tasks for m in sweep.models
+             if not hist[(hist["task"] == t) & (hist["model"] == m)].empty]  # fmt: skip
+    fig, axes = panels(len(cells))
+    colours = distance_colours(hist["distance"])
+    out = []
+    for ax, (task, model) in zip(axes, cells, strict=True):
+        mine = hist[(hist["task"] == task) & (hist["model"] == model)]
+        for (_, d, how), run in mine.groupby(["run_id", "distance", "status"], sort=False):
+            ax.plot(run["step"], run["value"], color=colours[int(d)], ls=OUTCOME_STYLES[how],
+                    lw=1.1, marker=".", markersize=3)  # fmt: skip
+        prefix = f"{task}, " if len(sweep.tasks) > 1 else ""
+        ax.set_title(f"{prefix}{model}", fontsize=9)
+        ax.set(xlabel="training step (updates)", ylabel=ylabel)
+        out.append((ax, task, model))
+    return fig, out, colours, hist
 
 
 def plot_grad_norm(sweep: Readout) -> Plot | None:
-    history = sweep.history[sweep.history["metric"] == "grad_norm"]
-    if history.empty:
+    found = per_model_panels(sweep, "grad_norm", "pre-clip gradient norm (L2)")
+    if found is None:
         return None
-    fig, axes, cells = per_distance_grid(sweep, "grad_norm")
+    fig, cells, colours, history = found
     t = sweep.exp.training
-    for ax, task, d, rows in cells:
-        sns.lineplot(
-            rows, x="step", y="value", **by_model(sweep), estimator="median", errorbar=None,
-            lw=1.2, marker=".", markersize=4, markeredgewidth=0, ax=ax,
-        )  # fmt: skip
-        if t.grad_clip is not None and t.clip_mode == "norm":
-            ax.axhline(t.grad_clip, color="k", ls="--", lw=1, label=f"clip ({t.grad_clip:g})")
+    clip = t.grad_clip is not None and t.clip_mode == "norm"
+    for ax, _, _ in cells:
+        if clip:
+            ax.axhline(t.grad_clip, color="k", ls="--", lw=1)
         ax.set_yscale("log")
-        ax.set(title=f"{task}, distance {d}", xlabel="training step (updates)")
-        ax.set_ylabel("pre-clip gradient norm (L2)")
-    legend(fig, axes)
-    fig.suptitle("Global gradient norm during training, before clipping")
+    extra = [Line2D([], [], color="k", ls="--", label=f"clip ({t.grad_clip:g})")] if clip else []
+    distance_outcome_legend(fig, colours, history["status"], extra)
+    fig.suptitle("Global gradient norm during training, before clipping (training batches)")
     caption = (
-        f"Each point: the mean over a {t.log_every}-step window of the global gradient norm "
-        "before clipping; lines: median over the seeds still training at that step (a run "
-        "that solved stops, so later steps can hold fewer seeds). A window mean above the "
-        "dashed line means clipping shortened at least some of its steps; it does not show "
-        "single spikes."
+        f"On training batches. One panel per variant, one line per run: the mean over each "
+        f"{t.log_every}-step window of the global gradient norm before clipping; a line's "
+        "colour is the run's training distance, solid where it solved, dashed where it did "
+        "not, dotted where it diverged (a run that solved stops there). "
     )
-    if t.grad_clip is not None and t.clip_mode == "value":
-        caption = (
-            f"Each point: the mean over a {t.log_every}-step window of the global gradient norm "
-            f"before clipping; lines: median over the seeds still training at that step. Each "
-            f"update's gradient had every "
-            f"element clamped to [-{t.grad_clip:g}, {t.grad_clip:g}], which the norm does not "
-            "show: no threshold is drawn."
-        )
-    elif t.grad_clip is not None:
+    if clip:
         above = (history["value"] > t.grad_clip).mean()
         caption += (
-            f" Over every run of the sweep, {above:.0%} of the {len(history)} window means lie "
-            f"above the clip threshold {t.grad_clip:g}."
+            "A window mean above the dashed line means clipping shortened at least some of its "
+            f"steps; it does not show single spikes. Over every run, {above:.0%} of the "
+            f"{len(history)} window means lie above the clip threshold {t.grad_clip:g}."
         )
+    elif t.grad_clip is not None:
+        caption += (
+            f"Each update's gradient had every element clamped to [-{t.grad_clip:g}, "
+            f"{t.grad_clip:g}], which the norm does not show: no threshold is drawn."
+        )
+    else:
+        caption += "Gradients were not clipped."
     return Plot("grad_norm_training", "Gradient norm during training", caption, fig)

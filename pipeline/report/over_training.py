@@ -11,20 +11,24 @@ the runs that solved moved differently from those that did not.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from pipeline.report.gradient_figures import JACOBIAN_LABEL, SHARE_LABEL
-from pipeline.report.results import KEEP_GATES, Readout
-from pipeline.report.style import figure, figure_legend
+from pipeline.report.results import KEEP_GATES, Readout, num
+from pipeline.report.style import (
+    OUTCOME_STYLES,
+    Plot,
+    distance_colours,
+    distance_outcome_legend,
+    figure,
+)
 
-# how a run ended, as a line style (the colour is its distance)
-OUTCOME_STYLES = {"solved": "-", "unsolved": (0, (4, 2)), "diverged": (0, (1, 1.5))}
 # the block of W that plays the Elman W's part, h(t-1) into the tanh that writes the state: W of
 # the RNN, the LSTM's candidate g, the GRU's candidate n
 SPECTRUM_BLOCK = {"rnn": "W", "lstm": "W_g", "gru": "W_n"}
@@ -61,16 +65,6 @@ def trajectories(sweep: Readout, task: str) -> pd.DataFrame:
     return part.sort_values(keys, kind="stable").drop(columns="order").reset_index(drop=True)
 
 
-def distance_colours(distances) -> dict[int, tuple]:
-    """One colour per training distance, darker for longer, the same in every panel: spread
-    over a sequential palette's whole range, so that two distances differ at a glance.
-    """
-    distances = sorted({int(d) for d in distances})
-    cmap = sns.color_palette("crest", as_cmap=True)
-    spread = np.linspace(0.15, 1.0, len(distances)) if len(distances) > 1 else [0.7]
-    return {d: cmap(x) for d, x in zip(distances, spread, strict=True)}
-
-
 def _runs(ax, rows: pd.DataFrame, column: str, colours: dict, positive: bool) -> int:
     """One line per run of ``rows``: ``column`` against step; returns the lines drawn. With
     ``positive``, values of 0 or below are left out (a log axis has no place for them).
@@ -85,17 +79,6 @@ def _runs(ax, rows: pd.DataFrame, column: str, colours: dict, positive: bool) ->
                 ls=OUTCOME_STYLES[status], marker=".", markersize=3)  # fmt: skip
         drawn += 1
     return drawn
-
-
-def _legend(fig: Figure, colours: dict, statuses, extra: list | None = None) -> None:
-    handles = [Line2D([], [], color=c, lw=2, label=f"distance {d}") for d, c in colours.items()]
-    handles += [
-        Line2D([], [], color="0.2", ls=OUTCOME_STYLES[s], label=s)
-        for s in OUTCOME_STYLES
-        if s in set(statuses)
-    ]
-    handles += extra or []
-    figure_legend(fig, handles, [h.get_label() for h in handles])
 
 
 def plot_probe_over_training(
@@ -126,7 +109,7 @@ def plot_probe_over_training(
             ax.set(title=f"{model}: {title}", ylabel=ylabel)
             ax.title.set_fontsize(9)
             ax.set_xlabel("training step (updates)" if r == len(models) - 1 else "")
-    _legend(fig, colours, rows["status"])
+    distance_outcome_legend(fig, colours, rows["status"])
     fig.suptitle(f"{task}: what reaches the key step, probe by probe during training")
     return fig
 
@@ -184,7 +167,7 @@ def plot_mechanism_over_training(
         axes[r][2].set_ylabel("time constant (steps)" if gate is not None else "")
     threshold = Line2D([], [], color="0.4", ls=":", label="1 (vanishing below, exploding above)")
     marker = Line2D([], [], color="0.5", ls="--", label="training distance (time constant panel)")
-    _legend(fig, colours, rows["status"], [threshold, marker])
+    distance_outcome_legend(fig, colours, rows["status"], [threshold, marker])
     fig.suptitle(f"{task}: the recurrent matrix and the keep gate, probe by probe during training")
     return fig
 
@@ -194,3 +177,264 @@ def _span_to_distances(ax, distances) -> None:
     low, high = ax.get_ylim()
     d_low, d_high = float(min(distances)), float(max(distances))
     ax.set_ylim(min(low, d_low / 1.5), max(high, d_high * 1.5, math.e))
+
+
+# ---- what the run shows, in numbers --------------------------------------------------------
+
+
+def _column(runs: pd.DataFrame, phase: str, measure: str) -> pd.Series:
+    """Per run, a result-file measure (``probe_<phase>_h_<measure>`` for a probe summary,
+    ``mech_<phase>_<block>_<stat>`` or ``mech_<phase>_<gate>_tau_<stat>`` for the mechanism)."""
+    if measure in ("key_share", "jacobian_key"):
+        return pd.to_numeric(runs[f"probe_{phase}_h_{measure}"], errors="coerce")
+    return pd.to_numeric(runs[f"mech_{phase}_{measure}"], errors="coerce")
+
+
+def _block_measure(cell: str, stat: str) -> str:
+    """``W_g_radius``: the measure of the block in the Elman W's place for ``cell``."""
+    return f"{SPECTRUM_BLOCK[cell]}_{stat}"
+
+
+def _probed_runs(sweep: Readout, task: str) -> pd.DataFrame:
+    runs = sweep.finished[sweep.finished["task"] == task]
+    return runs[runs["probe_data"].astype(bool)]
+
+
+def _from_to(runs: pd.DataFrame, measure: str) -> str:
+    """``0.0123 -> 0.234 (n=12)``: a measure's median at initialisation and after training."""
+    init, final = _column(runs, "init", measure), _column(runs, "final", measure)
+    n = int((init.notna() & final.notna()).sum())
+    if n == 0:
+        return "n/a"
+    return f"{num(init.median())} → {num(final.median())} (n={n})"
+
+
+def mechanism_table(sweep: Readout, task: str) -> pd.DataFrame:
+    """Per variant and outcome (solved, not solved), over its probed runs: the median key share,
+    Jacobian norm, spectral radius of the block in the Elman W's place, and (for a gated cell)
+    the keep gate's longest time constant over units, each at initialisation -> after training,
+    and how many runs' longest time constant reached their distance after training.
+    """
+    runs = _probed_runs(sweep, task)
+    rows = []
+    for model in sweep.models:
+        mine = runs[runs["model"] == model]
+        if mine.empty:
+            continue
+        cell = mine["cell"].iloc[0]
+        gate = KEEP_GATES.get(cell)
+        for outcome, part in (
+            ("solved", mine[mine["status"] == "solved"]),
+            ("not solved", mine[mine["status"] != "solved"]),
+        ):
+            if part.empty:
+                continue
+            row = {
+                "model": model,
+                "outcome": outcome,
+                "runs": len(part),
+                "distances": ", ".join(str(d) for d in sorted(part["distance"].unique())),
+                "key share": _from_to(part, "key_share"),
+                "Jacobian norm": _from_to(part, "jacobian_key"),
+                "spectral radius (block in W's place)": (
+                    f"{SPECTRUM_BLOCK[cell]}: {_from_to(part, _block_measure(cell, 'radius'))}"
+                ),
+            }
+            row["keep gate: longest time constant (steps)"] = (
+                _from_to(part, f"{gate}_tau_max") if gate else "no keep gate"
+            )
+            row["longest time constant ≥ distance, after training"] = (
+                _reached_text(part, gate) if gate else "no keep gate"
+            )
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _reached(runs: pd.DataFrame, gate: str, phase: str = "final") -> tuple[int, int]:
+    """(runs whose keep gate's longest time constant reached their distance, runs measured)."""
+    tau = _column(runs, phase, f"{gate}_tau_max")
+    measured = tau.notna()
+    return int((tau[measured] >= runs.loc[measured, "distance"]).sum()), int(measured.sum())
+
+
+def _reached_text(runs: pd.DataFrame, gate: str) -> str:
+    k, n = _reached(runs, gate)
+    return f"{k} of {n}" if n else "n/a"
+
+
+def mechanism_sentences(sweep: Readout, task: str) -> list[str]:
+    """What the probes and the mechanism show across training on ``task``, computed: the key
+    share at initialisation and after training of solved and unsolved runs; the spectral radius
+    of the RNN variants' W; whether gated runs' keep gates reached their distance. Each with n;
+    pooled over variants and distances where said (which confounds both with the outcome).
+    """
+    runs = _probed_runs(sweep, task)
+    if runs.empty:
+        return []
+    out = [_share_sentence(sweep, task)]
+    rnn = runs[runs["cell"] == "rnn"]
+    if not rnn.empty:
+        out.append(_radius_sentence(rnn))
+    out.append(_gate_sentence(sweep, task))
+    return [s for s in out if s]
+
+
+@dataclass(frozen=True)
+class Change:
+    """A measure's change over training in ``runs`` runs of one outcome: the medians over runs
+    at initialisation and after training, and the median of each run's ratio (final / init).
+    """
+
+    runs: int
+    init: float
+    final: float
+    ratio: float
+
+
+def share_changes(sweep: Readout, task: str) -> dict[str, Change]:
+    """The key share's change over training, per outcome (``solved``, ``unsolved``: every
+    finished run that did not solve), over the probed runs with a positive share at both ends,
+    pooled over variants and distances.
+    """
+    runs = _probed_runs(sweep, task)
+    out = {}
+    for name, part in (
+        ("solved", runs[runs["status"] == "solved"]),
+        ("unsolved", runs[runs["status"] != "solved"]),
+    ):
+        init, final = _column(part, "init", "key_share"), _column(part, "final", "key_share")
+        both = init.notna() & final.notna() & (init > 0) & (final > 0)
+        if both.any():
+            out[name] = Change(
+                int(both.sum()),
+                float(init[both].median()),
+                float(final[both].median()),
+                float((final[both] / init[both]).median()),
+            )
+    return out
+
+
+def _share_sentence(sweep: Readout, task: str) -> str:
+    changes = share_changes(sweep, task)
+    if not changes:
+        return ""
+    parts = [
+        f"in the {c.runs} {name} runs from {num(c.init)} to {num(c.final)} (per run, a median "
+        f"{num(c.ratio)}-fold {'rise' if c.ratio > 1 else 'change'})"
+        for name, c in changes.items()
+    ]
+    verb = "rose" if all(c.ratio > 1 for c in changes.values()) else "changed"
+    return (
+        f"Over training the key share {verb} (medians over runs, at initialisation and after "
+        "training): " + "; ".join(parts) + ". Pooled over variants and distances, which differ "
+        "between the outcomes."
+    )
+
+
+def _radius_sentence(rnn: pd.DataFrame) -> str:
+    init, final = _column(rnn, "init", "W_radius"), _column(rnn, "final", "W_radius")
+    measured = init.notna() & final.notna()
+    if not measured.any():
+        return ""
+    parts = []
+    for name, mine in (
+        ("solved", rnn["status"] == "solved"),
+        ("unsolved", rnn["status"] != "solved"),
+    ):
+        keep = measured & mine
+        if keep.any():
+            above = int((final[keep] > THRESHOLD).sum())
+            parts.append(
+                f"{num(init[keep].median())} → {num(final[keep].median())} in the "
+                f"{int(keep.sum())} {name} runs ({above} above 1 after training)"
+            )
+    return (
+        "In the RNN variants (W of h(t-1) into the tanh or ReLU), the spectral radius of W went "
+        + " and ".join(parts)
+        + " (median over runs): below 1 the long-term gradient components vanish, above 1 they "
+        "can explode (Pascanu et al. 2013)."
+    )
+
+
+def gate_reach(sweep: Readout, task: str) -> dict[str, tuple[int, int, int, int]]:
+    """Per outcome (``solved``, ``unsolved``), over the gated runs: (runs whose keep gate's
+    longest time constant reached their distance after training, runs measured; the same at
+    initialisation).
+    """
+    runs = _probed_runs(sweep, task)
+    gated = runs[runs["cell"].isin(list(KEEP_GATES))]
+    out = {}
+    for name, mine in (
+        ("solved", gated[gated["status"] == "solved"]),
+        ("unsolved", gated[gated["status"] != "solved"]),
+    ):
+        totals = [0, 0, 0, 0]
+        for cell, part in mine.groupby("cell"):
+            final, init = _reached(part, KEEP_GATES[cell]), _reached(part, KEEP_GATES[cell], "init")
+            totals = [a + b for a, b in zip(totals, (*final, *init), strict=True)]
+        if totals[1]:
+            out[name] = tuple(totals)
+    return out
+
+
+def _gate_sentence(sweep: Readout, task: str) -> str:
+    reach = gate_reach(sweep, task)
+    if not reach:
+        return ""
+    parts = [
+        f"{k} of {n} {name} runs after training ({k0} of {n0} at initialisation)"
+        for name, (k, n, k0, n0) in reach.items()
+    ]
+    return (
+        "The keep gate's longest time constant over units (the LSTM's f, the GRU's z: a unit "
+        "that can carry its state over the gap) reached the run's distance in "
+        + " and in ".join(parts)
+        + "."
+    )
+
+
+def probe_plot(sweep: Readout, task: str) -> Plot | None:
+    """``plot_probe_over_training`` as a figure of the report, its caption with this run's
+    numbers.
+    """
+    fig = plot_probe_over_training(sweep, task)
+    if fig is None:
+        return None
+    every = sweep.exp.probe.every_evals
+    when = "never during training" if every == 0 else f"every {every} validation(s)"
+    said = [_share_sentence(sweep, task)]
+    return Plot(
+        f"probe_over_training_{task}",
+        f"What reaches the key step during training ({task})",
+        f"Probes on validation sequences at initialisation, {when} and after training. One row "
+        "per variant; one line per run, its colour the run's training distance, solid where it "
+        "solved, dashed where it did not, dotted where it diverged (log y). Left: the key "
+        "share (gradient norm at the key step over that at the output step); right: the "
+        "Jacobian norm from the key step to the output, without the loss. "
+        + " ".join(s for s in said if s),
+        fig,
+    )
+
+
+def mechanism_plot(sweep: Readout, task: str) -> Plot | None:
+    """``plot_mechanism_over_training`` (longest time constant over units) as a figure of the
+    report, its caption with this run's numbers.
+    """
+    fig = plot_mechanism_over_training(sweep, task, tau="max")
+    if fig is None:
+        return None
+    rnn = _probed_runs(sweep, task)
+    rnn = rnn[rnn["cell"] == "rnn"]
+    said = [_radius_sentence(rnn) if not rnn.empty else "", _gate_sentence(sweep, task)]
+    return Plot(
+        f"mechanism_over_training_{task}",
+        f"The recurrent matrix and the keep gate during training ({task})",
+        "Measured with every probe. One row per variant; one line per run (colour: its training "
+        "distance; solid solved, dashed not, dotted diverged). Left and middle: the spectral "
+        "radius and the largest singular value of the block of W in the Elman W's place (W "
+        "of the RNN, the LSTM's candidate block W_g, the GRU's W_n), with 1 dotted. Right: the "
+        "keep gate's longest time constant over units (LSTM f, GRU z), each training distance "
+        "a dashed line in its colour: a unit keeps its state over the gap where its time "
+        "constant reaches the line. " + " ".join(s for s in said if s),
+        fig,
+    )

@@ -5,7 +5,7 @@ separates them.
 
 - **Bracket.** The staircase's rule (``config.staircase``) leaves a variant holding at ``lower``
   and failing at ``upper``: the horizon is at least ``lower`` and below ``upper``. A variant that
-  held at the cap is written ``>= cap`` and one that failed at the shortest distance ``< d``:
+  held at the cap is written ``≥ cap`` and one that failed at the shortest distance ``< d``:
   bounds, never values.
 - **Ranking.** Variant A is ahead of B on the brackets when A held at a distance where B failed
   with every seed counted (``A.lower >= B.upper``); otherwise on the exponents when their
@@ -17,6 +17,7 @@ separates them.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -24,26 +25,47 @@ import pandas as pd
 from pipeline.config import control
 from pipeline.report import scaling
 from pipeline.report.results import FINISHED, Readout, distance_text
-from pipeline.report.style import Plot, distance_axis, figure, legend, model_colours
+from pipeline.report.stats import horizons, success_counts
+from pipeline.report.style import (
+    Plot,
+    distance_axis,
+    figure,
+    legend,
+    model_colours,
+    model_markers,
+)
+from pipeline.report.tables import short_bracket
+from pipeline.report.verdict import FAMILY
 
 ALPHA = 0.05  # the family-wise level of the exponent comparisons (Holm)
 
 
 def bracket_text(b) -> str:
-    """``20 to 40``, ``>= 80 (the cap)``, ``< 5 (the shortest distance)``, or ``plan incomplete``;
-    with the distances a monotone horizon would not explain, where there are any.
+    """``20 to 40``, ``≥ 80 (held at the cap)``, ``< 5 (failed at the shortest distance)``, or
+    ``plan incomplete``; with the distances a monotone horizon would not explain, where there
+    are any. A censored end is a bound, never a value.
     """
     if b is None:
         return "plan incomplete (runs missing or failed)"
     if b.below_min:
         text = f"< {b.upper} (failed at the shortest distance)"
     elif b.beyond_cap:
-        text = f">= {b.lower} (held at the cap)"
+        text = f"≥ {b.lower} (held at the cap)"
     else:
         text = f"{b.lower} to {b.upper}"
     if b.contradictions:
         text += f"; non-monotone at {', '.join(map(str, b.contradictions))}"
     return text
+
+
+def exponent_text(fit) -> str:
+    """``1.19 (95% CI 0.58 to 1.80, n=11)``, or why there is no exponent."""
+    if fit is None:
+        return "no runs"
+    if not fit.fitted:
+        return f"no fit ({fit.reason})"
+    low, high = fit.alpha_ci
+    return f"{fit.alpha:.2f} (95% CI {low:.2f} to {high:.2f}, n={fit.runs})"
 
 
 def _level_text(b, distance: int | None) -> str:
@@ -129,9 +151,9 @@ def _ahead_on_brackets(a, b) -> bool:
     )
 
 
-def ranking(sweep: Readout, task: str) -> str:
-    """The variants in order, best first, each adjacent pair joined by the measure that
-    separated them (``>`` by brackets, ``>>`` by exponents) or ``=`` where neither did.
+def ranked(sweep: Readout, task: str) -> list[tuple[str, str]]:
+    """The variants in order, best first: (model, how it stands to the one before: ``>`` behind
+    it on brackets, ``>>`` on exponents, ``=`` not separated; ``""`` for the first).
     """
     brackets = {m: sweep.brackets.get((task, m)) for m in sweep.models}
     fitted = fits(sweep, task)
@@ -150,86 +172,196 @@ def ranking(sweep: Readout, task: str) -> str:
         return (-lower, -upper, alpha)
 
     order = sorted(sweep.models, key=order_key)
-    parts, measures = [order[0]], set()
+    out = [(order[0], "")]
     for ahead, behind in zip(order, order[1:], strict=False):
-        if _ahead_on_brackets(brackets[ahead], brackets[behind]):
-            parts.append(f"> {behind}")
-            measures.add("brackets")
-            continue
         c = contrasts.get(frozenset((ahead, behind)))
-        if c is not None and fitted[ahead].alpha < fitted[behind].alpha:
-            parts.append(f">> {behind}")
-            measures.add("exponents")
+        if _ahead_on_brackets(brackets[ahead], brackets[behind]):
+            out.append((behind, ">"))
+        elif c is not None and fitted[ahead].alpha < fitted[behind].alpha:
+            out.append((behind, ">>"))
         else:
-            parts.append(f"= {behind}")
+            out.append((behind, "="))
+    return out
+
+
+def ranking_line(sweep: Readout, task: str) -> str:
+    """``irnn = gru > lstm >> rnn``: ``ranked`` as one line."""
+    return " ".join(f"{join} {model}".strip() for model, join in ranked(sweep, task))
+
+
+def ranking(sweep: Readout, task: str) -> str:
+    """The ranking in words, with how to read its signs and which measure separated what."""
+    measures = {join for _, join in ranked(sweep, task)} - {"", "="}
     how = {
         frozenset(): "neither measure separates any adjacent pair",
-        frozenset({"brackets"}): "the brackets separate them",
-        frozenset({"exponents"}): "the exponents separate them",
-        frozenset({"brackets", "exponents"}): "the brackets and, where those overlap, the "
-        "exponents separate them",
+        frozenset({">"}): "the brackets separate them",
+        frozenset({">>"}): "the exponents separate them",
+        frozenset({">", ">>"}): "the brackets and, where those overlap, the exponents separate "
+        "them",
     }[frozenset(measures)]
     return (
-        f"Ranking on {task}: {' '.join(parts)}. Read '>' as held where the next one failed "
-        "(brackets, every seed counted), '>>' as time to solve grows more slowly with distance "
-        f"(exponents, Holm-corrected p < {ALPHA}), '=' as not separated by either; {how}."
+        f"Ranking on {task}: {ranking_line(sweep, task)}. Read '>' as held where the next one "
+        "failed (brackets, every seed counted), '>>' as time to solve grows more slowly with "
+        f"distance (exponents, Holm-corrected p < {ALPHA}), '=' as not separated by either; "
+        f"{how}."
     )
 
 
-def _group_text(group: list[str]) -> str:
-    return " and ".join(group)
+def shared_text(sweep: Readout) -> str:
+    """``learning_rate 0.01``: the control's shared settings."""
+    return ", ".join(
+        f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in sweep.exp.control.point
+    )
 
 
-def control_sentences(sweep: Readout, task: str) -> list[str]:
-    """For every family verdict the brackets decide: where it was decided and whether it holds
-    at the shared settings too (the control runs), with the seeds solved on each side.
+def _labelled_comparisons(sweep: Readout, brackets: dict) -> list[tuple[str, list[list[str]]]]:
+    """``control.comparisons`` with their names: it leaves out a comparison of fewer than two
+    families, so the names follow the same rule.
     """
-    if sweep.control is None:
-        return []
+    models = sweep.exp.models
+    defaults = {m.cell for m in models if m.pytorch_default}
+    names = (["PyTorch defaults"] if len(defaults) >= 2 else []) + (
+        ["Each family at its best"] if len({m.cell for m in models}) >= 2 else []
+    )
+    return list(zip(names, control.comparisons(models, brackets), strict=True))
+
+
+@dataclass(frozen=True)
+class ControlResult:
+    """A family verdict decided at ``distance`` trained again at the shared settings: seeds
+    solved of runs on each side; ``holds`` None while its runs are unfinished.
+    """
+
+    ahead: tuple[str, ...]
+    behind: tuple[str, ...]
+    distance: int
+    ahead_solved: int
+    ahead_runs: int
+    behind_solved: int
+    behind_runs: int
+    holds: bool | None
+
+
+@dataclass(frozen=True)
+class FamilyComparison:
+    """One family comparison (``label``): the families best first, each with its compared
+    variants, and how each stands to the one before (``>``: held where it failed, every seed
+    counted; ``=``: not separated by the brackets); the control result of every ``>``.
+    """
+
+    label: str
+    families: tuple[tuple[str, tuple[str, ...]], ...]
+    joins: tuple[str, ...]
+    controls: tuple[ControlResult, ...]
+    all_at_cap: bool
+
+
+def _control_result(sweep: Readout, task: str, ahead, behind, d: int) -> ControlResult:
+    at = sweep.control[(sweep.control["task"] == task) & (sweep.control["distance"] == d)]
+
+    def counts(group) -> tuple[int, int, int]:
+        mine = at[at["model"].isin(group)]
+        done = int(mine["status"].isin(FINISHED).sum())
+        return int((mine["status"] == "solved").sum()), len(mine), done
+
+    (a_solved, a_n, a_done), (b_solved, b_n, b_done) = counts(ahead), counts(behind)
+    holds = None
+    if a_n and b_n and a_done == a_n and b_done == b_n:
+        holds = 2 * a_solved >= a_n and a_solved > 0 and not 2 * b_solved >= b_n
+    return ControlResult(tuple(ahead), tuple(behind), d, a_solved, a_n, b_solved, b_n, holds)
+
+
+def family_comparisons(sweep: Readout, task: str) -> list[FamilyComparison] | None:
+    """The family comparisons on ``task`` decided by the brackets (``config.control``): PyTorch
+    defaults against defaults, and each family at its best; None while a staircase is
+    incomplete, empty with fewer than two families.
+    """
     brackets = {m: sweep.brackets.get((task, m)) for m in sweep.models}
-    shared = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
-                       for k, v in sweep.exp.control.point)  # fmt: skip
     if any(b is None for b in brackets.values()):
-        return [f"Control at the shared settings ({shared}): not run, a staircase is incomplete."]
-    runs = sweep.control[sweep.control["task"] == task]
+        return None
+    cells = {m.name: m.cell for m in sweep.exp.models}
     out = []
-    for label, groups in zip(
-        ("PyTorch defaults", "each family at its best"),
-        control.comparisons(sweep.exp.models, brackets),
-        strict=False,
-    ):
-        pairs = control.decided(groups, brackets)
-        if not pairs:
-            out.append(f"{label}: the brackets separate no family, so no verdict needed a control.")
-            continue
-        for ahead, behind, d in pairs:
-            at = runs[runs["distance"] == d]
-
-            def counts(group, at=at):
-                mine = at[at["model"].isin(group)]
-                return (
-                    int((mine["status"] == "solved").sum()),
-                    len(mine),
-                    int(mine["status"].isin(FINISHED).sum()),
-                )
-
-            (a_solved, a_n, a_done), (b_solved, b_n, b_done) = counts(ahead), counts(behind)
-            verdict = (
-                f"{_group_text(ahead)} ahead of {_group_text(behind)}, decided at distance {d} "
-                f"(at the tuned settings {_group_text(ahead)} held {brackets[ahead[0]].lower} "
-                f"and {_group_text(behind)} failed at {d})"
+    for label, groups in _labelled_comparisons(sweep, brackets):
+        ranked_groups = sorted(groups, key=lambda g: control._key(brackets[g[0]]), reverse=True)
+        decided = {(tuple(a), tuple(b)): d for a, b, d in control.decided(groups, brackets)}
+        joins = tuple(
+            ">" if (tuple(a), tuple(b)) in decided else "="
+            for a, b in zip(ranked_groups, ranked_groups[1:], strict=False)
+        )
+        controls = ()
+        if sweep.control is not None:
+            controls = tuple(_control_result(sweep, task, a, b, d) for (a, b), d in decided.items())
+        out.append(
+            FamilyComparison(
+                label=label,
+                families=tuple((FAMILY[cells[g[0]]], tuple(g)) for g in ranked_groups),
+                joins=joins,
+                controls=controls,
+                all_at_cap=all(brackets[g[0]].beyond_cap for g in ranked_groups),
             )
-            if a_done < a_n or b_done < b_n or not a_n or not b_n:
-                out.append(f"{label}: {verdict}; the control runs at {d} are not all finished.")
-                continue
-            holds = 2 * a_solved >= a_n and a_solved > 0 and not 2 * b_solved >= b_n
-            out.append(
-                f"{label}: {verdict}. At the shared settings ({shared}), at distance {d}: "
-                f"{_group_text(ahead)} solved {a_solved}/{a_n} runs, {_group_text(behind)} "
-                f"{b_solved}/{b_n}: the verdict "
-                + ("holds at the shared settings as well." if holds else "does not hold there.")
-            )
+        )
     return out
+
+
+def family_verdicts(sweep: Readout, task: str) -> list[str]:
+    """``family_comparisons`` in words: each family's compared variants with their brackets
+    and parameter counts, ``>`` and ``=`` between them, and whether each ``>`` holds at the
+    control's shared settings, with the seeds solved on each side.
+    """
+    found = family_comparisons(sweep, task)
+    if found is None:
+        return ["Family verdicts: not given while a staircase is incomplete."]
+    brackets = {m: sweep.brackets.get((task, m)) for m in sweep.models}
+    sizes = sweep.runs.groupby("model")["parameters"].max()
+    out = []
+    for c in found:
+        parts = []
+        for i, (family, members) in enumerate(c.families):
+            if i:
+                parts.append(c.joins[i - 1])
+            listed = ", ".join(
+                f"{m} {short_bracket(brackets[m])}, {int(sizes.get(m, 0)):,} parameters"
+                for m in members
+            )
+            parts.append(f"{family} ({listed})")
+        text = f"{c.label}: {' '.join(parts)}"
+        if c.label.startswith("Each family"):
+            counted = ", ".join(
+                f"{FAMILY[cell]} {sum(1 for m in sweep.exp.models if m.cell == cell)}"
+                for cell in control.FAMILIES
+                if any(m.cell == cell for m in sweep.exp.models)
+            )
+            text += (
+                " (a family's best is picked on these results, so a family with more variants "
+                f"had more chances: {counted})"
+            )
+        if ">" not in c.joins:
+            text += ". The brackets separate no family here"
+            if c.all_at_cap:
+                text += " (each held at the cap: the cap is too short to rank them)"
+            out.append(text + ".")
+            continue
+        text += ". Read '>' as held at a distance where the next family failed, every seed counted."
+        if sweep.control is None:
+            out.append(text + " No control at shared settings was run.")
+            continue
+        results = "; ".join(_control_words(r) for r in c.controls)
+        out.append(
+            f"{text} At the shared settings ({shared_text(sweep)}), on the evaluation seeds: "
+            f"{results}."
+        )
+    return out
+
+
+def _control_words(r: ControlResult) -> str:
+    names = f"{' and '.join(r.ahead)} ahead of {' and '.join(r.behind)} at {r.distance}"
+    if r.holds is None:
+        return f"{names}: its control runs are not all finished"
+    verdict = "holds" if r.holds else "does not hold"
+    return (
+        f"{names} {verdict} ({r.ahead_solved}/{r.ahead_runs} solved against "
+        f"{r.behind_solved}/{r.behind_runs})"
+    )
 
 
 def plot_scaling(sweep: Readout) -> Plot | None:
@@ -265,6 +397,9 @@ def plot_scaling(sweep: Readout) -> Plot | None:
                 d = np.geomspace(own["distance"].min(), own["distance"].max(), 50)
                 ax.plot(d, fit.median_steps(d), color=colours[model], lw=1.2)
         ax.axhline(budget, color="0.6", lw=0.8, ls=":")
+        fastest = pd.to_numeric(mine["steps_to_solve"], errors="coerce").astype(float).min()
+        low = budget if pd.isna(fastest) else fastest  # no run solved: every point on the budget
+        ax.set_ylim(low / 2, budget * 2)  # the budget line inside, even where every point is on it
         ax.set_yscale("log")
         distance_axis(ax, sorted(mine["distance"].unique()))
         ax.set_ylabel("updates to solve")
@@ -283,3 +418,113 @@ def plot_scaling(sweep: Readout) -> Plot | None:
         )
     )
     return Plot("scaling", "Time to solve against distance", caption, fig)
+
+
+def _ends(sweep: Readout, task: str) -> dict[str, tuple]:
+    """Per variant: (held at, failed at, seeds solved there as text): its staircase's bracket
+    or, without a staircase, its monotone horizon and the first distance it failed at. None for
+    an end that does not exist (below the shortest distance, beyond the cap).
+    """
+    counts = success_counts(sweep.runs[sweep.runs["task"] == task])
+    solved = {(c.model, c.distance): f"{c.solved}/{c.planned}" for c in counts.itertuples()}
+    out = {}
+    for model in sweep.models:
+        if sweep.brackets:
+            b = sweep.brackets.get((task, model))
+            if b is None:
+                continue
+            lower, upper = b.lower, b.upper
+        else:
+            h = horizons(counts[counts["model"] == model])[(task, model)]
+            lower, upper = h.distance, h.failed_at
+        out[model] = (lower, upper, solved.get((model, lower), ""), solved.get((model, upper), ""))
+    return out
+
+
+def plot_horizons(sweep: Readout) -> Plot | None:
+    """The answer in one figure, one row of two panels per task: each variant's memory horizon
+    as the interval between the distance it held at and the one it failed at (an arrow where an
+    end is censored), with the seeds solved at each end, beside its scaling exponent with its
+    95% interval; variants in the ranking's order, best at the top.
+    """
+    if sweep.finished.empty:
+        return None
+    tasks = [t for t in sweep.tasks if not sweep.finished[sweep.finished["task"] == t].empty]
+    fig, axes = figure(len(tasks), 2, width=4.6, height=0.5 * len(sweep.models) + 1.4)
+    colours, markers = model_colours(sweep), model_markers(sweep)
+    for row, task in enumerate(tasks):
+        ends, fitted = _ends(sweep, task), fits(sweep, task)
+        order = [m for m, _ in ranked(sweep, task)] if sweep.brackets else _by_reach(ends, sweep)
+        distances = sorted(sweep.runs.loc[sweep.runs["task"] == task, "distance"].unique())
+        left, right = axes[row]
+        for y, model in enumerate(reversed(order)):
+            if model not in ends:
+                left.text(distances[0], y, "plan incomplete", va="center", fontsize=8)
+                continue
+            lower, upper, at_lower, at_upper = ends[model]
+            c = colours[model]
+            x0 = lower if lower is not None else distances[0] * 2**-0.45
+            x1 = upper if upper is not None else distances[-1] * 2**0.45
+            left.plot([x0, x1], [y, y], color=c, lw=5, alpha=0.35, solid_capstyle="butt")
+            if lower is None:
+                left.annotate("", (x0, y), (upper, y), arrowprops={"arrowstyle": "->", "color": c})
+            else:
+                left.plot([lower], [y], marker=markers[model], color=c, ms=8)
+                left.annotate(at_lower, (lower, y), (0, 7), textcoords="offset points",
+                              ha="center", fontsize=7)  # fmt: skip
+            if upper is None:
+                left.annotate("", (x1, y), (lower, y), arrowprops={"arrowstyle": "->", "color": c})
+            else:
+                left.plot([upper], [y], marker="x", color=c, ms=8, mew=2)
+                left.annotate(at_upper, (upper, y), (0, 7), textcoords="offset points",
+                              ha="center", fontsize=7)  # fmt: skip
+            fit = fitted.get(model)
+            if fit is not None and fit.fitted:
+                low, high = fit.alpha_ci
+                right.errorbar([fit.alpha], [y], xerr=[[fit.alpha - low], [high - fit.alpha]],
+                               fmt=markers[model], color=c, ms=7, capsize=3)  # fmt: skip
+            else:
+                right.text(0.02, y, "no fit", va="center", fontsize=8, color="0.4",
+                           transform=right.get_yaxis_transform())  # fmt: skip
+        labels = list(reversed(order))
+        for ax in (left, right):
+            ax.set_yticks(range(len(labels)), labels)
+            ax.set_ylim(-0.7, len(labels) - 0.3)
+        distance_axis(left, distances)
+        left.set_xlim(distances[0] * 2**-0.6, distances[-1] * 2**0.6)
+        left.set_title(f"{task}: memory horizon, held (marker) to failed (×)", fontsize=10)
+        right.set_title(f"{task}: exponent alpha, 95% CI", fontsize=10)
+        right.set_xlabel("alpha: updates to solve ~ distance^alpha")
+        right.grid(axis="y", visible=False)
+    fig.suptitle("Where each variant's memory horizon lies, and how its training time grows")
+    how = (
+        "the staircase's bracket: the longest distance it held at (at least half its seeds "
+        "solved) and the distance above it where it failed, every seed counted"
+        if sweep.brackets
+        else "its monotone horizon (the longest distance held at and below) and the first "
+        "distance it failed at"
+    )
+    return Plot(
+        "horizons",
+        "Memory horizon and scaling exponent of every variant",
+        f"Left: each variant's memory horizon lies in the shaded interval, {how}; the numbers "
+        "are seeds solved of runs at each end (solved is decided on validation accuracy). An "
+        "arrow is a censored end: a variant that held at the longest distance run has its "
+        "horizon there or beyond, one that failed at the shortest below it. Right: the "
+        "exponent alpha of updates to solve ~ distance^alpha (log-normal accelerated-failure-"
+        "time fit, runs that did not solve censored at the budget) with its 95% interval. "
+        + (
+            "Variants in the ranking's order, best at the top."
+            if sweep.brackets
+            else "Variants by horizon, longest at the top."
+        ),
+        fig,
+    )
+
+
+def _by_reach(ends: dict, sweep: Readout) -> list[str]:
+    def key(model: str) -> tuple:
+        lower, upper, _, _ = ends.get(model, (None, None, "", ""))
+        return (-(lower or -1), -(upper or math.inf))
+
+    return sorted(sweep.models, key=key)

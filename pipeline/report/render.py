@@ -19,6 +19,23 @@ class Section:
     title: str
     blocks: list = field(default_factory=list)  # str (paragraph), list[str] (bullets),
     # pd.DataFrame (table), Plot (figure)
+    level: int = 2  # 2: a section, 3: a subsection (of the section before it)
+
+    @property
+    def anchor(self) -> str:
+        """The section's id in the page: its title, lower case, words joined by ``-``."""
+        return slug(self.title)
+
+
+def slug(title: str) -> str:
+    """``Outcomes per distance (copy)`` -> ``outcomes-per-distance-copy``."""
+    words = "".join(c if c.isalnum() else " " for c in title.lower()).split()
+    return "-".join(words)
+
+
+def contents(sections: list[Section]) -> list[tuple[int, str, str]]:
+    """(level, title, anchor) of every section, in order: the table of contents."""
+    return [(s.level, s.title, s.anchor) for s in sections]
 
 
 @dataclass(frozen=True)
@@ -61,14 +78,40 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 th { background: #f2f2f2; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; }
 figcaption { color: #444; font-size: 0.95em; }
+nav#contents { background: #f7f7f7; padding: 0.3em 1em; border: 1px solid #ddd; }
+nav#contents ul { margin: 0.2em 0; } nav#contents h2 { margin: 0.3em 0; font-size: 1.1em; }
 """
+
+
+def _toc_html(sections: list[Section]) -> str:
+    """A nested list of links to every section (subsections under their section): the table of
+    contents.
+    """
+
+    def link(title: str, anchor: str) -> str:
+        return f'<a href="#{anchor}">{html.escape(title)}</a>'
+
+    items: list[list[str]] = []  # per section: its link, then its subsections' links
+    for level, title, anchor in contents(sections):
+        if level <= 2 or not items:
+            items.append([link(title, anchor)])
+        else:
+            items[-1].append(link(title, anchor))
+    rows = "".join(
+        f"<li>{head}"
+        + (f"<ul>{''.join(f'<li>{a}</li>' for a in subs)}</ul>" if subs else "")
+        + "</li>"
+        for head, *subs in items
+    )
+    return f'<nav id="contents"><h2>Contents</h2><ul>{rows}</ul></nav>'
 
 
 def render_html(sections: list[Section], title: str, folder: Path) -> str:
     """The page; figures are embedded (base64 PNG) so the file alone shows everything."""
-    body, number = [f"<h1>{html.escape(title)}</h1>"], 0
+    body, number = [f"<h1>{html.escape(title)}</h1>", _toc_html(sections)], 0
     for section in sections:
-        body.append(f"<h2>{html.escape(section.title)}</h2>")
+        tag = f"h{section.level}"
+        body.append(f'<{tag} id="{section.anchor}">{html.escape(section.title)}</{tag}>')
         for block in section.blocks:
             if isinstance(block, str):
                 body.append(f"<p>{html.escape(block)}</p>")
@@ -96,9 +139,13 @@ def render_html(sections: list[Section], title: str, folder: Path) -> str:
 
 
 def render_markdown(sections: list[Section], title: str) -> str:
-    out, number = [f"# {title}", ""], 0
+    out, number = [f"# {title}", "", "Contents:", ""], 0
+    out += [
+        f"{'  ' * (level - 2)}- [{name}](#{anchor})" for level, name, anchor in contents(sections)
+    ]
+    out.append("")
     for section in sections:
-        out += [f"## {section.title}", ""]
+        out += [f"{'#' * section.level} {section.title}", ""]
         for block in section.blocks:
             if isinstance(block, str):
                 out += [block, ""]

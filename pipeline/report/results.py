@@ -23,6 +23,9 @@ PROBE_STATS = (
     "key_share", "key_share_q25", "key_share_q75", "rho", "rho_r2", "efold", "jacobian_key",
 )  # fmt: skip
 NO_PROBE = "no probe data"
+# below this many runs an interval estimate (Kaplan-Meier's, a band over seeds) claims more than
+# the runs hold: the report gives each value, or the range, with n instead
+FEW_RUNS = 10
 # the mechanism's measures (mechanism.metrics without its mech/ prefix), as result-file keys
 # mech_<phase>_* and columns of probe_summary.csv: W's blocks per cell (rnn: W; lstm: W_i, W_f,
 # W_g, W_o; gru: W_r, W_z, W_n), then the keep gate's time constants (lstm: f; gru: z); written
@@ -126,13 +129,27 @@ def values_of(runs: pd.DataFrame, column: str) -> pd.Series:
     return pd.to_numeric(runs[column], errors="coerce").dropna()
 
 
-def sci(x: float) -> str:
-    """A gradient share as the report writes it everywhere: ``3.4e-02``."""
-    return "n/a" if x is None or not math.isfinite(x) else f"{x:.1e}"
+def num(x: float | None) -> str:
+    """A measured number as the report writes it everywhere: three significant digits, plain
+    where a plain number fits (``0.0342``, ``1.00``, ``154``, ``12,300``) and in scientific
+    notation only outside [0.001, 1,000,000) (``2.31e-07``); ``n/a`` where there is none.
+    """
+    if x is None or (isinstance(x, float) and math.isnan(x)) or pd.isna(x):
+        return "n/a"
+    x = float(x)
+    if math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    if x == 0:
+        return "0"
+    rounded = float(f"{x:.3g}")  # to three significant digits first: 0.9996 is 1.00
+    if not 1e-3 <= abs(rounded) < 1e6:
+        return f"{x:.2e}"
+    decimals = 2 - math.floor(math.log10(abs(rounded)))
+    return f"{rounded:.{decimals}f}" if decimals > 0 else f"{round(rounded):,}"
 
 
-def spread_text(values: pd.Series, fmt=sci) -> str:
-    """``3.4e-02 (range 1.0e-02 to 5.0e-02, n=3)``: a median with its range over runs."""
+def spread_text(values: pd.Series, fmt=num) -> str:
+    """``0.0342 (range 0.0100 to 0.0500, n=3)``: a median with its range over runs."""
     if values.empty:
         return "n/a"
     if len(values) == 1:
@@ -144,7 +161,9 @@ def spread_text(values: pd.Series, fmt=sci) -> str:
 
 
 def distance_text(d: float) -> str:
-    """A fitted distance: ``28``, ``4.5``."""
+    """A fitted distance: ``28``, ``4.5``, ``1,590`` (three significant digits from 1,000)."""
+    if d >= 1000:
+        return num(d)
     return f"{d:.0f}" if d >= 10 else f"{d:.1f}"
 
 

@@ -63,10 +63,16 @@ class Horizon:
     distance: int | None
     held_again: tuple[int, ...] = ()
     failed_at: int | None = None  # the first distance it did not hold at, if any
+    longest: int | None = None  # the longest distance it ran at
 
     @property
     def monotone(self) -> bool:
         return not self.held_again
+
+    @property
+    def censored(self) -> bool:
+        """Held at the longest distance or failed at the shortest: a bound, not a value."""
+        return self.distance is None or self.distance == self.longest
 
 
 def horizons(counts: pd.DataFrame) -> dict[tuple[str, str], Horizon]:
@@ -82,24 +88,26 @@ def horizons(counts: pd.DataFrame) -> dict[tuple[str, str], Horizon]:
             horizon = int(d)
         later = group[group["distance"] > (failed_at or math.inf)]
         again = tuple(int(d) for d in later.loc[later["held"], "distance"])
-        out[(task, model)] = Horizon(horizon, again, failed_at)
+        out[(task, model)] = Horizon(horizon, again, failed_at, int(group["distance"].max()))
     return out
 
 
 def parting_distances(counts: pd.DataFrame) -> dict[int, list[str]]:
-    """Where the models part ways: each distance at which some model holds the dependency
-    and another does not, and the set that holds differs from the distance before; mapped to the
-    models that do not hold there but did before (or, at the first distance, that do not hold).
-    When the models never part: the largest distance, mapped to no model.
+    """Where the models part ways: each distance at which some model that ran there holds the
+    dependency and another does not, and the set that holds differs from what held before (a
+    model keeps its last verdict over distances it did not run at: a staircase runs each model
+    at its own); mapped to the models that ran there and do not hold but did before (or, where
+    none did before, every model that ran there and does not hold). When the models never part:
+    the largest distance, mapped to no model.
     """
     holding = counts[holds(counts)].groupby("distance")["model"].agg(frozenset)
-    models = frozenset(counts["model"])
-    out, before = {}, models
+    ran = counts.groupby("distance")["model"].agg(frozenset)
+    out, before = {}, frozenset(counts["model"])
     for d in sorted(counts["distance"].unique()):
-        now = holding.get(d, frozenset())
-        if now and now != models and now != before:
-            out[int(d)] = sorted(before - now) or sorted(models - now)
-        before = now
+        now, here = holding.get(d, frozenset()), ran[d]
+        if now and now != here and now != before & here:
+            out[int(d)] = sorted((before & here) - now) or sorted(here - now)
+        before = (before - here) | now
     return out or {int(counts["distance"].max()): []}
 
 
@@ -235,6 +243,22 @@ def fit_d50(counts: pd.DataFrame) -> D50:
         high_open=opened[1],
         n=n,
     )
+
+
+def slope_p(counts: pd.DataFrame) -> float:
+    """The likelihood-ratio p-value of the logistic fit's slope (solved on log2 distance against
+    a constant P(solved)) for one (task, model); nan where ``fit_d50`` finds nothing to fit.
+    """
+    if fit_d50(counts).kind not in ("fitted", "rising"):
+        return math.nan
+    x = np.log2(counts["distance"].to_numpy(dtype=float))
+    solved = counts["solved"].to_numpy(dtype=float)
+    endog = np.column_stack([solved, counts["planned"].to_numpy(dtype=float) - solved])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = sm.GLM(endog, sm.add_constant(x), family=sm.families.Binomial()).fit()
+        null = sm.GLM(endog, np.ones((len(x), 1)), family=sm.families.Binomial()).fit()
+    return float(chi2.sf(max(2 * (full.llf - null.llf), 0.0), df=1))
 
 
 def fitted_curve(counts: pd.DataFrame, distances: np.ndarray) -> np.ndarray | None:

@@ -8,6 +8,7 @@ import pandas as pd
 
 from pipeline.config.runs import grid_label
 from pipeline.report.results import (
+    FEW_RUNS,
     NO_PROBE,
     PHASES,
     STATES,
@@ -16,12 +17,25 @@ from pipeline.report.results import (
     efold_text,
     init_setting,
     is_unprobed,
-    sci,
+    num,
     spread_text,
     values_of,
 )
 from pipeline.report.stats import D50, Horizon, fit_d50, horizons, success_counts
 from pipeline.report.survival import survival_table
+
+NOT_RUN = "not run"  # a per-distance cell of a variant that no run reached at that distance
+
+
+def by_distance(rows: list[dict]) -> pd.DataFrame:
+    """Rows with ``d=<distance>`` columns as a table: those columns in increasing distance after
+    the others (a staircase visits distances out of order), and a distance a variant never ran
+    at written ``not run`` rather than left empty.
+    """
+    table = pd.DataFrame(rows)
+    per = sorted((c for c in table.columns if str(c).startswith("d=")), key=lambda c: int(c[2:]))
+    table = table[[c for c in table.columns if c not in per] + per]
+    return table.fillna({c: NOT_RUN for c in per})
 
 
 def count_text(c) -> str:
@@ -32,8 +46,16 @@ def count_text(c) -> str:
 
 
 def horizon_text(h: Horizon) -> str:
-    """The monotone horizon in words, with any later distance held after a failure."""
-    text = "none (did not hold at the shortest distance)" if h.distance is None else str(h.distance)
+    """The monotone horizon in words, censored ends as bounds (``≥ 40``: held at the longest
+    distance run; ``< 10``: failed at the shortest), with any later distance held after a
+    failure.
+    """
+    if h.distance is None:
+        text = f"< {h.failed_at} (did not hold at the shortest distance)"
+    elif h.distance == h.longest:
+        text = f"≥ {h.distance} (held at the longest distance run)"
+    else:
+        text = str(h.distance)
     if h.held_again:
         again = ", ".join(map(str, h.held_again))
         text += f"; non-monotone: held again at {again} after failing at {h.failed_at}"
@@ -86,24 +108,50 @@ def d50_text(d: D50, shortest: float, longest: float) -> str:
 
 
 def horizon_table(sweep: Readout, task: str) -> pd.DataFrame:
-    """Per model: init, both horizons, and seeds solved/planned per distance."""
+    """Per model: init, the horizons, and seeds solved/planned per distance. Without a staircase:
+    the monotone horizon and the fitted d50. With one, the bracket is the horizon (in the
+    staircase's table): the d50 column is kept, flagged, and given only where the bracket is
+    not censored (a logistic fit past a censored end would print a bound as a value).
+    """
     counts = success_counts(sweep.runs[sweep.runs["task"] == task])
     held = horizons(counts)
     rows = []
     for model in sweep.models:
         mine = counts[counts["model"] == model]
+        d50 = d50_text(fit_d50(mine), mine["distance"].min(), mine["distance"].max())
         row = {
             "model": model,
             "cell": sweep.runs.loc[sweep.runs["model"] == model, "cell"].iloc[0],
             "init": init_setting(sweep.exp, model),
-            "memory horizon": horizon_text(held[(task, model)]),
-            "fitted horizon d50": d50_text(
-                fit_d50(mine), mine["distance"].min(), mine["distance"].max()
-            ),
         }
+        if sweep.brackets:
+            b = sweep.brackets.get((task, model))
+            censored = b is None or b.beyond_cap or b.below_min
+            row["fitted d50 (descriptive only)"] = (
+                f"not given: the bracket is censored ({short_bracket(b)})" if censored else d50
+            )
+        else:
+            row["memory horizon"] = horizon_text(held[(task, model)])
+            row["fitted horizon d50"] = d50
         row |= {f"d={c.distance}": count_text(c._asdict()) for c in mine.itertuples(index=False)}
         rows.append(row)
-    return pd.DataFrame(rows)
+    return by_distance(rows)
+
+
+def short_horizon(h: Horizon) -> str:
+    """``12``, ``≥ 40`` or ``< 10``: a monotone horizon with its censoring, without words."""
+    if h.distance is None:
+        return f"< {h.failed_at}"
+    return f"≥ {h.distance}" if h.distance == h.longest else str(h.distance)
+
+
+def short_bracket(b) -> str:
+    """``12 to 17``, ``≥ 24``, ``< 6`` or ``incomplete``: a bracket without words."""
+    if b is None:
+        return "incomplete"
+    if b.below_min:
+        return f"< {b.upper}"
+    return f"≥ {b.lower}" if b.beyond_cap else f"{b.lower} to {b.upper}"
 
 
 def decay_table(sweep: Readout, task: str) -> pd.DataFrame:
@@ -124,7 +172,7 @@ def decay_table(sweep: Readout, task: str) -> pd.DataFrame:
                 r2 = values_of(at, f"probe_init_{state}_rho_r2").median()
                 row[f"d={d}"] = efold_text(rho, r2, int(d))
             rows.append(row)
-    return pd.DataFrame(rows)
+    return by_distance(rows)
 
 
 def measure_table(sweep: Readout, task: str, stat: str) -> pd.DataFrame:
@@ -148,20 +196,25 @@ def measure_table(sweep: Readout, task: str, stat: str) -> pd.DataFrame:
                         q25, q75 = values_of(at, f"{name}_q25"), values_of(at, f"{name}_q75")
                         if not (q25.empty or q75.empty):
                             row[f"d={d}"] += (
-                                f"; samples' quartiles {sci(q25.median())} to {sci(q75.median())}"
+                                f"; samples' quartiles {num(q25.median())} to {num(q75.median())}"
                             )
                 rows.append(row)
-    return pd.DataFrame(rows)
+    return by_distance(rows)
 
 
 _WHEN = {"init": "at initialisation", "final": "after training"}
 
 
 def survival_text(curve) -> str:
+    """``300 (2/4 solved; no interval from 4 runs)``, or with ``FEW_RUNS`` runs or more
+    ``300 (95% CI 100 to 500; 9/12 solved)``; ``not reached`` where fewer than half solved.
+    """
     solved = f"{curve.solved}/{curve.runs} solved"
     if math.isnan(curve.median):
         return f"not reached ({solved})"
     low, high = curve.median_ci
+    if curve.runs < FEW_RUNS:
+        return f"{curve.median:.0f} ({solved}; no interval from {curve.runs} runs)"
     if math.isnan(low):
         return f"{curve.median:.0f} ({solved})"
     upper = "past the budget" if math.isinf(high) else f"{high:.0f}"
@@ -179,7 +232,7 @@ def steps_table(sweep: Readout, task: str) -> pd.DataFrame:
             if t == task and m == model:
                 row[f"d={d}"] = survival_text(curve)
         rows.append(row)
-    return pd.DataFrame(rows)
+    return by_distance(rows)
 
 
 def mse_table(sweep: Readout, task: str) -> pd.DataFrame:
@@ -192,7 +245,7 @@ def mse_table(sweep: Readout, task: str) -> pd.DataFrame:
         for d, at in mine.groupby("distance"):
             row[f"d={d}"] = spread_text(values_of(at, "test_loss"), fmt=lambda v: f"{v:.4f}")
         rows.append(row)
-    return pd.DataFrame(rows)
+    return by_distance(rows)
 
 
 def models_table(sweep: Readout, task: str) -> pd.DataFrame:
@@ -293,7 +346,7 @@ def runs_table(sweep: Readout) -> pd.DataFrame:
     table["steps to solve"] = runs["steps_to_solve"].astype("string").fillna("")
     unprobed = is_unprobed(runs)
     for phase in PHASES:
-        shares = runs[f"probe_{phase}_h_key_share"].map(lambda v: "" if pd.isna(v) else sci(v))
+        shares = runs[f"probe_{phase}_h_key_share"].map(lambda v: "" if pd.isna(v) else num(v))
         table[f"key share h {phase}"] = shares.where(~unprobed, NO_PROBE)
     table["run_id"] = runs["run_id"].fillna("")
     return table

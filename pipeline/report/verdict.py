@@ -19,7 +19,7 @@ import pandas as pd
 
 from pipeline.report.results import Readout, values_of
 from pipeline.report.stats import D50, fit_d50, horizons, success_counts
-from pipeline.report.tables import d50_text
+from pipeline.report.tables import short_horizon
 
 FAMILY = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
 
@@ -57,6 +57,7 @@ def standing(sweep: Readout, task: str) -> pd.DataFrame:
                 "family": FAMILY[configs[model].cell],
                 "default": configs[model].pytorch_default,
                 "horizon": held[(task, model)].distance or 0,
+                "horizon_of": held[(task, model)],
                 "d50": d50,
                 "d50_rank": _d50_rank(d50),
                 "parameters": int(values_of(mine_runs, "parameters").max()),
@@ -73,9 +74,8 @@ def standing(sweep: Readout, task: str) -> pd.DataFrame:
 
 
 def _describe(row) -> str:
-    horizon = row.horizon or "none"
-    d50 = d50_text(row.d50, row.shortest, row.longest)
-    return f"{row.model} (horizon {horizon}; d50 {d50}; {row.parameters:,} parameters)"
+    """``gru (horizon ≥ 40; 1,988 parameters)``: the horizon as a bound where it is censored."""
+    return f"{row.model} (horizon {short_horizon(row.horizon_of)}; {row.parameters:,} parameters)"
 
 
 def _d50_span(d: D50) -> tuple[float, float]:
@@ -100,10 +100,10 @@ def _overlap(a: D50, b: D50) -> bool:
     return a_low < b_high and b_low < a_high
 
 
-def _compare(picked: pd.DataFrame) -> str:
-    """Which family held furthest among ``picked`` (one variant per family, best first), with
-    the whole order. A family shares the place of the one ranked before it when their d50 ranges
-    overlap: with a handful of seeds a horizon one distance apart is not a separation.
+def _tiers(picked: pd.DataFrame) -> list[list]:
+    """``picked`` (one variant per family, best first) in places: a family shares the place of
+    the one ranked before it when their d50 ranges overlap (with a handful of seeds a horizon
+    one distance apart is not a separation).
     """
     tiers: list[list] = []
     for row in picked.itertuples():
@@ -111,8 +111,17 @@ def _compare(picked: pd.DataFrame) -> str:
             tiers[-1].append(row)
         else:
             tiers.append([row])
+    return tiers
+
+
+def _compare(picked: pd.DataFrame) -> str:
+    """Which family held furthest among ``picked`` (one variant per family, best first), with
+    the whole order in places (``_tiers``).
+    """
+    tiers = _tiers(picked)
     order = " > ".join(
-        " = ".join(f"{r.family} (horizon {r.horizon or 'none'})" for r in tier) for tier in tiers
+        " = ".join(f"{r.family} (horizon {short_horizon(r.horizon_of)})" for r in tier)
+        for tier in tiers
     )
     lead = tiers[0]
     if len(lead) == 1:
@@ -125,6 +134,26 @@ def _compare(picked: pd.DataFrame) -> str:
     return (
         f"{head}; ranked by memory horizon, families sharing a place where their d50 ranges "
         f"overlap: {order}"
+    )
+
+
+def compact(sweep: Readout, task: str) -> str:
+    """``PyTorch defaults: GRU > RNN = LSTM; at its best: ...``: both comparisons in one line,
+    empty with fewer than two families.
+    """
+    table = standing(sweep, task)
+    if table["family"].nunique() < 2:
+        return ""
+    said = []
+    for label, picked in (
+        ("PyTorch defaults", table[table["default"]].drop_duplicates("family")),
+        ("each family at its best", table.drop_duplicates("family")),
+    ):
+        if picked["family"].nunique() >= 2:
+            order = " > ".join(" = ".join(r.family for r in tier) for tier in _tiers(picked))
+            said.append(f"{label}: {order}")
+    return (
+        "Families (by memory horizon, '=' where the d50 ranges overlap): " + "; ".join(said) + "."
     )
 
 
