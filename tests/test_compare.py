@@ -45,12 +45,12 @@ def test_rows_pair_each_variant_across_the_two_and_mark_what_one_lacks(pipeline_
     assert list(frame.columns) == ["task", "model", "experiment", "d=6", "d=8", "d=10",
                                    "memory horizon"]  # fmt: skip
     assert frame.values.tolist() == [
-        ["recall", "rnn", "a", "2/2", "2/2", "-", "8"],
+        ["recall", "rnn", "a", "2/2", "2/2", "-", "≥ 8 (held at the longest distance run)"],
         ["recall", "rnn", "b", "1/1", "-", "0/1", "6"],
         ["recall", "lstm", "a", "0/2 (1 unfinished)", "2/2", "-",
-         "none (did not hold at the shortest distance); non-monotone: held again at 8 after "
+         "< 6 (did not hold at the shortest distance); non-monotone: held again at 8 after "
          "failing at 6"],
-        ["recall", "gru", "b", "0/1", "-", "0/1", "none (did not hold at the shortest distance)"],
+        ["recall", "gru", "b", "0/1", "-", "0/1", "< 6 (did not hold at the shortest distance)"],
     ]  # fmt: skip
     text = side_by_side.compare(str(folder / "a.yaml"), str(folder / "b.yaml"))
     assert text.startswith("a and b: seeds solved of planned at each distance")
