@@ -130,6 +130,11 @@ def test_compare_prints_both_real_sweeps_counts_and_horizons(two_sweeps):
             assert cells.pop(f"d={d}") == f"{n}/{len(settings['seeds'])}"
         assert list(cells.values()) == ["-"]  # the distance the other experiment has
         horizon = held_horizon(solved, len(settings["seeds"]))
-        assert row[6].split(";")[0] == (
-            str(horizon) if horizon else "none (did not hold at the shortest distance)"
-        )
+        shortest, longest = min(solved), max(solved)
+        if not horizon:
+            expected = f"< {shortest} (did not hold at the shortest distance)"
+        elif horizon == longest:
+            expected = f"≥ {horizon} (held at the longest distance run)"
+        else:
+            expected = str(horizon)
+        assert row[6].split(";")[0] == expected
